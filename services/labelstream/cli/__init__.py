@@ -1,0 +1,1 @@
+"""The labelstream command line: local stack, projects, items, progress, export, demo."""

@@ -1,0 +1,116 @@
+"""What an outside client does: apply projects, publish items, wait, read final labels."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import grpc
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+from labelstream.common.kafka import Topics
+from labelstream.v1 import events_pb2, services_pb2, services_pb2_grpc
+
+
+def apply_project(ingest_address: str, spec: events_pb2.ProjectSpec) -> bool:
+    with grpc.insecure_channel(ingest_address) as channel:
+        reply = services_pb2_grpc.IngestServiceStub(channel).ApplyProject(
+            services_pb2.ApplyProjectRequest(project=spec), timeout=30)
+    return reply.created
+
+
+def publish_json_items(bootstrap: str, project_id: str, items: Iterable[dict[str, Any]],
+                       on_sent: Callable[[int], None] = lambda _n: None, topic_prefix: str = "") -> int:
+    """Publish items to items.raw as JSON, keyed by item id, as any upstream system may."""
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    futures = []
+    try:
+        for item in items:
+            value = json.dumps({"project_id": project_id, **item}).encode()
+            futures.append(producer.send(topic_prefix + Topics.ITEMS_RAW, key=str(item["item_id"]).encode(),
+                                         value=value, headers=[("content-type", b"application/json")]))
+            on_sent(1)
+        producer.flush()
+        for future in futures:
+            future.get(timeout=30)
+    finally:
+        producer.close()
+    return len(futures)
+
+
+def project_stats(monitor_address: str, project_id: str) -> services_pb2.ProjectStats:
+    with grpc.insecure_channel(monitor_address) as channel:
+        return services_pb2_grpc.MonitorServiceStub(channel).GetProjectStats(
+            services_pb2.GetProjectStatsRequest(project_id=project_id), timeout=30)
+
+
+def wait_for_final_labels(monitor_address: str, project_id: str, expected: int, timeout_s: float,
+                          on_progress: Callable[[services_pb2.ProjectStats], None] = lambda _s: None,
+                          ) -> services_pb2.ProjectStats:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        stats = project_stats(monitor_address, project_id)
+        on_progress(stats)
+        if stats.final_labels >= expected:
+            return stats
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"only {stats.final_labels} of {expected} items have a final label after "
+                               f"{timeout_s:.0f}s; see the services' logs")
+        time.sleep(0.5)
+
+
+def read_final_labels(bootstrap: str, project_id: str | None = None, topic_prefix: str = "",
+                      ) -> dict[str, events_pb2.FinalLabel]:
+    """Read labels.final from the beginning to its current end, keeping the latest version per item."""
+    topic = topic_prefix + Topics.LABELS_FINAL
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+                             consumer_timeout_ms=2000)
+    try:
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        end = consumer.end_offsets(partitions)
+        latest: dict[str, events_pb2.FinalLabel] = {}
+        while any(consumer.position(tp) < end[tp] for tp in partitions):
+            for batch in consumer.poll(timeout_ms=1000).values():
+                for record in batch:
+                    label = events_pb2.FinalLabel.FromString(record.value)
+                    if project_id and label.project_id != project_id:
+                        continue
+                    current = latest.get(label.item_id)
+                    if current is None or label.version > current.version:
+                        latest[label.item_id] = label
+        return latest
+    finally:
+        consumer.close()
+
+
+def final_label_json(label: events_pb2.FinalLabel) -> dict[str, Any]:
+    return {"project_id": label.project_id, "item_id": label.item_id, "label": label.label,
+            "source": events_pb2.LabelSource.Name(label.source).removeprefix("LABEL_SOURCE_").lower(),
+            "confidence": round(label.confidence, 4), "method": label.method, "version": label.version,
+            "workers": list(label.workers), "model": f"{label.model_name}/{label.model_version}".strip("/")}
+
+
+def report_dict(stats: services_pb2.ProjectStats, elapsed_s: float | None = None) -> dict[str, Any]:
+    def acc(path: services_pb2.PathStats) -> dict[str, Any]:
+        return {"final_labels": path.final_labels, "with_gold": path.with_gold, "correct": path.correct,
+                "accuracy": None if math.isnan(path.accuracy) else round(path.accuracy, 4)}
+
+    finals = stats.final_labels or 1
+    report = {
+        "project_id": stats.project_id, "items": stats.items_accepted, "final_labels": stats.final_labels,
+        "dead_lettered": stats.items_dead_lettered,
+        "auto_fraction": round(stats.auto_path.final_labels / finals, 4),
+        "human_fraction": round(stats.human_path.final_labels / finals, 4),
+        "human_tasks": stats.human_tasks, "human_responses": stats.human_responses,
+        "accuracy": {"overall": acc(stats.overall), "auto": acc(stats.auto_path), "human": acc(stats.human_path)},
+        "throughput_items_per_s": round(stats.throughput_per_s, 2),
+        "latency_ms": {"p50": round(stats.latency_p50_ms, 1), "p95": round(stats.latency_p95_ms, 1)},
+    }
+    if elapsed_s is not None:
+        report["wall_time_s"] = round(elapsed_s, 1)
+    return report

@@ -1,0 +1,267 @@
+"""labelstream: run the local stack and the main job (apply a project, submit items, wait, export)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
+import grpc
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from labelstream.cli import client
+from labelstream.cli.projects import InputFileError, load_items, load_project
+from labelstream.cli.stack import REPO_ROOT, SERVICES, LocalStack, StackError, StackState
+from labelstream.common.settings import settings_table
+from labelstream.workforce import WorkerProfile, Workforce
+
+app = typer.Typer(help=__doc__, no_args_is_help=True, pretty_exceptions_enable=False)
+project_app = typer.Typer(help="Projects: what to label and how.", no_args_is_help=True)
+app.add_typer(project_app, name="project")
+console = Console(stderr=True)
+RUNS = REPO_ROOT / "runs"
+DEMO_DIR = REPO_ROOT / "deploy" / "examples" / "sst2"
+
+RunDir = Annotated[Path | None, typer.Option(help="Run folder of the stack (default: runs/current)")]
+
+
+def _fail(message: str) -> typer.Exit:
+    console.print(f"[red]error:[/red] {message}")
+    return typer.Exit(1)
+
+
+def _state(run_dir: Path | None) -> StackState:
+    try:
+        return StackState.load(run_dir or RUNS / "current")
+    except StackError as exc:
+        raise _fail(str(exc)) from exc
+
+
+def _new_run_dir() -> Path:
+    run_dir = RUNS / datetime.now().strftime("%Y%m%d-%H%M%S")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    current = RUNS / "current"
+    if current.is_symlink() or current.exists():
+        current.unlink()
+    current.symlink_to(run_dir.name)
+    return run_dir
+
+
+def _print_endpoints(state: StackState) -> None:
+    table = Table(title=f"labelstream local stack ({state.run_dir})")
+    for column in ("part", "address", "metrics", "log"):
+        table.add_column(column)
+    logs = Path(state.run_dir) / "logs"
+    ports = state.ports
+    table.add_row("Kafka broker (Tansu)", state.kafka_bootstrap, "", str(logs / "broker.log"))
+    table.add_row("MongoDB (NX-27017)", state.mongodb_uri, "", str(logs / "store.log"))
+    table.add_row("Triton", f"127.0.0.1:{ports.triton_grpc} (gRPC), :{ports.triton_http} (HTTP)",
+                  f":{ports.triton_metrics}/metrics", str(logs / "triton.log"))
+    for service in SERVICES:
+        table.add_row(service, state.grpc_address(service), f":{ports.metrics[service]}/metrics",
+                      str(logs / f"{service}.log"))
+    Console().print(table)
+
+
+@app.command()
+def up(base_port: Annotated[int, typer.Option(help="First of 30 consecutive ports the stack uses")] = 19000,
+       ) -> None:
+    """Start broker, store, Triton and the six services; return when all are ready."""
+    stack = LocalStack(_new_run_dir(), base_port, progress=console.log)
+    try:
+        state = stack.start()
+    except StackError as exc:
+        raise _fail(str(exc)) from exc
+    _print_endpoints(state)
+    console.print("stop it with: [bold]labelstream down[/bold]")
+
+
+@app.command()
+def down(run_dir: RunDir = None) -> None:
+    """Stop the local stack cleanly (services finish their batch and commit first)."""
+    stack = LocalStack.attach(Path(_state(run_dir).run_dir))
+    stack.progress = console.log
+    stack.stop()
+    console.print("stopped")
+
+
+@app.command()
+def status(run_dir: RunDir = None) -> None:
+    """Where everything listens and whether each service is SERVING."""
+    from labelstream.cli.stack import grpc_serving
+
+    state = _state(run_dir)
+    _print_endpoints(state)
+    for service in SERVICES:
+        ok = grpc_serving(state.grpc_address(service))
+        console.print(f"{service:<11} {'[green]SERVING' if ok else '[red]NOT SERVING'}")
+
+
+@app.command()
+def settings() -> None:
+    """Print the table of environment variables every service reads."""
+    typer.echo(settings_table())
+
+
+@project_app.command("apply")
+def project_apply(file: Path, run_dir: RunDir = None) -> None:
+    """Create or update a project from a YAML file."""
+    state = _state(run_dir)
+    try:
+        spec = load_project(file)
+        created = client.apply_project(state.grpc_address("ingest"), spec)
+    except InputFileError as exc:
+        raise _fail(str(exc)) from exc
+    except grpc.RpcError as exc:
+        raise _fail(exc.details()) from exc
+    console.print(f"project {spec.project_id} {'created' if created else 'updated'}")
+
+
+def _submit_with_progress(state: StackState, project_id: str, items: list[dict]) -> None:
+    with Progress(TextColumn("submitting"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console) as progress:
+        task = progress.add_task("submit", total=len(items))
+        client.publish_json_items(state.kafka_bootstrap, project_id, items,
+                                  on_sent=lambda n: progress.advance(task, n))
+
+
+def _wait_with_progress(state: StackState, project_id: str, expected: int, timeout_s: float):
+    with Progress(TextColumn("final labels"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("auto {task.fields[auto]} · human {task.fields[human]}"), TimeElapsedColumn(),
+                  console=console) as progress:
+        task = progress.add_task("wait", total=expected, auto=0, human=0)
+
+        def show(stats) -> None:
+            progress.update(task, completed=stats.final_labels, auto=stats.auto_path.final_labels,
+                            human=stats.human_path.final_labels)
+
+        return client.wait_for_final_labels(state.grpc_address("monitor"), project_id, expected, timeout_s, show)
+
+
+@app.command()
+def submit(file: Path, project: Annotated[str, typer.Option(help="Project id")],
+           run_dir: RunDir = None) -> None:
+    """Publish items (JSONL or CSV) to items.raw."""
+    state = _state(run_dir)
+    try:
+        items = load_items(file)
+    except InputFileError as exc:
+        raise _fail(str(exc)) from exc
+    _submit_with_progress(state, project, items)
+    console.print(f"submitted {len(items)} items; follow them with: labelstream wait --project {project} "
+                  f"--count {len(items)}")
+
+
+@app.command()
+def wait(project: Annotated[str, typer.Option()], count: Annotated[int, typer.Option()],
+         timeout: Annotated[float, typer.Option(help="Seconds")] = 900, run_dir: RunDir = None) -> None:
+    """Show progress until `count` items of the project have a final label."""
+    try:
+        _wait_with_progress(_state(run_dir), project, count, timeout)
+    except TimeoutError as exc:
+        raise _fail(str(exc)) from exc
+
+
+@app.command()
+def report(project: Annotated[str, typer.Option()], run_dir: RunDir = None) -> None:
+    """Print the project's figures as JSON."""
+    typer.echo(json.dumps(client.report_dict(client.project_stats(_state(run_dir).grpc_address("monitor"),
+                                                                   project)), indent=2))
+
+
+@app.command()
+def export(project: Annotated[str, typer.Option()], out: Annotated[Path, typer.Option()],
+           run_dir: RunDir = None) -> None:
+    """Write the project's final labels (latest version per item) from labels.final as JSONL."""
+    labels = client.read_final_labels(_state(run_dir).kafka_bootstrap, project)
+    with out.open("w") as handle:
+        for label in sorted(labels.values(), key=lambda x: x.item_id):
+            handle.write(json.dumps(client.final_label_json(label)) + "\n")
+    console.print(f"wrote {len(labels)} final labels to {out}")
+
+
+@app.command()
+def workers(project: Annotated[str, typer.Option()],
+            gold: Annotated[Path, typer.Option(help="Items file with gold_label: what simulated workers know")],
+            count: int = 8, accuracy: float = 0.85, answer_ms: float = 30.0,
+            duration: Annotated[float, typer.Option(help="Seconds to work")] = 60, run_dir: RunDir = None) -> None:
+    """Run simulated workers against the dispatcher for a while."""
+    state = _state(run_dir)
+    gold_by_text = {i["text"]: i["gold_label"] for i in load_items(gold) if i.get("gold_label")}
+    with Workforce(state.grpc_address("dispatcher"), project, gold_by_text, count,
+                   WorkerProfile(accuracy, answer_ms)) as force:
+        time.sleep(duration)
+    console.print(f"{force.counters.answers} answers, {force.counters.correct} correct")
+
+
+def print_report(data: dict) -> None:
+    table = Table(title=f"labelstream report: {data['project_id']}")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    acc = data["accuracy"]
+
+    def pct(value: float | None) -> str:
+        return "n/a" if value is None else f"{value:.1%}"
+
+    rows = [
+        ("items accepted", str(data["items"])), ("final labels", str(data["final_labels"])),
+        ("auto-accepted fraction", pct(data["auto_fraction"])), ("human fraction", pct(data["human_fraction"])),
+        ("human tasks / answers", f"{data['human_tasks']} / {data['human_responses']}"),
+        ("accuracy vs gold, overall", f"{pct(acc['overall']['accuracy'])} ({acc['overall']['with_gold']} items)"),
+        ("accuracy vs gold, auto path", f"{pct(acc['auto']['accuracy'])} ({acc['auto']['with_gold']} items)"),
+        ("accuracy vs gold, human path", f"{pct(acc['human']['accuracy'])} ({acc['human']['with_gold']} items)"),
+        ("throughput", f"{data['throughput_items_per_s']:.1f} items/s"),
+        ("latency ingest->final p50 / p95", f"{data['latency_ms']['p50']:.0f} / {data['latency_ms']['p95']:.0f} ms"),
+    ]
+    if "wall_time_s" in data:
+        rows.append(("demo wall time", f"{data['wall_time_s']:.0f} s"))
+    for row in rows:
+        table.add_row(*row)
+    Console().print(table)
+
+
+@app.command()
+def demo(items: Annotated[int, typer.Option(help="How many SST-2 items to label")] = 500,
+         worker_count: Annotated[int, typer.Option("--workers")] = 8,
+         worker_accuracy: float = 0.85, answer_ms: float = 30.0, base_port: int = 19000,
+         keep_running: Annotated[bool, typer.Option(help="Leave the stack up afterwards")] = False) -> None:
+    """Start the stack, label SST-2 items with the model and simulated workers, report, stop."""
+    started = time.monotonic()
+    spec = load_project(DEMO_DIR / "project.yaml")
+    rows = load_items(DEMO_DIR / "items.jsonl")[:items]
+    stack = LocalStack(_new_run_dir(), base_port, progress=console.log)
+    try:
+        state = stack.start()
+        _print_endpoints(state)
+        client.apply_project(state.grpc_address("ingest"), spec)
+        gold_by_text = {r["text"]: r["gold_label"] for r in rows}
+        with Workforce(state.grpc_address("dispatcher"), spec.project_id, gold_by_text, worker_count,
+                       WorkerProfile(worker_accuracy, answer_ms)):
+            _submit_with_progress(state, spec.project_id, rows)
+            stats = _wait_with_progress(state, spec.project_id, len(rows), timeout_s=900)
+        data = client.report_dict(stats, elapsed_s=time.monotonic() - started)
+        print_report(data)
+        report_path = Path(state.run_dir) / "report.json"
+        report_path.write_text(json.dumps(data, indent=2))
+        console.print(f"report written to {report_path}")
+    except (StackError, TimeoutError, InputFileError) as exc:
+        raise _fail(str(exc)) from exc
+    finally:
+        if not keep_running:
+            stack.stop()
+
+
+def main() -> None:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    app()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

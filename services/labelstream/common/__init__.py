@@ -1,0 +1,1 @@
+"""The one place for code every service shares: settings, Kafka, store, telemetry, lifecycle."""

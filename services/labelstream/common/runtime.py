@@ -1,0 +1,120 @@
+"""A service's process lifecycle: settings, logs, traces, metrics, store, producer, gRPC server
+with health checking, consumer loop, and a graceful SIGTERM (stop fetching, finish the batch
+in flight, commit, exit)."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from concurrent import futures
+from dataclasses import dataclass, field
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from labelstream.common.kafka import BatchHandler, ConsumerLoop, EventProducer
+from labelstream.common.settings import Settings, SettingsError
+from labelstream.common.store import Store
+from labelstream.common.telemetry import (
+    configure_logging,
+    configure_tracing,
+    log_fields,
+    start_metrics_server,
+)
+
+
+@dataclass
+class Runtime:
+    """Clients a service's handlers use; built once per process."""
+
+    name: str
+    settings: Settings
+    store: Store
+    producer: EventProducer
+    stop_event: threading.Event = field(default_factory=threading.Event)
+    health: health.HealthServicer = field(default_factory=lambda: health.HealthServicer())
+
+    def set_serving(self, serving: bool) -> None:
+        status = (health_pb2.HealthCheckResponse.SERVING if serving
+                  else health_pb2.HealthCheckResponse.NOT_SERVING)
+        self.health.set("", status)
+        self.health.set(f"labelstream.{self.name}", status)
+
+    def start_background(self, target: Callable[[], None], every_s: float, label: str) -> threading.Thread:
+        """Run `target` every `every_s` seconds until shutdown; failures are logged, not fatal."""
+        logger = logging.getLogger(f"labelstream.{self.name}")
+
+        def loop() -> None:
+            while not self.stop_event.wait(every_s):
+                try:
+                    target()
+                except Exception:
+                    logger.exception(f"{label} failed; retrying in {every_s}s")
+
+        thread = threading.Thread(target=loop, name=label, daemon=True)
+        thread.start()
+        return thread
+
+
+def run_service(
+    name: str,
+    topics: Sequence[str],
+    make_handler: Callable[[Runtime], BatchHandler],
+    register: Callable[[Runtime, grpc.Server], None],
+    on_start: Callable[[Runtime], None] | None = None,
+) -> None:
+    """Wire a service and run it until SIGTERM/SIGINT. Exits 2 on invalid settings."""
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        print(f"labelstream-{name}: {exc}", file=sys.stderr)  # noqa: T201 - logging is not set up yet
+        sys.exit(2)
+    logger = configure_logging(name, settings.log_level)
+    logger.info("starting", extra=log_fields(service=name, settings=settings.redacted()))
+    tracer_provider = configure_tracing(name, settings.trace_file)
+    start_metrics_server(settings.metrics_port)
+
+    store = Store(settings, app_name=f"labelstream-{name}")
+    store.wait_ready()
+    store.ensure_indexes()
+    producer = EventProducer(settings, name)
+    runtime = Runtime(name, settings, store, producer)
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=16))
+    health_pb2_grpc.add_HealthServicer_to_server(runtime.health, server)
+    register(runtime, server)
+    bound = server.add_insecure_port(f"{settings.grpc_bind_host}:{settings.grpc_port}")
+    if bound == 0:
+        logger.error(f"cannot bind gRPC port {settings.grpc_port}; set LABELSTREAM_GRPC_PORT to a free port")
+        sys.exit(2)
+    server.start()
+
+    loop = ConsumerLoop(settings, name, topics, make_handler(runtime), producer) if topics else None
+
+    def shutdown(signum: int, _frame: object) -> None:
+        logger.info("shutting down", extra=log_fields(signal=signal.Signals(signum).name))
+        runtime.set_serving(False)
+        runtime.stop_event.set()
+        if loop:
+            loop.stop()
+
+    signal.signal(signal.SIGTERM, shutdown)
+    signal.signal(signal.SIGINT, shutdown)
+    if on_start:
+        on_start(runtime)
+    runtime.set_serving(True)
+    logger.info("serving", extra=log_fields(grpc_port=settings.grpc_port, metrics_port=settings.metrics_port))
+    try:
+        if loop:
+            loop.run()
+        else:
+            runtime.stop_event.wait()
+    finally:
+        server.stop(grace=5).wait()
+        producer.close()
+        store.close()
+        tracer_provider.shutdown()
+        logger.info("stopped")

@@ -1,0 +1,1 @@
+"""Dispatcher: a task pool that leases human tasks to workers and publishes their answers."""

@@ -1,0 +1,1 @@
+"""Inference: micro-batches accepted items through a model on Triton into predictions."""

@@ -1,0 +1,92 @@
+"""Turning a micro-batch of accepted items into predictions, each stored once."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+
+from pymongo import UpdateOne
+
+from labelstream.common.kafka import SCHEMA_VERSION, Incoming, InvalidMessage, Outgoing, Topics, decode
+from labelstream.common.store import Store, item_key
+from labelstream.common.telemetry import now_ms, trace_headers, tracer
+from labelstream.inference.triton import TritonClassifier
+from labelstream.v1 import events_pb2
+
+
+def prediction_to_doc(prediction: events_pb2.Prediction) -> dict:
+    return {
+        "project_id": prediction.project_id, "item_id": prediction.item_id, "labels": list(prediction.labels),
+        "probabilities": list(prediction.probabilities), "model_name": prediction.model_name,
+        "model_version": prediction.model_version, "ingested_at_ms": prediction.ingested_at_ms,
+        "predicted_at_ms": prediction.predicted_at_ms, "text": prediction.text,
+    }
+
+
+def doc_to_prediction(doc: dict) -> events_pb2.Prediction:
+    fields = {k: v for k, v in doc.items() if k not in ("_id", "published")}
+    return events_pb2.Prediction(schema_version=SCHEMA_VERSION, **fields)
+
+
+def predict_batch(records: Sequence[Incoming], store: Store, triton: TritonClassifier,
+                  on_invalid) -> list[Outgoing]:
+    """Predict every valid item of the batch (one Triton call per project and chunk).
+
+    Items predicted before (a replay after a crash) are not predicted again: the stored
+    prediction is re-published instead, so the store never holds two predictions of one item.
+    """
+    out: list[Outgoing] = []
+    by_project: dict[str, list[tuple[Incoming, events_pb2.Item]]] = defaultdict(list)
+    for record in records:
+        try:
+            item = decode(record, events_pb2.Item)
+            by_project[item.project_id].append((record, item))
+        except InvalidMessage as error:
+            out.append(on_invalid(record, error))
+    for project_id, entries in by_project.items():
+        spec = store.get_project(project_id)
+        if spec is None:
+            for record, item in entries:
+                out.append(on_invalid(record, InvalidMessage(
+                    "unknown_project", f"project {project_id!r} was deleted", project_id, item.item_id)))
+            continue
+        keys = [item_key(project_id, item.item_id) for _, item in entries]
+        stored = {doc["_id"]: doc for doc in store.db.predictions.find({"_id": {"$in": keys}})}
+        fresh = [(record, item) for record, item in entries if item_key(project_id, item.item_id) not in stored]
+        predictions: dict[str, tuple[Incoming, events_pb2.Prediction]] = {}
+        if fresh:
+            output = triton.predict(spec.model, [item.text for _, item in fresh], spec)
+            at = now_ms()
+            writes = []
+            for (record, item), probs in zip(fresh, output.probabilities, strict=True):
+                prediction = events_pb2.Prediction(
+                    schema_version=SCHEMA_VERSION, project_id=project_id, item_id=item.item_id,
+                    labels=list(spec.labels), probabilities=[float(p) for p in probs],
+                    model_name=output.model_name, model_version=output.model_version,
+                    ingested_at_ms=item.ingested_at_ms, predicted_at_ms=at, text=item.text)
+                key = item_key(project_id, item.item_id)
+                writes.append(UpdateOne({"_id": key}, {"$setOnInsert": {
+                    **prediction_to_doc(prediction), "published": False}}, upsert=True))
+                predictions[key] = (record, prediction)
+            store.db.predictions.bulk_write(writes, ordered=False)
+        for record, item in entries:
+            key = item_key(project_id, item.item_id)
+            if key in stored:
+                if stored[key].get("published"):
+                    continue
+                prediction = doc_to_prediction(stored[key])
+            else:
+                prediction = predictions[key][1]
+            with tracer().start_as_current_span("inference.predict", context=record.trace_context, attributes={
+                    "labelstream.project_id": project_id, "labelstream.item_id": item.item_id,
+                    "labelstream.model": f"{prediction.model_name}/{prediction.model_version}"}):
+                headers = trace_headers()
+            out.append(Outgoing(Topics.PREDICTIONS, key, prediction, headers,
+                                on_published=_marker(store, key)))
+    return out
+
+
+def _marker(store: Store, key: str):
+    def mark() -> None:
+        store.db.predictions.update_one({"_id": key}, {"$set": {"published": True}})
+    return mark

@@ -1,0 +1,1 @@
+"""Ingest: validates items, deduplicates by item id, stores them and publishes items.accepted."""

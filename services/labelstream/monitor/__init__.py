@@ -1,0 +1,1 @@
+"""Monitor: watches every stream and reports per-project counts, accuracy and latency."""

@@ -1,0 +1,127 @@
+"""python -m labelstream.monitor: consumes every stream, serves MonitorService and metrics."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+
+import grpc
+from prometheus_client import Gauge
+from pymongo import UpdateOne
+
+from labelstream.common.kafka import Incoming, InvalidMessage, Outgoing, Topics, dead_letter, decode
+from labelstream.common.runtime import Runtime, run_service
+from labelstream.common.store import item_key, vote_key
+from labelstream.common.telemetry import MESSAGES, log_fields
+from labelstream.monitor.stats import compute_stats
+from labelstream.v1 import events_pb2, services_pb2, services_pb2_grpc
+
+PROJECT_GAUGES = {
+    "human_fraction": Gauge("labelstream_human_fraction", "Share of final labels that came from people",
+                            ["project"]),
+    "accuracy": Gauge("labelstream_final_accuracy", "Accuracy of final labels against gold", ["project"]),
+    "final_labels": Gauge("labelstream_final_labels", "Items with a final label", ["project"]),
+    "latency_p95_ms": Gauge("labelstream_latency_p95_ms", "p95 ingest-to-final-label latency", ["project"]),
+}
+log = logging.getLogger("labelstream.monitor")
+SOURCES = {events_pb2.LABEL_SOURCE_AUTO: "auto", events_pb2.LABEL_SOURCE_HUMAN: "human"}
+
+
+def event_record(record: Incoming) -> dict:
+    """The monitor's idempotent record of one event; its _id makes a replay a no-op."""
+    if record.topic == Topics.ITEMS_ACCEPTED:
+        item = decode(record, events_pb2.Item)
+        return {"_id": f"accepted|{item_key(item.project_id, item.item_id)}", "kind": "item_accepted",
+                "project_id": item.project_id, "item_id": item.item_id, "gold_label": item.gold_label,
+                "at_ms": item.ingested_at_ms}
+    if record.topic == Topics.ITEMS_DLQ:
+        letter = decode(record, events_pb2.DeadLetter)
+        return {"_id": f"dlq|{record.partition}|{record.offset}", "kind": "dead_letter",
+                "project_id": letter.project_id, "item_id": letter.item_id, "reason": letter.reason,
+                "at_ms": letter.at_ms}
+    if record.topic == Topics.PREDICTIONS:
+        p = decode(record, events_pb2.Prediction)
+        return {"_id": f"prediction|{item_key(p.project_id, p.item_id)}", "kind": "prediction",
+                "project_id": p.project_id, "item_id": p.item_id, "at_ms": p.predicted_at_ms}
+    if record.topic == Topics.LABELS_AUTO:
+        d = decode(record, events_pb2.RouteDecision)
+        return {"_id": f"auto|{item_key(d.project_id, d.item_id)}", "kind": "auto_label",
+                "project_id": d.project_id, "item_id": d.item_id, "at_ms": d.ingested_at_ms}
+    if record.topic == Topics.TASKS_HUMAN:
+        t = decode(record, events_pb2.HumanTask)
+        return {"_id": f"task|{t.task_id}", "kind": "human_task", "project_id": t.project_id,
+                "item_id": t.item_id, "at_ms": t.ingested_at_ms}
+    if record.topic == Topics.RESPONSES_HUMAN:
+        r = decode(record, events_pb2.HumanResponse)
+        return {"_id": f"response|{vote_key(r.task_id, r.worker_id)}", "kind": "human_response",
+                "project_id": r.project_id, "item_id": r.item_id, "worker_id": r.worker_id, "label": r.label,
+                "duration_ms": r.duration_ms, "at_ms": r.answered_at_ms}
+    f = decode(record, events_pb2.FinalLabel)
+    return {"_id": f"final|{item_key(f.project_id, f.item_id)}|{f.version}", "kind": "final_label",
+            "project_id": f.project_id, "item_id": f.item_id, "label": f.label,
+            "source": SOURCES.get(f.source, "unknown"), "version": f.version,
+            "ingested_at_ms": f.ingested_at_ms, "finalized_at_ms": f.finalized_at_ms, "at_ms": f.finalized_at_ms}
+
+
+def make_handler(runtime: Runtime):
+    events = runtime.store.db.monitor_events
+
+    def handle(records: Sequence[Incoming]) -> list[Outgoing]:
+        out: list[Outgoing] = []
+        writes = []
+        for record in records:
+            try:
+                doc = event_record(record)
+            except InvalidMessage as error:
+                MESSAGES.labels(runtime.name, record.topic, "dead_lettered").inc()
+                log.warning("undecodable event", extra=log_fields(topic=record.topic, reason=error.reason))
+                if record.topic != Topics.ITEMS_DLQ:  # never dead-letter the dead-letter topic into itself
+                    out.append(dead_letter(record, error, runtime.name))
+                continue
+            MESSAGES.labels(runtime.name, record.topic, "ok").inc()
+            writes.append(UpdateOne({"_id": doc["_id"]}, {"$setOnInsert": doc}, upsert=True))
+        if writes:
+            events.bulk_write(writes, ordered=False)
+        return out
+
+    return handle
+
+
+class MonitorServicer(services_pb2_grpc.MonitorServiceServicer):
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    def GetProjectStats(self, request: services_pb2.GetProjectStatsRequest, context: grpc.ServicerContext):
+        if self.runtime.store.get_project(request.project_id) is None:
+            context.abort(grpc.StatusCode.NOT_FOUND, f"project {request.project_id!r} does not exist")
+        return project_stats(self.runtime, request.project_id)
+
+
+def project_stats(runtime: Runtime, project_id: str) -> services_pb2.ProjectStats:
+    stats = compute_stats(project_id, runtime.store.db.monitor_events.find({"project_id": project_id}))
+    for name, gauge in PROJECT_GAUGES.items():
+        value = stats.overall.accuracy if name == "accuracy" else getattr(stats, name)
+        if not math.isnan(value):
+            gauge.labels(project_id).set(value)
+    return stats
+
+
+def register(runtime: Runtime, server: grpc.Server) -> None:
+    services_pb2_grpc.add_MonitorServiceServicer_to_server(MonitorServicer(runtime), server)
+
+    def refresh_gauges() -> None:
+        for project in runtime.store.db.projects.find({}, {"_id": 1}):
+            project_stats(runtime, project["_id"])
+
+    runtime.start_background(refresh_gauges, 10.0, "gauges")
+
+
+def main() -> None:
+    run_service("monitor", [Topics.ITEMS_ACCEPTED, Topics.ITEMS_DLQ, Topics.PREDICTIONS, Topics.LABELS_AUTO,
+                            Topics.TASKS_HUMAN, Topics.RESPONSES_HUMAN, Topics.LABELS_FINAL],
+                make_handler, register)
+
+
+if __name__ == "__main__":
+    main()

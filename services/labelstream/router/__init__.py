@@ -1,0 +1,1 @@
+"""Router: auto-accepts confident predictions, sends the rest to people."""

@@ -1,0 +1,164 @@
+from labelstream.v1 import events_pb2 as _events_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class SubmitRequest(_message.Message):
+    __slots__ = ("item",)
+    ITEM_FIELD_NUMBER: _ClassVar[int]
+    item: _events_pb2.Item
+    def __init__(self, item: _Optional[_Union[_events_pb2.Item, _Mapping]] = ...) -> None: ...
+
+class SubmitResponse(_message.Message):
+    __slots__ = ("item_id", "duplicate")
+    ITEM_ID_FIELD_NUMBER: _ClassVar[int]
+    DUPLICATE_FIELD_NUMBER: _ClassVar[int]
+    item_id: str
+    duplicate: bool
+    def __init__(self, item_id: _Optional[str] = ..., duplicate: _Optional[bool] = ...) -> None: ...
+
+class ApplyProjectRequest(_message.Message):
+    __slots__ = ("project",)
+    PROJECT_FIELD_NUMBER: _ClassVar[int]
+    project: _events_pb2.ProjectSpec
+    def __init__(self, project: _Optional[_Union[_events_pb2.ProjectSpec, _Mapping]] = ...) -> None: ...
+
+class ApplyProjectResponse(_message.Message):
+    __slots__ = ("project_id", "created")
+    PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    CREATED_FIELD_NUMBER: _ClassVar[int]
+    project_id: str
+    created: bool
+    def __init__(self, project_id: _Optional[str] = ..., created: _Optional[bool] = ...) -> None: ...
+
+class GetProjectRequest(_message.Message):
+    __slots__ = ("project_id",)
+    PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    project_id: str
+    def __init__(self, project_id: _Optional[str] = ...) -> None: ...
+
+class PredictRequest(_message.Message):
+    __slots__ = ("project_id", "texts")
+    PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    TEXTS_FIELD_NUMBER: _ClassVar[int]
+    project_id: str
+    texts: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, project_id: _Optional[str] = ..., texts: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class PredictResponse(_message.Message):
+    __slots__ = ("predictions",)
+    PREDICTIONS_FIELD_NUMBER: _ClassVar[int]
+    predictions: _containers.RepeatedCompositeFieldContainer[_events_pb2.Prediction]
+    def __init__(self, predictions: _Optional[_Iterable[_Union[_events_pb2.Prediction, _Mapping]]] = ...) -> None: ...
+
+class ExplainRequest(_message.Message):
+    __slots__ = ("project_id", "item_id")
+    PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    ITEM_ID_FIELD_NUMBER: _ClassVar[int]
+    project_id: str
+    item_id: str
+    def __init__(self, project_id: _Optional[str] = ..., item_id: _Optional[str] = ...) -> None: ...
+
+class LeaseTaskRequest(_message.Message):
+    __slots__ = ("worker_id", "project_id")
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    worker_id: str
+    project_id: str
+    def __init__(self, worker_id: _Optional[str] = ..., project_id: _Optional[str] = ...) -> None: ...
+
+class LeasedTask(_message.Message):
+    __slots__ = ("task_id", "project_id", "text", "labels", "instructions", "lease_expires_at_ms")
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    INSTRUCTIONS_FIELD_NUMBER: _ClassVar[int]
+    LEASE_EXPIRES_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    task_id: str
+    project_id: str
+    text: str
+    labels: _containers.RepeatedScalarFieldContainer[str]
+    instructions: str
+    lease_expires_at_ms: int
+    def __init__(self, task_id: _Optional[str] = ..., project_id: _Optional[str] = ..., text: _Optional[str] = ..., labels: _Optional[_Iterable[str]] = ..., instructions: _Optional[str] = ..., lease_expires_at_ms: _Optional[int] = ...) -> None: ...
+
+class SubmitAnswerRequest(_message.Message):
+    __slots__ = ("worker_id", "task_id", "label")
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    worker_id: str
+    task_id: str
+    label: str
+    def __init__(self, worker_id: _Optional[str] = ..., task_id: _Optional[str] = ..., label: _Optional[str] = ...) -> None: ...
+
+class SubmitAnswerResponse(_message.Message):
+    __slots__ = ("accepted",)
+    ACCEPTED_FIELD_NUMBER: _ClassVar[int]
+    accepted: bool
+    def __init__(self, accepted: _Optional[bool] = ...) -> None: ...
+
+class GetFinalLabelRequest(_message.Message):
+    __slots__ = ("project_id", "item_id")
+    PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    ITEM_ID_FIELD_NUMBER: _ClassVar[int]
+    project_id: str
+    item_id: str
+    def __init__(self, project_id: _Optional[str] = ..., item_id: _Optional[str] = ...) -> None: ...
+
+class GetProjectStatsRequest(_message.Message):
+    __slots__ = ("project_id",)
+    PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    project_id: str
+    def __init__(self, project_id: _Optional[str] = ...) -> None: ...
+
+class PathStats(_message.Message):
+    __slots__ = ("final_labels", "with_gold", "correct", "accuracy")
+    FINAL_LABELS_FIELD_NUMBER: _ClassVar[int]
+    WITH_GOLD_FIELD_NUMBER: _ClassVar[int]
+    CORRECT_FIELD_NUMBER: _ClassVar[int]
+    ACCURACY_FIELD_NUMBER: _ClassVar[int]
+    final_labels: int
+    with_gold: int
+    correct: int
+    accuracy: float
+    def __init__(self, final_labels: _Optional[int] = ..., with_gold: _Optional[int] = ..., correct: _Optional[int] = ..., accuracy: _Optional[float] = ...) -> None: ...
+
+class ProjectStats(_message.Message):
+    __slots__ = ("project_id", "items_accepted", "items_dead_lettered", "predictions", "auto_accepted", "human_tasks", "human_responses", "final_labels", "human_fraction", "overall", "auto_path", "human_path", "throughput_per_s", "latency_p50_ms", "latency_p95_ms")
+    PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    ITEMS_ACCEPTED_FIELD_NUMBER: _ClassVar[int]
+    ITEMS_DEAD_LETTERED_FIELD_NUMBER: _ClassVar[int]
+    PREDICTIONS_FIELD_NUMBER: _ClassVar[int]
+    AUTO_ACCEPTED_FIELD_NUMBER: _ClassVar[int]
+    HUMAN_TASKS_FIELD_NUMBER: _ClassVar[int]
+    HUMAN_RESPONSES_FIELD_NUMBER: _ClassVar[int]
+    FINAL_LABELS_FIELD_NUMBER: _ClassVar[int]
+    HUMAN_FRACTION_FIELD_NUMBER: _ClassVar[int]
+    OVERALL_FIELD_NUMBER: _ClassVar[int]
+    AUTO_PATH_FIELD_NUMBER: _ClassVar[int]
+    HUMAN_PATH_FIELD_NUMBER: _ClassVar[int]
+    THROUGHPUT_PER_S_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_P50_MS_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_P95_MS_FIELD_NUMBER: _ClassVar[int]
+    project_id: str
+    items_accepted: int
+    items_dead_lettered: int
+    predictions: int
+    auto_accepted: int
+    human_tasks: int
+    human_responses: int
+    final_labels: int
+    human_fraction: float
+    overall: PathStats
+    auto_path: PathStats
+    human_path: PathStats
+    throughput_per_s: float
+    latency_p50_ms: float
+    latency_p95_ms: float
+    def __init__(self, project_id: _Optional[str] = ..., items_accepted: _Optional[int] = ..., items_dead_lettered: _Optional[int] = ..., predictions: _Optional[int] = ..., auto_accepted: _Optional[int] = ..., human_tasks: _Optional[int] = ..., human_responses: _Optional[int] = ..., final_labels: _Optional[int] = ..., human_fraction: _Optional[float] = ..., overall: _Optional[_Union[PathStats, _Mapping]] = ..., auto_path: _Optional[_Union[PathStats, _Mapping]] = ..., human_path: _Optional[_Union[PathStats, _Mapping]] = ..., throughput_per_s: _Optional[float] = ..., latency_p50_ms: _Optional[float] = ..., latency_p95_ms: _Optional[float] = ...) -> None: ...
