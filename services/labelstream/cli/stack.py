@@ -157,6 +157,7 @@ class LocalStack:
         self.state = StackState(str(self.run_dir), Ports.from_base(base_port))
         self.progress = progress
         self.service_env_overrides: dict[str, dict[str, str]] = {}
+        self.processes: dict[str, subprocess.Popen] = {}  # the ones this process started
 
     @classmethod
     def attach(cls, run_dir: Path) -> LocalStack:
@@ -173,6 +174,7 @@ class LocalStack:
             process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env or dict(os.environ),
                                        cwd=self.run_dir, start_new_session=True)
         self.state.pids[name] = process.pid
+        self.processes[name] = process
         self.state.save()
         return process
 

@@ -17,9 +17,9 @@ TASKS = {"single_label"}
 
 
 def parse_raw_item(value: bytes, content_type: str = "") -> events_pb2.Item:
-    """An items.raw message: JSON when its content-type says so or it starts with '{',
+    """An items.raw message: JSON when its content-type says so or it starts with '{' or '[',
     protobuf `labelstream.v1.Item` otherwise."""
-    is_json = "json" in content_type or ("protobuf" not in content_type and value.lstrip()[:1] == b"{")
+    is_json = "json" in content_type or ("protobuf" not in content_type and value.lstrip()[:1] in (b"{", b"["))
     if is_json:
         return item_from_json(value)
     item = events_pb2.Item()

@@ -1,0 +1,60 @@
+"""One real local stack (Tansu broker, NX-27017 store, Triton, six services) per test session."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pymongo import MongoClient
+from pymongo.database import Database
+
+from labelstream.cli import client
+from labelstream.cli.projects import load_items, load_project
+from labelstream.cli.stack import REPO_ROOT, LocalStack, StackState, free_port_block
+from labelstream.v1 import events_pb2
+
+DEMO = REPO_ROOT / "deploy" / "examples" / "sst2"
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    run_dir = tmp_path_factory.mktemp("stack")
+    local = LocalStack(run_dir, free_port_block(), progress=print)
+    local.start()
+    yield local
+    local.stop()
+
+
+@pytest.fixture(scope="session")
+def state(stack: LocalStack) -> StackState:
+    return stack.state
+
+
+@pytest.fixture(scope="session")
+def db(state: StackState) -> Iterator[Database]:
+    mongo = MongoClient(state.mongodb_uri)
+    yield mongo["labelstream"]
+    mongo.close()
+
+
+@pytest.fixture(scope="session")
+def demo_items() -> list[dict]:
+    return load_items(DEMO / "items.jsonl")
+
+
+def make_project(state: StackState, project_id: str, **overrides) -> events_pb2.ProjectSpec:
+    spec = load_project(DEMO / "project.yaml")
+    spec.project_id = project_id
+    for name, value in overrides.items():
+        setattr(spec, name, value)
+    client.apply_project(state.grpc_address("ingest"), spec)
+    return spec
+
+
+def spans(state: StackState) -> list[dict]:
+    found = []
+    for path in Path(state.run_dir, "traces").glob("*.jsonl"):
+        found += [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return found
