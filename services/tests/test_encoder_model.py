@@ -5,7 +5,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from labelstream.cli.projects import load_items, load_project
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -26,7 +25,7 @@ def test_few_shot_head_beats_chance_on_sst2(classifier):
     items = load_items(ROOT / "deploy" / "examples" / "sst2" / "items.jsonl")[:200]
     probs = classifier.predict([i["text"] for i in items], project)
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
-    accuracy = np.mean([spec.labels[k] == i["gold_label"] for k, i in zip(probs.argmax(axis=1), items)])
+    accuracy = np.mean([spec.labels[k] == i["gold_label"] for k, i in zip(probs.argmax(axis=1), items, strict=True)])
     assert accuracy > 0.65
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import grpc
 from pymongo.errors import DuplicateKeyError
 
@@ -40,13 +42,11 @@ def make_handler(runtime: Runtime):
             if spec is None:
                 raise InvalidMessage("unknown_project", f"project {response.project_id!r} does not exist",
                                      response.project_id, response.item_id)
-            try:
+            with contextlib.suppress(DuplicateKeyError):  # a replayed vote
                 store.db.votes.insert_one({
                     "_id": vote_key(response.task_id, response.worker_id), "task_id": response.task_id,
                     "worker_id": response.worker_id, "project_id": response.project_id,
                     "item_id": response.item_id, "label": response.label, "at_ms": response.answered_at_ms})
-            except DuplicateKeyError:
-                pass  # a replayed vote
             key = item_key(response.project_id, response.item_id)
             existing = store.db.final_labels.find_one({"_id": key})
             if existing is not None:

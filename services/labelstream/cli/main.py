@@ -67,7 +67,7 @@ def _print_endpoints(state: StackState) -> None:
     for service in SERVICES:
         table.add_row(service, state.grpc_address(service), f":{ports.metrics[service]}/metrics",
                       str(logs / f"{service}.log"))
-    Console().print(table)
+    Console(width=160).print(table)
 
 
 @app.command()
@@ -224,7 +224,7 @@ def print_report(data: dict) -> None:
         rows.append(("demo wall time", f"{data['wall_time_s']:.0f} s"))
     for row in rows:
         table.add_row(*row)
-    Console().print(table)
+    Console(width=160).print(table)
 
 
 @app.command()

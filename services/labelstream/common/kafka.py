@@ -8,6 +8,7 @@ never be handled (InvalidMessage) goes to the dead-letter topic with a machine-r
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -294,10 +295,8 @@ def ensure_topics(settings: Settings, partitions: int = 3, timeout_s: float = 30
         wanted = [settings.kafka_topic_prefix + t for t in Topics.ALL]
         missing = [t for t in wanted if t not in existing]
         if missing:
-            try:
+            with contextlib.suppress(TopicAlreadyExistsError):  # created concurrently: fine
                 admin.create_topics([NewTopic(t, partitions, 1) for t in missing])
-            except TopicAlreadyExistsError:
-                pass
         return missing
     finally:
         admin.close()

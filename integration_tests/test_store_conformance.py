@@ -1,0 +1,94 @@
+"""What the services need from MongoDB, checked against the configured server.
+
+Runs against LABELSTREAM_TEST_MONGODB_URI when set (e.g. a real MongoDB), else against the local
+stack's MongoDB-protocol server, so a store can be vetted before labelstream relies on it.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import uuid
+
+import pytest
+from pymongo import UpdateOne
+from pymongo.errors import BulkWriteError, DuplicateKeyError
+
+from labelstream.common.settings import Settings
+from labelstream.common.store import Store, insert_once
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def store(state):
+    uri = os.environ.get("LABELSTREAM_TEST_MONGODB_URI", state.mongodb_uri)
+    database = f"conformance_{uuid.uuid4().hex[:8]}"
+    store = Store(Settings.from_env({"LABELSTREAM_MONGODB_URI": uri, "LABELSTREAM_MONGODB_DATABASE": database}))
+    store.ensure_indexes()
+    yield store
+    store.client.drop_database(database)
+    store.close()
+
+
+def test_compound_unique_index_rejects_a_second_vote(store):
+    store.db.votes.insert_one({"_id": "a", "task_id": "t", "worker_id": "w"})
+    with pytest.raises(DuplicateKeyError):
+        store.db.votes.insert_one({"_id": "b", "task_id": "t", "worker_id": "w"})
+
+
+def test_insert_once_keeps_the_first_document(store):
+    first, inserted = insert_once(store.db.final_labels, {"_id": "p:1", "project_id": "p", "item_id": "1",
+                                                          "label": "pos"})
+    again, inserted_again = insert_once(store.db.final_labels, {"_id": "p:1", "project_id": "p", "item_id": "1",
+                                                                "label": "neg"})
+    assert (inserted, inserted_again) == (True, False)
+    assert again["label"] == "pos" and store.db.final_labels.count_documents({}) == 1
+
+
+def test_set_on_insert_upsert_writes_once(store):
+    for value in (1, 2):
+        store.db.tasks.update_one({"_id": "t"}, {"$setOnInsert": {"project_id": "p", "item_id": "i", "v": value}},
+                                  upsert=True)
+    assert store.db.tasks.find_one({"_id": "t"})["v"] == 1
+
+
+def test_unordered_bulk_upserts_and_duplicate_inserts(store):
+    store.db.predictions.bulk_write([UpdateOne({"_id": f"p:{i}"}, {"$setOnInsert": {
+        "project_id": "p", "item_id": str(i)}}, upsert=True) for i in range(5)], ordered=False)
+    assert store.db.predictions.count_documents({"project_id": "p"}) == 5
+    with pytest.raises(BulkWriteError) as error:
+        store.db.items.insert_many([{"_id": "x", "project_id": "p", "item_id": "x"},
+                                    {"_id": "x", "project_id": "p", "item_id": "x"},
+                                    {"_id": "y", "project_id": "p", "item_id": "y"}], ordered=False)
+    assert error.value.details["nInserted"] == 2
+
+
+def test_compare_and_set_claims_each_slot_once_under_concurrency(store):
+    store.db.tasks.insert_one({"_id": "t", "project_id": "p", "item_id": "i", "open_slots": 3})
+    claims: list[int] = []
+
+    def claim() -> None:
+        for _ in range(20):
+            doc = store.db.tasks.find_one({"_id": "t"})
+            if doc["open_slots"] <= 0:
+                return
+            if store.db.tasks.update_one({"_id": "t", "open_slots": doc["open_slots"]},
+                                         {"$inc": {"open_slots": -1}}).modified_count:
+                claims.append(1)
+                return
+
+    threads = [threading.Thread(target=claim) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(claims) == 3 and store.db.tasks.find_one({"_id": "t"})["open_slots"] == 0
+
+
+def test_sorted_limited_query_on_nested_and_ranged_fields(store):
+    store.db.tasks.insert_many([{"_id": str(i), "project_id": "p", "item_id": str(i), "status": "open",
+                                 "open_slots": i % 3, "priority": i / 10, "created_ms": i} for i in range(10)])
+    found = list(store.db.tasks.find({"status": "open", "open_slots": {"$gt": 0}}).sort(
+        [("priority", -1), ("created_ms", 1)]).limit(3))
+    assert [d["_id"] for d in found] == ["8", "7", "5"]

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Sets everything up, then runs the checks CI runs: lint, protobuf drift, unit and integration
+# tests (the integration tests start a real local stack on free ports). Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+echo "== ruff"
+.venv/bin/ruff check services scripts integration_tests
+echo "== generated protobuf code"
+.venv/bin/python scripts/gen_protos.py --check
+echo "== tests"
+exec .venv/bin/python -m pytest -ra "$@"
