@@ -7,12 +7,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pymongo import MongoClient
+from pymongo.database import Database
+
 from labelstream.cli import client
 from labelstream.cli.projects import load_items, load_project
 from labelstream.cli.stack import REPO_ROOT, LocalStack, StackState, free_port_block
 from labelstream.v1 import events_pb2
-from pymongo import MongoClient
-from pymongo.database import Database
 
 DEMO = REPO_ROOT / "deploy" / "examples" / "sst2"
 

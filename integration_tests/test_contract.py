@@ -9,10 +9,10 @@ import urllib.request
 import grpc
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-from labelstream.cli.stack import SERVICES, grpc_serving
-from labelstream.v1 import events_pb2, services_pb2, services_pb2_grpc
 
 from integration_tests.conftest import make_project
+from labelstream.cli.stack import SERVICES, grpc_serving
+from labelstream.v1 import events_pb2, services_pb2, services_pb2_grpc
 
 pytestmark = pytest.mark.integration
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import time
 
 import pytest
+
+from integration_tests.conftest import make_project, spans
 from labelstream.cli import client
 from labelstream.common.store import item_key
 from labelstream.workforce import WorkerProfile, Workforce
-
-from integration_tests.conftest import make_project, spans
 
 pytestmark = pytest.mark.integration
 PROJECT = "e2e-sst2"

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from labelstream.cli.projects import load_project
-from labelstream.inference.triton import TritonClassifier
 from tritonclient.utils import InferenceServerException
 
 from integration_tests.conftest import DEMO
+from labelstream.cli.projects import load_project
+from labelstream.inference.triton import TritonClassifier
 
 pytestmark = pytest.mark.integration
 

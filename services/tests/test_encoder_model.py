@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from labelstream.cli.projects import load_items, load_project
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,6 +1,7 @@
 import json
 
 import pytest
+
 from labelstream.common.kafka import InvalidMessage
 from labelstream.ingest.validation import parse_raw_item, validate_item, validate_project
 from labelstream.v1 import events_pb2

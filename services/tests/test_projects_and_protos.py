@@ -3,6 +3,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from labelstream.cli.projects import InputFileError, load_items, load_project
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,6 +1,7 @@
 from pathlib import Path
 
 import pytest
+
 from labelstream.common.settings import SETTINGS, Settings, SettingsError, settings_table
 
 README = Path(__file__).resolve().parents[2] / "README.md"

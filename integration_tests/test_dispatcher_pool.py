@@ -1,0 +1,84 @@
+"""The task pool against the real store: leases, expiry, one answer per worker, refusals."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+
+from labelstream.common.settings import Settings
+from labelstream.common.store import Store
+from labelstream.dispatcher.pool import PoolError, TaskPool
+from labelstream.v1 import events_pb2
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def pool(state):
+    database = f"pool_{uuid.uuid4().hex[:8]}"
+    store = Store(Settings.from_env({"LABELSTREAM_MONGODB_URI": state.mongodb_uri,
+                                     "LABELSTREAM_MONGODB_DATABASE": database}))
+    store.ensure_indexes()
+    yield TaskPool(store, lease_seconds=60)
+    store.client.drop_database(database)
+    store.close()
+
+
+def task(task_id: str, overlap: int = 2, priority: float = 0.5) -> events_pb2.HumanTask:
+    return events_pb2.HumanTask(project_id="p", item_id=task_id, task_id=f"p:{task_id}", text=f"text {task_id}",
+                                labels=["neg", "pos"], overlap=overlap, priority=priority)
+
+
+def test_overlap_distinct_workers_and_priority_order(pool):
+    pool.add(task("low", priority=0.1))
+    pool.add(task("high", priority=0.9))
+    pool.add(task("high", priority=0.9))  # a replayed message changes nothing
+    first = pool.lease("w1")
+    assert first.task_id == "p:high"
+    second = pool.lease("w1")
+    assert second.task_id == "p:low", "a worker never gets the same task twice"
+    assert pool.lease("w1") is None
+    assert pool.lease("w2").task_id == "p:high"
+    assert pool.lease("w3").task_id == "p:low"
+    assert pool.lease("w4") is None, "each task had exactly two slots"
+
+
+def test_answers_are_checked(pool):
+    pool.add(task("a"))
+    lease = pool.lease("w1")
+    with pytest.raises(PoolError) as refused:
+        pool.answer("w2", lease.task_id, "pos")
+    assert refused.value.code == "PERMISSION_DENIED"
+    with pytest.raises(PoolError) as refused:
+        pool.answer("w1", lease.task_id, "maybe")
+    assert refused.value.code == "INVALID_ARGUMENT"
+    response, _ = pool.answer("w1", lease.task_id, "pos")
+    assert (response.worker_id, response.label, response.item_id) == ("w1", "pos", "a")
+    with pytest.raises(PoolError) as refused:
+        pool.answer("w1", lease.task_id, "neg")
+    assert refused.value.code == "ALREADY_EXISTS"
+    assert [r.worker_id for r, _ in pool.unpublished(older_than_ms=-1000)] == ["w1"]
+    pool.mark_published(lease.task_id, "w1")
+    assert pool.unpublished(older_than_ms=-1000) == []
+
+
+def test_expired_lease_is_refused_and_its_slot_reassigned(pool):
+    pool.lease_ms = 200
+    pool.add(task("a", overlap=1))
+    lease = pool.lease("w1")
+    assert pool.lease("w2") is None
+    time.sleep(0.3)
+    with pytest.raises(PoolError) as refused:
+        pool.answer("w1", lease.task_id, "pos")
+    assert refused.value.code == "FAILED_PRECONDITION"
+    assert pool.reclaim_expired() == 1
+    assert pool.lease("w2").task_id == "p:a"
+
+
+def test_more_votes_raise_the_overlap(pool):
+    pool.add(task("a", overlap=1))
+    assert pool.lease("w1") is not None and pool.lease("w2") is None
+    pool.add(events_pb2.HumanTask(project_id="p", item_id="a", task_id="p:a", overlap=2))
+    assert pool.lease("w2").task_id == "p:a"
