@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -58,3 +59,13 @@ def spans(state: StackState) -> list[dict]:
     for path in Path(state.run_dir, "traces").glob("*.jsonl"):
         found += [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     return found
+
+
+def eventually(condition, timeout_s: float = 30.0, interval_s: float = 0.5):
+    """Poll `condition` until it returns something truthy; return that, or the last value on timeout."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = condition()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(interval_s)

@@ -68,10 +68,11 @@ def test_one_trace_follows_an_item_from_ingest_to_final_label(labeled, state, db
         recorded = spans(state)
         by_item = {}
         for span in recorded:
-            item = span["attributes"].get("labelstream.item_id")
-            task = span["attributes"].get("labelstream.task_id", "")
+            attributes = span["attributes"]
+            project, item = attributes.get("labelstream.project_id"), attributes.get("labelstream.item_id")
+            task = attributes.get("labelstream.task_id", "")
             for doc in (human, auto):
-                if item == doc["item_id"] or task == item_key(PROJECT, doc["item_id"]):
+                if (project, item) == (PROJECT, doc["item_id"]) or task == item_key(PROJECT, doc["item_id"]):
                     by_item.setdefault(doc["item_id"], []).append(span)
         traces = {item: {s["trace_id"] for s in found} for item, found in by_item.items()}
         services = {item: {s["service"] for s in found} for item, found in by_item.items()}

@@ -15,6 +15,7 @@ from labelstream.common.kafka import (
     InvalidMessage,
     Outgoing,
     Topics,
+    by_topic,
     decode,
     per_record,
 )
@@ -68,16 +69,8 @@ def make_handler(runtime: Runtime):
                 return [Outgoing(Topics.TASKS_HUMAN, key, more)]
             return []
 
-    handlers = {Topics.LABELS_AUTO: per_record(handle_auto, runtime.name),
-                Topics.RESPONSES_HUMAN: per_record(handle_response, runtime.name)}
-
-    def handle(records):
-        out: list[Outgoing] = []
-        for record in records:
-            out.extend(handlers[record.topic]([record]))
-        return out
-
-    return handle
+    return by_topic({Topics.LABELS_AUTO: per_record(handle_auto, runtime.name),
+                Topics.RESPONSES_HUMAN: per_record(handle_response, runtime.name)})
 
 
 class AggregatorServicer(services_pb2_grpc.AggregatorServiceServicer):

@@ -200,6 +200,18 @@ def per_record(handle: RecordHandler, service: str) -> BatchHandler:
     return handle_batch
 
 
+def by_topic(handlers: dict[str, BatchHandler]) -> BatchHandler:
+    """One batch handler for a consumer of several topics: each record to its topic's handler."""
+
+    def handle_batch(records: Sequence[Incoming]) -> list[Outgoing]:
+        out: list[Outgoing] = []
+        for record in records:
+            out.extend(handlers[record.topic]([record]))
+        return out
+
+    return handle_batch
+
+
 class ConsumerLoop:
     """At-least-once consumption: handle a batch, publish its output, then commit."""
 

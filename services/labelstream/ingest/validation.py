@@ -9,11 +9,14 @@ from google.protobuf.message import DecodeError
 
 from labelstream.common.kafka import SCHEMA_VERSION, InvalidMessage
 from labelstream.common.store import PROJECT_ID_PATTERN
+from labelstream.router.scoring import STRATEGIES
+from labelstream.router.thresholds import BOUNDS
 from labelstream.v1 import events_pb2
 
 ITEM_ID_PATTERN = re.compile(r"^[^\s:][^\s]{0,199}$")
 JSON_FIELDS = {"schema_version", "project_id", "item_id", "text", "metadata", "gold_label"}
 TASKS = {"single_label"}
+OVERFLOW = {"auto", "people"}
 
 
 def parse_raw_item(value: bytes, content_type: str = "") -> events_pb2.Item:
@@ -108,4 +111,34 @@ def validate_project(spec: events_pb2.ProjectSpec) -> list[str]:
         problems.append("model must name a Triton model, e.g. encoder_fewshot")
     if spec.max_text_bytes < 0:
         problems.append("max_text_bytes must not be negative")
+    problems += _routing_problems(spec)
+    return problems
+
+
+def _routing_problems(spec: events_pb2.ProjectSpec) -> list[str]:
+    problems = []
+    strategy = spec.routing_strategy or "threshold"
+    if strategy not in STRATEGIES:
+        problems.append(f"routing_strategy must be one of {list(STRATEGIES)}, not {strategy!r}")
+    if strategy != "threshold":
+        if not 0.5 <= spec.target_accuracy < 1.0:
+            problems.append("target_accuracy must be in [0.5, 1)")
+        if not 0.5 <= spec.confidence_level < 1.0:
+            problems.append("confidence_level must be in [0.5, 1)")
+        if (spec.accuracy_bound or "wilson") not in BOUNDS:
+            problems.append(f"accuracy_bound must be one of {sorted(BOUNDS)}")
+        if spec.min_verified < 10:
+            problems.append("min_verified must be at least 10: thresholds need verified items")
+        if spec.refit_every < 1:
+            problems.append("refit_every must be at least 1")
+    if not 0.0 <= spec.explore_fraction <= 0.5:
+        problems.append("explore_fraction must be in [0, 0.5]")
+    if not 0.0 <= spec.human_fraction_cap <= 1.0:
+        problems.append("human_fraction_cap must be in [0, 1] (0: no cap)")
+    if spec.budget_per_hour < 0 or spec.pay_per_answer < 0:
+        problems.append("budget_per_hour and pay_per_answer must not be negative")
+    if spec.budget_per_hour and not spec.pay_per_answer:
+        problems.append("budget_per_hour needs pay_per_answer to count spend")
+    if (spec.overflow or "people") not in OVERFLOW:
+        problems.append(f"overflow must be one of {sorted(OVERFLOW)}")
     return problems

@@ -13,7 +13,7 @@ from pymongo import UpdateOne
 from labelstream.common.kafka import Incoming, InvalidMessage, Outgoing, Topics, dead_letter, decode
 from labelstream.common.runtime import Runtime, run_service
 from labelstream.common.store import item_key, vote_key
-from labelstream.common.telemetry import MESSAGES, log_fields
+from labelstream.common.telemetry import MESSAGES, log_fields, now_ms, trace_headers
 from labelstream.monitor.stats import compute_stats
 from labelstream.v1 import events_pb2, services_pb2, services_pb2_grpc
 
@@ -64,6 +64,15 @@ def event_record(record: Incoming) -> dict:
             "ingested_at_ms": f.ingested_at_ms, "finalized_at_ms": f.finalized_at_ms, "at_ms": f.finalized_at_ms}
 
 
+def verified_label_event(record: Incoming, final: dict) -> Outgoing:
+    """People settled an item's label: the router recalibrates on these."""
+    event = events_pb2.QualityEvent(
+        schema_version=events_pb2.SCHEMA_VERSION_1, project_id=final["project_id"], item_id=final["item_id"],
+        kind="verified_label", label=final["label"], at_ms=now_ms())
+    return Outgoing(Topics.QUALITY_EVENTS, item_key(final["project_id"], final["item_id"]), event,
+                    trace_headers(record.trace_context))
+
+
 def make_handler(runtime: Runtime):
     events = runtime.store.db.monitor_events
 
@@ -81,6 +90,8 @@ def make_handler(runtime: Runtime):
                 continue
             MESSAGES.labels(runtime.name, record.topic, "ok").inc()
             writes.append(UpdateOne({"_id": doc["_id"]}, {"$setOnInsert": doc}, upsert=True))
+            if doc["kind"] == "final_label" and doc["source"] == "human":
+                out.append(verified_label_event(record, doc))
         if writes:
             events.bulk_write(writes, ordered=False)
         return out

@@ -1,33 +1,87 @@
-"""The routing decision: a plain function of a prediction and the project's spec."""
+"""The routing decision: a plain function of a prediction, the project and its routing model."""
 
 from __future__ import annotations
 
+import hashlib
+
+import numpy as np
+
 from labelstream.common.kafka import SCHEMA_VERSION
+from labelstream.router.budget import Budget
+from labelstream.router.scoring import RoutingModel
 from labelstream.v1 import events_pb2
 
 
-def route(prediction: events_pb2.Prediction, spec: events_pb2.ProjectSpec) -> events_pb2.RouteDecision:
-    """Auto-accept when the top probability reaches the project's threshold."""
-    probabilities = list(prediction.probabilities)
-    if len(probabilities) != len(prediction.labels) or not probabilities:
+def explore_draw(project_id: str, item_id: str) -> float:
+    """A uniform number fixed by the item, so a replayed decision is the same decision."""
+    digest = hashlib.sha256(f"explore:{project_id}:{item_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def route(prediction: events_pb2.Prediction, spec: events_pb2.ProjectSpec, routing: RoutingModel | None = None,
+          routing_version: int = 0, budget: Budget | None = None) -> events_pb2.RouteDecision:
+    probabilities = np.array(prediction.probabilities, dtype=float)
+    if len(probabilities) != len(prediction.labels) or not len(probabilities):
         raise ValueError("prediction must carry one probability per label")
-    top = max(range(len(probabilities)), key=probabilities.__getitem__)
-    confidence = probabilities[top]
-    threshold = spec.auto_accept_threshold
-    auto = confidence >= threshold
-    reason = (f"top probability {confidence:.3f} {'>=' if auto else '<'} threshold {threshold:.3f}")
-    return events_pb2.RouteDecision(
+    top = int(probabilities.argmax())
+    strategy = spec.routing_strategy or "threshold"
+    decision = events_pb2.RouteDecision(
         schema_version=SCHEMA_VERSION, project_id=prediction.project_id, item_id=prediction.item_id,
-        route=events_pb2.ROUTE_AUTO if auto else events_pb2.ROUTE_HUMAN, label=prediction.labels[top],
-        confidence=confidence, threshold=threshold, reason=reason, model_name=prediction.model_name,
-        model_version=prediction.model_version, ingested_at_ms=prediction.ingested_at_ms)
+        label=prediction.labels[top], confidence=float(probabilities[top]), model_name=prediction.model_name,
+        model_version=prediction.model_version, ingested_at_ms=prediction.ingested_at_ms, strategy=strategy,
+        target_accuracy=spec.target_accuracy)
+    if strategy == "threshold":
+        decision.score = decision.confidence
+        decision.threshold = spec.auto_accept_threshold
+        auto = decision.score >= decision.threshold
+        decision.reason = f"top probability {decision.score:.3f} {'>=' if auto else '<'} threshold " \
+                          f"{decision.threshold:.3f}"
+    elif routing is None or routing.n_verified < spec.min_verified:
+        have = routing.n_verified if routing else 0
+        auto = False
+        decision.reason = f"cold start: {have} of {spec.min_verified} verified items needed before auto-acceptance"
+    else:
+        decision.score = float(routing.score(probabilities[None, :], np.array([len(prediction.text)]))[0])
+        chosen = routing.thresholds.threshold(top)
+        decision.routing_model_version = routing_version
+        decision.verified_items = routing.n_verified
+        decision.calibration_method = routing.calibrator.method if routing.calibrator else ""
+        decision.accuracy_lower_bound = chosen.lower_bound
+        if chosen.threshold == float("inf"):
+            auto = False
+            decision.threshold = 1.0
+            decision.reason = (f"no threshold for {decision.label!r} reaches the target {spec.target_accuracy:.3f} "
+                               f"at {spec.confidence_level:.0%} confidence yet")
+        else:
+            decision.threshold = chosen.threshold
+            auto = decision.score >= chosen.threshold
+            decision.reason = (f"{strategy} score {decision.score:.3f} {'>=' if auto else '<'} class threshold "
+                               f"{chosen.threshold:.3f} (lower bound {chosen.lower_bound:.3f} on "
+                               f"{chosen.accepted} verified items)")
+    if auto and spec.explore_fraction and explore_draw(prediction.project_id, prediction.item_id) < \
+            spec.explore_fraction:
+        auto = False
+        decision.explored = True
+        decision.reason += f"; sent to people anyway to keep accuracy measured ({spec.explore_fraction:.0%} sample)"
+    if not auto and budget is not None and not decision.explored:
+        binding = budget.binding()
+        if binding:
+            decision.budget = binding
+            if spec.overflow == "auto":
+                auto = True
+                decision.reason += f"; auto-accepted because the {binding}"
+            else:  # "people": the dispatcher serves the most uncertain items first
+                decision.reason += f"; sent to people although the {binding}"
+    decision.route = events_pb2.ROUTE_AUTO if auto else events_pb2.ROUTE_HUMAN
+    return decision
 
 
 def human_task(prediction: events_pb2.Prediction, decision: events_pb2.RouteDecision,
                spec: events_pb2.ProjectSpec, task_id: str) -> events_pb2.HumanTask:
     """Uncertain items first: priority is how far the model is from certainty."""
+    certainty = decision.score if decision.score else decision.confidence
     return events_pb2.HumanTask(
         schema_version=SCHEMA_VERSION, project_id=prediction.project_id, item_id=prediction.item_id,
         task_id=task_id, text=prediction.text, labels=list(prediction.labels), overlap=spec.overlap,
-        priority=1.0 - decision.confidence, model_label=decision.label, model_confidence=decision.confidence,
+        priority=1.0 - certainty, model_label=decision.label, model_confidence=decision.confidence,
         ingested_at_ms=prediction.ingested_at_ms)

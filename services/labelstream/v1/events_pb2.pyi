@@ -41,7 +41,7 @@ class FewShotExample(_message.Message):
     def __init__(self, text: _Optional[str] = ..., label: _Optional[str] = ...) -> None: ...
 
 class ProjectSpec(_message.Message):
-    __slots__ = ("schema_version", "project_id", "name", "task", "labels", "instructions", "examples", "auto_accept_threshold", "overlap", "max_overlap", "model", "max_text_bytes")
+    __slots__ = ("schema_version", "project_id", "name", "task", "labels", "instructions", "examples", "auto_accept_threshold", "overlap", "max_overlap", "model", "max_text_bytes", "routing_strategy", "target_accuracy", "confidence_level", "accuracy_bound", "min_verified", "refit_every", "explore_fraction", "human_fraction_cap", "budget_per_hour", "pay_per_answer", "overflow")
     SCHEMA_VERSION_FIELD_NUMBER: _ClassVar[int]
     PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
@@ -54,6 +54,17 @@ class ProjectSpec(_message.Message):
     MAX_OVERLAP_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     MAX_TEXT_BYTES_FIELD_NUMBER: _ClassVar[int]
+    ROUTING_STRATEGY_FIELD_NUMBER: _ClassVar[int]
+    TARGET_ACCURACY_FIELD_NUMBER: _ClassVar[int]
+    CONFIDENCE_LEVEL_FIELD_NUMBER: _ClassVar[int]
+    ACCURACY_BOUND_FIELD_NUMBER: _ClassVar[int]
+    MIN_VERIFIED_FIELD_NUMBER: _ClassVar[int]
+    REFIT_EVERY_FIELD_NUMBER: _ClassVar[int]
+    EXPLORE_FRACTION_FIELD_NUMBER: _ClassVar[int]
+    HUMAN_FRACTION_CAP_FIELD_NUMBER: _ClassVar[int]
+    BUDGET_PER_HOUR_FIELD_NUMBER: _ClassVar[int]
+    PAY_PER_ANSWER_FIELD_NUMBER: _ClassVar[int]
+    OVERFLOW_FIELD_NUMBER: _ClassVar[int]
     schema_version: SchemaVersion
     project_id: str
     name: str
@@ -66,7 +77,18 @@ class ProjectSpec(_message.Message):
     max_overlap: int
     model: str
     max_text_bytes: int
-    def __init__(self, schema_version: _Optional[_Union[SchemaVersion, str]] = ..., project_id: _Optional[str] = ..., name: _Optional[str] = ..., task: _Optional[str] = ..., labels: _Optional[_Iterable[str]] = ..., instructions: _Optional[str] = ..., examples: _Optional[_Iterable[_Union[FewShotExample, _Mapping]]] = ..., auto_accept_threshold: _Optional[float] = ..., overlap: _Optional[int] = ..., max_overlap: _Optional[int] = ..., model: _Optional[str] = ..., max_text_bytes: _Optional[int] = ...) -> None: ...
+    routing_strategy: str
+    target_accuracy: float
+    confidence_level: float
+    accuracy_bound: str
+    min_verified: int
+    refit_every: int
+    explore_fraction: float
+    human_fraction_cap: float
+    budget_per_hour: float
+    pay_per_answer: float
+    overflow: str
+    def __init__(self, schema_version: _Optional[_Union[SchemaVersion, str]] = ..., project_id: _Optional[str] = ..., name: _Optional[str] = ..., task: _Optional[str] = ..., labels: _Optional[_Iterable[str]] = ..., instructions: _Optional[str] = ..., examples: _Optional[_Iterable[_Union[FewShotExample, _Mapping]]] = ..., auto_accept_threshold: _Optional[float] = ..., overlap: _Optional[int] = ..., max_overlap: _Optional[int] = ..., model: _Optional[str] = ..., max_text_bytes: _Optional[int] = ..., routing_strategy: _Optional[str] = ..., target_accuracy: _Optional[float] = ..., confidence_level: _Optional[float] = ..., accuracy_bound: _Optional[str] = ..., min_verified: _Optional[int] = ..., refit_every: _Optional[int] = ..., explore_fraction: _Optional[float] = ..., human_fraction_cap: _Optional[float] = ..., budget_per_hour: _Optional[float] = ..., pay_per_answer: _Optional[float] = ..., overflow: _Optional[str] = ...) -> None: ...
 
 class Item(_message.Message):
     __slots__ = ("schema_version", "project_id", "item_id", "text", "metadata", "gold_label", "ingested_at_ms")
@@ -118,7 +140,7 @@ class Prediction(_message.Message):
     def __init__(self, schema_version: _Optional[_Union[SchemaVersion, str]] = ..., project_id: _Optional[str] = ..., item_id: _Optional[str] = ..., labels: _Optional[_Iterable[str]] = ..., probabilities: _Optional[_Iterable[float]] = ..., model_name: _Optional[str] = ..., model_version: _Optional[str] = ..., ingested_at_ms: _Optional[int] = ..., predicted_at_ms: _Optional[int] = ..., text: _Optional[str] = ...) -> None: ...
 
 class RouteDecision(_message.Message):
-    __slots__ = ("schema_version", "project_id", "item_id", "route", "label", "confidence", "threshold", "reason", "model_name", "model_version", "ingested_at_ms")
+    __slots__ = ("schema_version", "project_id", "item_id", "route", "label", "confidence", "threshold", "reason", "model_name", "model_version", "ingested_at_ms", "strategy", "score", "target_accuracy", "accuracy_lower_bound", "calibration_method", "routing_model_version", "verified_items", "explored", "budget")
     SCHEMA_VERSION_FIELD_NUMBER: _ClassVar[int]
     PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
     ITEM_ID_FIELD_NUMBER: _ClassVar[int]
@@ -130,6 +152,15 @@ class RouteDecision(_message.Message):
     MODEL_NAME_FIELD_NUMBER: _ClassVar[int]
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
     INGESTED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    STRATEGY_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    TARGET_ACCURACY_FIELD_NUMBER: _ClassVar[int]
+    ACCURACY_LOWER_BOUND_FIELD_NUMBER: _ClassVar[int]
+    CALIBRATION_METHOD_FIELD_NUMBER: _ClassVar[int]
+    ROUTING_MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    VERIFIED_ITEMS_FIELD_NUMBER: _ClassVar[int]
+    EXPLORED_FIELD_NUMBER: _ClassVar[int]
+    BUDGET_FIELD_NUMBER: _ClassVar[int]
     schema_version: SchemaVersion
     project_id: str
     item_id: str
@@ -141,7 +172,16 @@ class RouteDecision(_message.Message):
     model_name: str
     model_version: str
     ingested_at_ms: int
-    def __init__(self, schema_version: _Optional[_Union[SchemaVersion, str]] = ..., project_id: _Optional[str] = ..., item_id: _Optional[str] = ..., route: _Optional[_Union[Route, str]] = ..., label: _Optional[str] = ..., confidence: _Optional[float] = ..., threshold: _Optional[float] = ..., reason: _Optional[str] = ..., model_name: _Optional[str] = ..., model_version: _Optional[str] = ..., ingested_at_ms: _Optional[int] = ...) -> None: ...
+    strategy: str
+    score: float
+    target_accuracy: float
+    accuracy_lower_bound: float
+    calibration_method: str
+    routing_model_version: int
+    verified_items: int
+    explored: bool
+    budget: str
+    def __init__(self, schema_version: _Optional[_Union[SchemaVersion, str]] = ..., project_id: _Optional[str] = ..., item_id: _Optional[str] = ..., route: _Optional[_Union[Route, str]] = ..., label: _Optional[str] = ..., confidence: _Optional[float] = ..., threshold: _Optional[float] = ..., reason: _Optional[str] = ..., model_name: _Optional[str] = ..., model_version: _Optional[str] = ..., ingested_at_ms: _Optional[int] = ..., strategy: _Optional[str] = ..., score: _Optional[float] = ..., target_accuracy: _Optional[float] = ..., accuracy_lower_bound: _Optional[float] = ..., calibration_method: _Optional[str] = ..., routing_model_version: _Optional[int] = ..., verified_items: _Optional[int] = ..., explored: _Optional[bool] = ..., budget: _Optional[str] = ...) -> None: ...
 
 class HumanTask(_message.Message):
     __slots__ = ("schema_version", "project_id", "item_id", "task_id", "text", "labels", "overlap", "priority", "model_label", "model_confidence", "ingested_at_ms")
@@ -222,7 +262,7 @@ class FinalLabel(_message.Message):
     def __init__(self, schema_version: _Optional[_Union[SchemaVersion, str]] = ..., project_id: _Optional[str] = ..., item_id: _Optional[str] = ..., label: _Optional[str] = ..., source: _Optional[_Union[LabelSource, str]] = ..., confidence: _Optional[float] = ..., method: _Optional[str] = ..., version: _Optional[int] = ..., workers: _Optional[_Iterable[str]] = ..., model_name: _Optional[str] = ..., model_version: _Optional[str] = ..., ingested_at_ms: _Optional[int] = ..., finalized_at_ms: _Optional[int] = ...) -> None: ...
 
 class QualityEvent(_message.Message):
-    __slots__ = ("schema_version", "project_id", "item_id", "kind", "worker_id", "correct", "value", "at_ms")
+    __slots__ = ("schema_version", "project_id", "item_id", "kind", "worker_id", "correct", "value", "at_ms", "label")
     SCHEMA_VERSION_FIELD_NUMBER: _ClassVar[int]
     PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
     ITEM_ID_FIELD_NUMBER: _ClassVar[int]
@@ -231,6 +271,7 @@ class QualityEvent(_message.Message):
     CORRECT_FIELD_NUMBER: _ClassVar[int]
     VALUE_FIELD_NUMBER: _ClassVar[int]
     AT_MS_FIELD_NUMBER: _ClassVar[int]
+    LABEL_FIELD_NUMBER: _ClassVar[int]
     schema_version: SchemaVersion
     project_id: str
     item_id: str
@@ -239,7 +280,8 @@ class QualityEvent(_message.Message):
     correct: bool
     value: float
     at_ms: int
-    def __init__(self, schema_version: _Optional[_Union[SchemaVersion, str]] = ..., project_id: _Optional[str] = ..., item_id: _Optional[str] = ..., kind: _Optional[str] = ..., worker_id: _Optional[str] = ..., correct: _Optional[bool] = ..., value: _Optional[float] = ..., at_ms: _Optional[int] = ...) -> None: ...
+    label: str
+    def __init__(self, schema_version: _Optional[_Union[SchemaVersion, str]] = ..., project_id: _Optional[str] = ..., item_id: _Optional[str] = ..., kind: _Optional[str] = ..., worker_id: _Optional[str] = ..., correct: _Optional[bool] = ..., value: _Optional[float] = ..., at_ms: _Optional[int] = ..., label: _Optional[str] = ...) -> None: ...
 
 class DeadLetter(_message.Message):
     __slots__ = ("schema_version", "reason", "detail", "source_topic", "source_partition", "source_offset", "payload", "service", "project_id", "item_id", "at_ms")

@@ -1,0 +1,45 @@
+"""Verified labels flow back as quality events and the router refits and uses its routing model."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+
+from integration_tests.conftest import eventually, make_project
+from labelstream.cli import client
+from labelstream.v1 import events_pb2, services_pb2, services_pb2_grpc
+from labelstream.workforce import WorkerProfile, Workforce
+
+pytestmark = pytest.mark.integration
+PROJECT = "recal"
+
+
+def test_router_recalibrates_from_quality_events(state, db, demo_items):
+    make_project(state, PROJECT, routing_strategy="calibrated", target_accuracy=0.9, min_verified=30,
+                 refit_every=20)
+    first, second = demo_items[:100], demo_items[100:120]
+    gold_by_text = {i["text"]: i["gold_label"] for i in first + second}
+    monitor = state.grpc_address("monitor")
+    with Workforce(state.grpc_address("dispatcher"), PROJECT, gold_by_text, count=6,
+                   profile=WorkerProfile(accuracy=0.9, answer_ms=10)):
+        client.publish_json_items(state.kafka_bootstrap, PROJECT, first)
+        stats = client.wait_for_final_labels(monitor, PROJECT, len(first), timeout_s=300)
+        assert stats.human_path.final_labels == len(first), "cold start must send everything to people"
+        # The router refits as the monitor's quality events reach it, a moment after the final labels.
+        routing = eventually(lambda: db.routing_models.find_one({"project_id": PROJECT, "version": {"$gte": 4}}))
+        assert routing is not None, "no routing model was fitted from verified labels"
+        assert routing["model"]["n_verified"] >= 90
+        assert db.verified.count_documents({"project_id": PROJECT}) == len(first)
+
+        client.publish_json_items(state.kafka_bootstrap, PROJECT, second)
+        client.wait_for_final_labels(monitor, PROJECT, len(first) + len(second), timeout_s=300)
+    current = db.routing_models.find_one({"project_id": PROJECT})
+    with grpc.insecure_channel(state.grpc_address("router")) as channel:
+        decision = services_pb2_grpc.RouterServiceStub(channel).Explain(
+            services_pb2.ExplainRequest(project_id=PROJECT, item_id=second[-1]["item_id"]), timeout=10)
+    assert decision.strategy == "calibrated"
+    assert 4 <= decision.routing_model_version <= current["version"]
+    assert decision.verified_items >= 90
+    assert decision.calibration_method in ("temperature", "isotonic")
+    assert "threshold" in decision.reason
+    assert decision.route in (events_pb2.ROUTE_AUTO, events_pb2.ROUTE_HUMAN)

@@ -1,0 +1,133 @@
+"""Offline evaluation of routing strategies on items with gold and real model predictions.
+
+For each seed the items are split in two: "verified" items (what people would have labeled)
+fit the scorer and choose thresholds; "held-out" items measure the result. For every strategy
+the curve of final accuracy against the fraction of items sent to people is drawn, sending the
+lowest-scored items first and counting people's labels as right with `human_accuracy`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from labelstream.router.scoring import fit_routing_model
+
+CURVE_STRATEGIES = ("random", "raw_probability", "calibrated", "meta")
+GRID = np.linspace(0.0, 1.0, 101)
+
+
+@dataclass
+class EvaluationData:
+    probabilities: np.ndarray  # (n, classes), the model's
+    labels: np.ndarray         # gold class index
+    text_lengths: np.ndarray
+
+
+def accuracy_curve(scores: np.ndarray, correct: np.ndarray, human_accuracy: float) -> np.ndarray:
+    """Final accuracy at each human fraction of GRID, people taking the lowest scores first."""
+    order = np.argsort(scores, kind="stable")
+    correct_sorted = correct[order].astype(float)
+    n = len(correct)
+    # auto-correct among items left to the model after sending the first h to people
+    auto_correct_after = np.concatenate([np.cumsum(correct_sorted[::-1])[::-1], [0.0]])
+    curve = []
+    for fraction in GRID:
+        h = int(round(fraction * n))
+        curve.append((auto_correct_after[h] + human_accuracy * h) / n)
+    return np.array(curve)
+
+
+def human_fraction_for(curve: np.ndarray, final_accuracy: float) -> float:
+    reached = np.nonzero(curve >= final_accuracy - 1e-12)[0]
+    return float(GRID[reached[0]]) if reached.size else 1.0
+
+
+def evaluate(data: EvaluationData, target: float, seeds: int = 20, confidence_level: float = 0.95,
+             bound: str = "wilson", human_accuracy: float = 1.0, verified_fraction: float = 0.5,
+             final_accuracy: float | None = None, progress=lambda _seed: None) -> dict[str, Any]:
+    n = len(data.labels)
+    final_accuracy = target if final_accuracy is None else final_accuracy
+    curves: dict[str, list[np.ndarray]] = {s: [] for s in CURVE_STRATEGIES}
+    operating: dict[str, list[dict[str, float]]] = {"calibrated": [], "meta": []}
+    for seed in range(seeds):
+        rng = np.random.default_rng(seed)
+        order = rng.permutation(n)
+        cut = int(n * verified_fraction)
+        fit, test = order[:cut], order[cut:]
+        probs_test = data.probabilities[test]
+        predicted_test = probs_test.argmax(axis=1)
+        correct_test = predicted_test == data.labels[test]
+        scores = {"random": rng.random(len(test)), "raw_probability": probs_test.max(axis=1)}
+        for strategy in ("calibrated", "meta"):
+            model = fit_routing_model(strategy, data.probabilities[fit], data.text_lengths[fit], data.labels[fit],
+                                      target, confidence_level, bound, seed)
+            scores[strategy] = model.score(probs_test, data.text_lengths[test])
+            accepted = np.array([model.thresholds.accepts(int(c), float(s))
+                                 for c, s in zip(predicted_test, scores[strategy], strict=True)])
+            operating[strategy].append({
+                "seed": seed, "auto_fraction": float(accepted.mean()), "human_fraction": float(1 - accepted.mean()),
+                "auto_accuracy": float(correct_test[accepted].mean()) if accepted.any() else float("nan"),
+                "auto_accepted": int(accepted.sum()),
+                "final_accuracy": float((correct_test[accepted].sum() + human_accuracy * (~accepted).sum())
+                                        / len(test))})
+        for strategy in CURVE_STRATEGIES:
+            curves[strategy].append(accuracy_curve(scores[strategy], correct_test, human_accuracy))
+        progress(seed)
+
+    summary: dict[str, Any] = {
+        "items": n, "seeds": seeds, "target_accuracy": target, "confidence_level": confidence_level,
+        "bound": bound, "human_accuracy": human_accuracy, "verified_fraction": verified_fraction,
+        "model_accuracy": float((data.probabilities.argmax(axis=1) == data.labels).mean()),
+        "grid": GRID.tolist(), "strategies": {}}
+    for strategy, runs in curves.items():
+        mean = np.mean(runs, axis=0)
+        summary["strategies"][strategy] = {
+            "mean_curve": mean.tolist(),
+            "auc": float(np.trapezoid(mean, GRID)) if hasattr(np, "trapezoid") else float(np.trapz(mean, GRID)),
+            "human_fraction_for_final_accuracy": float(np.mean([human_fraction_for(c, final_accuracy)
+                                                                for c in runs])),
+        }
+    summary["final_accuracy_for_comparison"] = final_accuracy
+    for strategy, points in operating.items():
+        accuracies = [p["auto_accuracy"] for p in points if p["auto_accepted"] > 0]
+        summary["strategies"][strategy]["operating_point"] = {
+            "runs": points,
+            "runs_meeting_target": int(sum(a >= target for a in accuracies) + sum(p["auto_accepted"] == 0
+                                                                                  for p in points)),
+            "runs_with_auto_accepted": len(accuracies),
+            "mean_human_fraction": float(np.mean([p["human_fraction"] for p in points])),
+            "mean_auto_accuracy": float(np.mean(accuracies)) if accuracies else float("nan"),
+            "mean_final_accuracy": float(np.mean([p["final_accuracy"] for p in points])),
+        }
+    return summary
+
+
+def plot(summary: dict[str, Any], path: str, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    grid = np.array(summary["grid"])
+    fig, ax = plt.subplots(figsize=(8, 5.5), dpi=120)
+    styles = {"random": ":", "raw_probability": "--", "calibrated": "-", "meta": "-."}
+    for strategy, result in summary["strategies"].items():
+        ax.plot(grid, result["mean_curve"], styles[strategy], lw=2,
+                label=f"{strategy.replace('_', ' ')} (AUC {result['auc']:.4f})")
+    for strategy, marker in (("calibrated", "o"), ("meta", "s")):
+        point = summary["strategies"][strategy]["operating_point"]
+        ax.plot(point["mean_human_fraction"], point["mean_final_accuracy"], marker, ms=10, mec="black",
+                label=f"{strategy} operating point for target {summary['target_accuracy']:.2f} "
+                      f"({point['runs_meeting_target']}/{summary['seeds']} runs meet it)")
+    ax.axhline(summary["final_accuracy_for_comparison"], color="grey", lw=0.8)
+    ax.set_xlabel("fraction of items sent to people")
+    ax.set_ylabel(f"final accuracy (people right with p={summary['human_accuracy']:.2f})")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)

@@ -1,0 +1,91 @@
+"""Routing models in the store: verified items in, a fitted routing model per project and
+model version out, versioned so that every router replica picks up a refit."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+from pymongo.errors import DuplicateKeyError
+
+from labelstream.common.store import Store, item_key
+from labelstream.common.telemetry import now_ms
+from labelstream.router.scoring import RoutingModel, fit_routing_model
+from labelstream.v1 import events_pb2
+
+CACHE_SECONDS = 2.0
+
+
+def _json_safe(value):
+    """NaN is not portable across MongoDB implementations: store it as null."""
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, float) and value != value:
+        return None
+    return value
+
+
+def model_key(project_id: str, model_name: str, model_version: str) -> str:
+    return f"{project_id}|{model_name}/{model_version}"
+
+
+class RoutingModels:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._cache: dict[str, tuple[float, RoutingModel | None, int]] = {}
+        self._lock = threading.Lock()
+
+    def current(self, project_id: str, model_name: str, model_version: str) -> tuple[RoutingModel | None, int]:
+        key = model_key(project_id, model_name, model_version)
+        now = time.monotonic()
+        with self._lock:
+            cached = self._cache.get(key)
+        if cached and now - cached[0] < CACHE_SECONDS:
+            return cached[1], cached[2]
+        doc = self.store.db.routing_models.find_one({"_id": key})
+        model, version = (RoutingModel.from_doc(doc["model"]), doc["version"]) if doc else (None, 0)
+        with self._lock:
+            self._cache[key] = (now, model, version)
+        return model, version
+
+    def add_verified(self, project_id: str, item_id: str, label: str) -> dict | None:
+        """Record a verified label beside the model's prediction for that item; returns the
+        verified record, or None when the router never saw the item (or saw it already)."""
+        decision = self.store.db.decisions.find_one({"_id": item_key(project_id, item_id)})
+        if decision is None or "probabilities" not in decision or label not in decision["labels"]:
+            return None
+        doc = {"_id": item_key(project_id, item_id), "project_id": project_id, "item_id": item_id,
+               "model": f"{decision['model_name']}/{decision['model_version']}",
+               "probabilities": decision["probabilities"], "label_index": decision["labels"].index(label),
+               "text_length": decision.get("text_length", 0), "at_ms": now_ms()}
+        try:
+            self.store.db.verified.insert_one(doc)
+        except DuplicateKeyError:
+            return None
+        return doc
+
+    def refit_if_due(self, spec: events_pb2.ProjectSpec, model: str) -> int:
+        """Refit when enough new verified items arrived; returns the new version (0: no refit)."""
+        if (spec.routing_strategy or "threshold") == "threshold":
+            return 0
+        verified = list(self.store.db.verified.find({"project_id": spec.project_id, "model": model}))
+        key = f"{spec.project_id}|{model}"
+        current = self.store.db.routing_models.find_one({"_id": key})
+        fitted_on = current["model"]["n_verified"] if current else 0
+        if len(verified) < spec.min_verified or len(verified) - fitted_on < max(1, spec.refit_every):
+            return 0
+        probabilities = np.array([v["probabilities"] for v in verified], dtype=float)
+        labels = np.array([v["label_index"] for v in verified])
+        lengths = np.array([v["text_length"] for v in verified], dtype=float)
+        fitted = fit_routing_model(spec.routing_strategy, probabilities, lengths, labels, spec.target_accuracy,
+                                   spec.confidence_level or 0.95, spec.accuracy_bound or "wilson")
+        version = (current["version"] if current else 0) + 1
+        self.store.db.routing_models.replace_one({"_id": key}, {
+            "_id": key, "project_id": spec.project_id, "version": version, "model": _json_safe(fitted.to_doc()),
+            "fitted_at_ms": now_ms()}, upsert=True)
+        with self._lock:
+            self._cache.pop(key, None)
+        return version
