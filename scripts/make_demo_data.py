@@ -19,6 +19,7 @@ OUT = ROOT / "deploy" / "examples" / "sst2"
 LABELS = ["negative", "positive"]
 EXAMPLES_PER_CLASS = 16
 ITEMS = 872  # the whole dev set; the demo takes the first 500
+POOL = 4000  # train sentences of 10+ words for routing evaluation (verified vs held-out splits)
 
 
 def read_tsv(path: Path) -> list[tuple[str, str]]:
@@ -51,6 +52,12 @@ def main() -> None:
     with (OUT / "items.jsonl").open("w", encoding="utf-8") as handle:
         for index, (text, label) in dev[:ITEMS]:
             handle.write(json.dumps({"item_id": f"sst2-dev-{index:04d}", "text": text, "gold_label": label}) + "\n")
+    used = {e["text"] for e in examples}
+    pool = [row for row in train if row[0] not in used and len(row[0].split()) >= 10][:POOL]
+    with (OUT / "pool.jsonl").open("w", encoding="utf-8") as handle:
+        for number, (text, label) in enumerate(pool):
+            handle.write(json.dumps({"item_id": f"sst2-train-{number:05d}", "text": text, "gold_label": label}) + "\n")
+    print(f"wrote pool.jsonl ({len(pool)} items)")
     print(f"wrote {OUT}/project.yaml ({len(examples)} examples) and items.jsonl ({min(ITEMS, len(dev))} items)")
 
 

@@ -258,6 +258,62 @@ def demo(items: Annotated[int, typer.Option(help="How many SST-2 items to label"
             stack.stop()
 
 
+@app.command("evaluate-routing")
+def evaluate_routing(
+        project_file: Annotated[Path, typer.Option("--project")] = DEMO_DIR / "project.yaml",
+        items_file: Annotated[Path, typer.Option("--items", help="Items with gold_label")] = DEMO_DIR / "pool.jsonl",
+        target: float = 0.95, seeds: int = 20, confidence_level: float = 0.95, bound: str = "wilson",
+        human_accuracy: float = 1.0,
+        learn: Annotated[bool, typer.Option(help="Refit the encoder head on each split's verified items")] = True,
+        out: Annotated[Path, typer.Option(help="Folder for the PNG and JSON")] = REPO_ROOT / "reports" / "routing",
+) -> None:
+    """Accuracy versus human fraction for each routing strategy, with real model predictions (PNG + JSON)."""
+    import numpy as np
+
+    from labelstream.inference.local_model import load_encoder_classifier, project_dict
+    from labelstream.router.evaluation import EvaluationData, evaluate, plot, refit_head_predictions
+
+    try:
+        spec, rows = load_project(project_file), load_items(items_file)
+    except InputFileError as exc:
+        raise _fail(str(exc)) from exc
+    names = list(spec.labels)
+    rows = [r for r in rows if r.get("gold_label") in names]
+    if len(rows) < 100:
+        raise _fail(f"{items_file} has {len(rows)} items with a gold_label among {names}; at least 100 are needed")
+    texts = [r["text"] for r in rows]
+    labels = np.array([names.index(r["gold_label"]) for r in rows])
+    console.log(f"predicting {len(texts)} items with the encoder model (as served by Triton)")
+    classifier = load_encoder_classifier()
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console) as progress:
+        task = progress.add_task("embedding", total=len(texts))
+        for start in range(0, len(texts), 256):
+            classifier.embed(texts[start:start + 256])
+            progress.advance(task, len(texts[start:start + 256]))
+        probabilities = classifier.predict(texts, project_dict(spec)).astype(float)
+        data = EvaluationData(probabilities, labels, np.array([len(t) for t in texts], dtype=float),
+                              refit_head_predictions(classifier, project_dict(spec), texts, names, labels)
+                              if learn else None)
+        runs = progress.add_task("seeds", total=seeds)
+        summary = evaluate(data, target, seeds, confidence_level, bound, human_accuracy,
+                           progress=lambda _seed: progress.advance(runs))
+    out.mkdir(parents=True, exist_ok=True)
+    name = f"{spec.project_id}-target{target:.2f}"
+    (out / f"{name}.json").write_text(json.dumps(summary, indent=2))
+    plot(summary, str(out / f"{name}.png"), f"{spec.name or spec.project_id}")
+    table = Table(title=f"routing strategies, target accuracy {target:.2f} on auto-accepted items")
+    for column in ("strategy", "AUC", f"human fraction for final acc. {target:.2f}", "operating point"):
+        table.add_column(column)
+    for strategy, result in summary["strategies"].items():
+        point = result.get("operating_point")
+        text = (f"human {point['mean_human_fraction']:.3f}, auto acc. {point['mean_auto_accuracy']:.3f}, "
+                f"{point['runs_meeting_target']}/{seeds} runs meet target") if point else ""
+        table.add_row(strategy, f"{result['auc']:.4f}", f"{result['human_fraction_for_final_accuracy']:.3f}", text)
+    Console(width=160).print(table)
+    console.print(f"wrote {out / (name + '.png')} and {out / (name + '.json')}")
+
+
 def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     app()

