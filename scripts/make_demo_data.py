@@ -59,6 +59,40 @@ def main() -> None:
             handle.write(json.dumps({"item_id": f"sst2-train-{number:05d}", "text": text, "gold_label": label}) + "\n")
     print(f"wrote pool.jsonl ({len(pool)} items)")
     print(f"wrote {OUT}/project.yaml ({len(examples)} examples) and items.jsonl ({min(ITEMS, len(dev))} items)")
+    make_carer(options.shared)
+
+
+CARER_LABELS = ["sadness", "joy", "love", "anger", "fear", "surprise"]
+CARER_POOL = 3000
+
+
+def make_carer(shared: Path) -> None:
+    """A six-class emotion project (CARER) whose few-shot model is poorly calibrated across classes."""
+    out = ROOT / "deploy" / "examples" / "carer"
+    lines = (shared / "datasets" / "classification" / "carer" / "train.txt").read_text(encoding="utf-8").splitlines()
+    rows = [tuple(line.rsplit(";", 1)) for line in lines if ";" in line]
+    random.Random(0).shuffle(rows)
+    examples = [{"text": t, "label": label} for label in CARER_LABELS
+                for t, _ in [r for r in rows if r[1] == label][:EXAMPLES_PER_CLASS]]
+    used = {e["text"] for e in examples}
+    pool = [r for r in rows if r[0] not in used][:CARER_POOL]
+    out.mkdir(parents=True, exist_ok=True)
+    project = {
+        "project_id": "carer-emotions", "name": "CARER emotions", "task": "single_label", "labels": CARER_LABELS,
+        "instructions": "Which emotion does the writer express?", "routing_strategy": "calibrated",
+        "target_accuracy": 0.9, "min_verified": 200, "refit_every": 100, "overlap": 3, "max_overlap": 5,
+        "model": "encoder_fewshot", "examples": examples,
+    }
+    (out / "project.yaml").write_text(yaml.safe_dump(project, sort_keys=False, allow_unicode=True, width=120))
+    with (out / "pool.jsonl").open("w", encoding="utf-8") as handle:
+        for number, (text, label) in enumerate(pool):
+            handle.write(json.dumps({"item_id": f"carer-train-{number:05d}", "text": text, "gold_label": label}) + "\n")
+    (out / "SOURCE.md").write_text(
+        "Made by scripts/make_demo_data.py from shared/datasets/classification/carer/train.txt (seed 0):\n"
+        f"{EXAMPLES_PER_CLASS} few-shot examples per class and a pool of {CARER_POOL} other items.\n\n"
+        "Source: trsree/harvardschool_DeepLearning @b74de6bf67be : emotion_dataset/ (CARER, Saravia et al.,\n"
+        "EMNLP 2018); research data, no licence file seen.\n")
+    print(f"wrote {out}/project.yaml and pool.jsonl ({len(pool)} items)")
 
 
 if __name__ == "__main__":

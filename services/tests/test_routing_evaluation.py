@@ -29,3 +29,23 @@ def test_every_strategy_beats_random_routing(summary):
     strategies = summary["strategies"]
     for name in ("raw_probability", "calibrated", "meta"):
         assert strategies[name]["auc"] > strategies["random"]["auc"] + 0.02
+
+
+CARER = "deploy/examples/carer"
+
+
+def test_calibration_and_the_meta_classifier_need_fewer_people_than_raw_probabilities(tmp_path):
+    """Six emotions, a few-shot model miscalibrated across classes: per-class calibration and the
+    meta-classifier rank items better than the raw top probability."""
+    from labelstream.cli.stack import REPO_ROOT
+
+    result = CliRunner().invoke(app, [
+        "evaluate-routing", "--project", str(REPO_ROOT / CARER / "project.yaml"), "--items",
+        str(REPO_ROOT / CARER / "pool.jsonl"), "--target", "0.9", "--seeds", "10", "--no-learn", "--out",
+        str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    strategies = json.loads((tmp_path / "carer-emotions-target0.90.json").read_text())["strategies"]
+    raw = strategies["raw_probability"]
+    for better in ("calibrated", "meta"):
+        assert strategies[better]["auc"] > raw["auc"] + 0.005, better
+        assert strategies[better]["human_fraction_for_final_accuracy"] < raw["human_fraction_for_final_accuracy"]

@@ -74,7 +74,10 @@ class Thresholds:
 def choose_thresholds(scores: np.ndarray, predicted: np.ndarray, correct: np.ndarray, n_classes: int,
                       target: float, confidence_level: float = 0.95, bound: str = "wilson",
                       min_accepted: int = 10) -> Thresholds:
+    """Per-class thresholds whose bounds hold together at `confidence_level`: each class's bound
+    is taken at 1 - (1 - confidence_level) / n_classes (a union bound over the classes)."""
     lower = BOUNDS[bound]
+    per_class_level = 1.0 - (1.0 - confidence_level) / n_classes
     chosen = Thresholds(target=target, confidence_level=confidence_level, bound=bound)
     for cls in range(n_classes):
         mask = predicted == cls
@@ -85,7 +88,7 @@ def choose_thresholds(scores: np.ndarray, predicted: np.ndarray, correct: np.nda
         for i in range(min_accepted - 1, len(s)):
             if i + 1 < len(s) and s[i + 1] == s[i]:
                 continue  # a threshold accepts every item with an equal score
-            bound_value = lower(int(hits[i]), i + 1, confidence_level)
+            bound_value = lower(int(hits[i]), i + 1, per_class_level)
             if bound_value >= target:
                 best = ClassThreshold(float(s[i]), i + 1, int(hits[i]), bound_value)
         chosen.per_class[cls] = best
