@@ -140,3 +140,28 @@ def test_spend_per_hour():
     assert "budget 3.00/h" in budget.binding(now=30.0)
     assert budget.binding(now=3601.0) == ""
     assert math.isclose(budget.spend_last_hour(now=3611.0), 1.0)
+
+
+def test_items_near_the_threshold_get_the_model_as_a_voter():
+    from labelstream.router.policy import human_task
+
+    spec = events_pb2.ProjectSpec()
+    spec.CopyFrom(SPEC)
+    spec.routing_strategy = "threshold"
+    spec.auto_accept_threshold = 0.9
+    spec.overlap_margin = 0.2
+    spec.overlap_near_threshold = 2
+    near, far = route(prediction(0.8), spec), route(prediction(0.6), spec)
+    assert near.model_votes and not far.model_votes
+    assert human_task(prediction(0.8), near, spec, "t").overlap == 1  # one person + the model
+    assert human_task(prediction(0.6), far, spec, "t").overlap == 3
+
+
+def test_wait_overflow_defers_instead_of_sending():
+    spec = events_pb2.ProjectSpec()
+    spec.CopyFrom(SPEC)
+    spec.routing_strategy = "threshold"
+    spec.auto_accept_threshold = 0.99
+    spec.overflow = "wait"
+    decision = route(prediction(0.6), spec, budget=Budget(human_fraction_cap=0.5, routed=10, to_people=5))
+    assert decision.route == events_pb2.ROUTE_HUMAN and decision.deferred

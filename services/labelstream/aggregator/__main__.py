@@ -53,19 +53,22 @@ def make_handler(runtime: Runtime):
             if existing is not None:
                 return finalize(store, load_final(existing))  # re-publishes only if never acknowledged
             votes = list(store.db.votes.find({"task_id": response.task_id}).sort("_id", 1))
+            labels = [v["label"] for v in votes]
+            model_votes = 1 if response.model_label else 0
+            if model_votes:
+                labels.append(response.model_label)
             state = store.db.vote_requests.find_one({"_id": response.task_id}) or {}
-            required = max(spec.overlap, state.get("votes_needed", 0))
-            outcome = majority_vote([v["label"] for v in votes], list(spec.labels), required,
-                                    max(spec.max_overlap, spec.overlap))
+            required = max((response.task_overlap or spec.overlap) + model_votes, state.get("votes_needed", 0))
+            outcome = majority_vote(labels, list(spec.labels), required, max(spec.max_overlap, spec.overlap))
             if outcome.label is not None:
                 return finalize(store, human_final(response, outcome.label, outcome.share,
-                                                   [v["worker_id"] for v in votes]))
+                                                   [v["worker_id"] for v in votes], with_model=bool(model_votes)))
             if outcome.votes_needed > required:
                 store.db.vote_requests.update_one({"_id": response.task_id},
                                                   {"$set": {"votes_needed": outcome.votes_needed}}, upsert=True)
                 more = events_pb2.HumanTask(
                     schema_version=SCHEMA_VERSION, project_id=response.project_id, item_id=response.item_id,
-                    task_id=response.task_id, overlap=outcome.votes_needed)
+                    task_id=response.task_id, overlap=outcome.votes_needed - model_votes)
                 return [Outgoing(Topics.TASKS_HUMAN, key, more)]
             return []
 

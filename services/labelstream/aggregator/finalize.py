@@ -40,9 +40,10 @@ def auto_final(decision: events_pb2.RouteDecision) -> events_pb2.FinalLabel:
         model_version=decision.model_version, ingested_at_ms=decision.ingested_at_ms, finalized_at_ms=now_ms())
 
 
-def human_final(response: events_pb2.HumanResponse, label: str, share: float,
-                workers: list[str]) -> events_pb2.FinalLabel:
+def human_final(response: events_pb2.HumanResponse, label: str, share: float, workers: list[str],
+                with_model: bool = False) -> events_pb2.FinalLabel:
     return events_pb2.FinalLabel(
         schema_version=SCHEMA_VERSION, project_id=response.project_id, item_id=response.item_id, label=label,
-        source=events_pb2.LABEL_SOURCE_HUMAN, confidence=share, method="majority_vote", version=FINAL_VERSION,
+        source=events_pb2.LABEL_SOURCE_HUMAN, confidence=share,
+        method="majority_vote_with_model" if with_model else "majority_vote", version=FINAL_VERSION,
         workers=sorted(workers), ingested_at_ms=response.ingested_at_ms, finalized_at_ms=now_ms())

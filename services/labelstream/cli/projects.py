@@ -14,11 +14,13 @@ from labelstream.v1 import events_pb2
 PROJECT_KEYS = {"project_id", "name", "task", "labels", "instructions", "examples", "auto_accept_threshold",
                 "overlap", "max_overlap", "model", "max_text_bytes", "routing_strategy", "target_accuracy",
                 "confidence_level", "accuracy_bound", "min_verified", "refit_every", "explore_fraction",
-                "human_fraction_cap", "budget_per_hour", "pay_per_answer", "overflow"}
+                "human_fraction_cap", "budget_per_hour", "pay_per_answer", "overflow", "overlap_margin",
+                "overlap_near_threshold"}
 PROJECT_DEFAULTS: dict[str, Any] = {
     "task": "single_label", "overlap": 3, "model": "encoder_fewshot", "auto_accept_threshold": 0.9,
     "routing_strategy": "threshold", "target_accuracy": 0.95, "confidence_level": 0.95, "accuracy_bound": "wilson",
-    "min_verified": 100, "refit_every": 50, "explore_fraction": 0.0, "overflow": "people"}
+    "min_verified": 100, "refit_every": 50, "explore_fraction": 0.0, "overflow": "people", "overlap_margin": 0.0,
+    "overlap_near_threshold": 2}
 ITEM_KEYS = {"item_id", "text", "gold_label", "metadata"}
 
 

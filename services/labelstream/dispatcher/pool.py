@@ -53,6 +53,8 @@ class TaskPool:
             "labels": list(task.labels), "overlap": task.overlap, "open_slots": task.overlap,
             "priority": task.priority, "status": "open", "created_ms": now_ms(),
             "ingested_at_ms": task.ingested_at_ms, "traceparent": traceparent(),
+            # never shown to workers: only copied onto their responses for the aggregator
+            "model_label": task.model_label if task.model_votes else "",
         }}, upsert=True)
         while True:
             doc = self.tasks.find_one({"_id": task.task_id})
@@ -112,7 +114,8 @@ class TaskPool:
         response = events_pb2.HumanResponse(
             schema_version=SCHEMA_VERSION, project_id=task["project_id"], item_id=task["item_id"],
             task_id=task_id, worker_id=worker_id, label=label, answered_at_ms=now,
-            duration_ms=now - assignment["leased_at_ms"], ingested_at_ms=task.get("ingested_at_ms", 0))
+            duration_ms=now - assignment["leased_at_ms"], ingested_at_ms=task.get("ingested_at_ms", 0),
+            task_overlap=task["overlap"], model_label=task.get("model_label", ""))
         try:  # the outbox record first: once it exists, the answer will be published
             self.responses.insert_one({
                 "_id": key, "task_id": task_id, "worker_id": worker_id, "payload": response.SerializeToString(),

@@ -16,7 +16,7 @@ from labelstream.v1 import events_pb2
 ITEM_ID_PATTERN = re.compile(r"^[^\s:][^\s]{0,199}$")
 JSON_FIELDS = {"schema_version", "project_id", "item_id", "text", "metadata", "gold_label"}
 TASKS = {"single_label"}
-OVERFLOW = {"auto", "people"}
+OVERFLOW = {"auto", "wait", "people"}
 
 
 def parse_raw_item(value: bytes, content_type: str = "") -> events_pb2.Item:
@@ -141,4 +141,8 @@ def _routing_problems(spec: events_pb2.ProjectSpec) -> list[str]:
         problems.append("budget_per_hour needs pay_per_answer to count spend")
     if (spec.overflow or "people") not in OVERFLOW:
         problems.append(f"overflow must be one of {sorted(OVERFLOW)}")
+    if not 0.0 <= spec.overlap_margin < 1.0:
+        problems.append("overlap_margin must be in [0, 1) (0: the model never votes beside people)")
+    if spec.overlap_margin and spec.overlap_near_threshold < 2:
+        problems.append("overlap_near_threshold must be at least 2 (the model and one person)")
     return problems

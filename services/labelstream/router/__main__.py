@@ -8,18 +8,27 @@ import threading
 
 import grpc
 from google.protobuf import json_format
+from pymongo import ASCENDING
 
 from labelstream.common.kafka import Incoming, InvalidMessage, Outgoing, Topics, by_topic, decode, per_record
 from labelstream.common.runtime import Runtime, run_service
 from labelstream.common.store import insert_once, item_key
-from labelstream.common.telemetry import log_fields, now_ms, tracer
+from labelstream.common.telemetry import (
+    context_from_traceparent,
+    log_fields,
+    now_ms,
+    trace_headers,
+    traceparent,
+    tracer,
+)
 from labelstream.router.budget import Budget
 from labelstream.router.models import RoutingModels
 from labelstream.router.policy import human_task, route
 from labelstream.v1 import events_pb2, services_pb2, services_pb2_grpc
 
 log = logging.getLogger("labelstream.router")
-DECISION_EXTRAS = ("probabilities", "labels", "text_length", "decided_at_ms", "_id")
+DECISION_EXTRAS = ("probabilities", "labels", "text_length", "decided_at_ms", "_id", "text", "traceparent",
+                   "released_at_ms")
 
 
 class Budgets:
@@ -37,7 +46,8 @@ class Budgets:
                 decisions = self.runtime.store.db.decisions
                 budget = Budget(routed=decisions.count_documents({"project_id": spec.project_id}),
                                 to_people=decisions.count_documents({"project_id": spec.project_id,
-                                                                     "route": "ROUTE_HUMAN"}))
+                                                                     "route": "ROUTE_HUMAN",
+                                                                     "deferred": {"$ne": True}}))
                 self._budgets[spec.project_id] = budget
             budget.human_fraction_cap = spec.human_fraction_cap
             budget.budget_per_hour = spec.budget_per_hour
@@ -72,16 +82,19 @@ def make_handler(runtime: Runtime):
                     raise InvalidMessage("bad_prediction", str(exc), prediction.project_id,
                                          prediction.item_id) from exc
                 # First decision wins: a replay re-sends the same decision even if the policy changed since.
-                stored, inserted = insert_once(decisions, {
-                    "_id": key, **json_format.MessageToDict(decision, preserving_proto_field_name=True),
-                    "probabilities": list(prediction.probabilities), "labels": list(prediction.labels),
-                    "text_length": len(prediction.text), "decided_at_ms": now_ms()})
+                doc = {"_id": key, **json_format.MessageToDict(decision, preserving_proto_field_name=True),
+                       "probabilities": list(prediction.probabilities), "labels": list(prediction.labels),
+                       "text_length": len(prediction.text), "decided_at_ms": now_ms()}
+                if decision.deferred:  # what the release loop needs to send it later
+                    doc.update(text=prediction.text, traceparent=traceparent(), deferred=True)
+                stored, inserted = insert_once(decisions, doc)
                 if inserted:
-                    budget.record(decision.route == events_pb2.ROUTE_HUMAN)
-            decision = json_format.ParseDict({k: v for k, v in stored.items() if k not in DECISION_EXTRAS},
-                                             events_pb2.RouteDecision(), ignore_unknown_fields=True)
+                    budget.record(decision.route == events_pb2.ROUTE_HUMAN and not decision.deferred)
+            decision = stored_decision(stored)
             if decision.route == events_pb2.ROUTE_AUTO:
                 return [Outgoing(Topics.LABELS_AUTO, key, decision)]
+            if stored.get("deferred"):
+                return []  # waits for budget; release_deferred sends it
             return [Outgoing(Topics.TASKS_HUMAN, key, human_task(prediction, decision, spec, task_id=key))]
 
     def handle_quality(record: Incoming) -> list[Outgoing]:
@@ -97,8 +110,47 @@ def make_handler(runtime: Runtime):
                                                                  model=verified["model"]))
         return []
 
+    def release_deferred() -> None:
+        """Send waiting items to people, most uncertain first, while the budget allows."""
+        waiting = {d["project_id"] for d in decisions.find({"deferred": True}, {"project_id": 1}).limit(10_000)}
+        for project_id in waiting:
+            spec = runtime.store.get_project(project_id)
+            if spec is None:
+                continue
+            budget = budgets.get(spec)
+            while not budget.binding():
+                doc = next(iter(decisions.find({"project_id": project_id, "deferred": True}).sort(
+                    [("score", ASCENDING), ("confidence", ASCENDING)]).limit(1)), None)
+                if doc is None:
+                    break
+                runtime.producer.publish([release(doc, spec)])
+                budget.record(True)
+
+    def release(doc: dict, spec: events_pb2.ProjectSpec) -> Outgoing:
+        decision = stored_decision(doc)
+        prediction = events_pb2.Prediction(
+            project_id=decision.project_id, item_id=decision.item_id, labels=doc["labels"],
+            probabilities=doc["probabilities"], text=doc["text"], model_name=decision.model_name,
+            model_version=decision.model_version, ingested_at_ms=decision.ingested_at_ms)
+        with tracer().start_as_current_span("router.release", context=context_from_traceparent(doc["traceparent"]),
+                                            attributes={"labelstream.project_id": decision.project_id,
+                                                        "labelstream.item_id": decision.item_id}):
+            task = human_task(prediction, decision, spec, task_id=doc["_id"])
+            headers = trace_headers()
+
+        def mark_released() -> None:
+            decisions.update_one({"_id": doc["_id"]}, {"$set": {"deferred": False, "released_at_ms": now_ms()}})
+
+        return Outgoing(Topics.TASKS_HUMAN, doc["_id"], task, headers, on_published=mark_released)
+
+    runtime.start_background(release_deferred, 1.0, "release-deferred")
     return by_topic({Topics.PREDICTIONS: per_record(handle_prediction, runtime.name),
-                Topics.QUALITY_EVENTS: per_record(handle_quality, runtime.name)})
+                     Topics.QUALITY_EVENTS: per_record(handle_quality, runtime.name)})
+
+
+def stored_decision(doc: dict) -> events_pb2.RouteDecision:
+    fields = {k: v for k, v in doc.items() if k not in DECISION_EXTRAS}
+    return json_format.ParseDict(fields, events_pb2.RouteDecision(), ignore_unknown_fields=True)
 
 
 class RouterServicer(services_pb2_grpc.RouterServiceServicer):
@@ -110,8 +162,7 @@ class RouterServicer(services_pb2_grpc.RouterServiceServicer):
         if doc is None:
             context.abort(grpc.StatusCode.NOT_FOUND,
                           f"no routing decision for item {request.item_id!r} of project {request.project_id!r}")
-        return json_format.ParseDict({k: v for k, v in doc.items() if k not in DECISION_EXTRAS},
-                                     events_pb2.RouteDecision(), ignore_unknown_fields=True)
+        return stored_decision(doc)
 
 
 def register(runtime: Runtime, server: grpc.Server) -> None:

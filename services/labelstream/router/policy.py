@@ -58,6 +58,10 @@ def route(prediction: events_pb2.Prediction, spec: events_pb2.ProjectSpec, routi
             decision.reason = (f"{strategy} score {decision.score:.3f} {'>=' if auto else '<'} class threshold "
                                f"{chosen.threshold:.3f} (lower bound {chosen.lower_bound:.3f} on "
                                f"{chosen.accepted} verified items)")
+    if (not auto and spec.overlap_margin and 0 < decision.threshold <= 1.0
+            and decision.score >= decision.threshold - spec.overlap_margin):
+        decision.model_votes = True
+        decision.reason += f"; within {spec.overlap_margin:.2f} of the threshold: the model votes beside people"
     if auto and spec.explore_fraction and explore_draw(prediction.project_id, prediction.item_id) < \
             spec.explore_fraction:
         auto = False
@@ -70,7 +74,10 @@ def route(prediction: events_pb2.Prediction, spec: events_pb2.ProjectSpec, routi
             if spec.overflow == "auto":
                 auto = True
                 decision.reason += f"; auto-accepted because the {binding}"
-            else:  # "people": the dispatcher serves the most uncertain items first
+            elif spec.overflow == "wait":
+                decision.deferred = True
+                decision.reason += f"; waits for people because the {binding} (most uncertain released first)"
+            else:  # "people": sent anyway; the dispatcher serves the most uncertain items first
                 decision.reason += f"; sent to people although the {binding}"
     decision.route = events_pb2.ROUTE_AUTO if auto else events_pb2.ROUTE_HUMAN
     return decision
@@ -78,10 +85,12 @@ def route(prediction: events_pb2.Prediction, spec: events_pb2.ProjectSpec, routi
 
 def human_task(prediction: events_pb2.Prediction, decision: events_pb2.RouteDecision,
                spec: events_pb2.ProjectSpec, task_id: str) -> events_pb2.HumanTask:
-    """Uncertain items first: priority is how far the model is from certainty."""
+    """Uncertain items first: priority is how far the model is from certainty. `overlap` counts
+    people's answers; when the model votes, it is the one vote more."""
     certainty = decision.score if decision.score else decision.confidence
+    human_votes = max(1, (spec.overlap_near_threshold or 2) - 1) if decision.model_votes else spec.overlap
     return events_pb2.HumanTask(
         schema_version=SCHEMA_VERSION, project_id=prediction.project_id, item_id=prediction.item_id,
-        task_id=task_id, text=prediction.text, labels=list(prediction.labels), overlap=spec.overlap,
+        task_id=task_id, text=prediction.text, labels=list(prediction.labels), overlap=human_votes,
         priority=1.0 - certainty, model_label=decision.label, model_confidence=decision.confidence,
-        ingested_at_ms=prediction.ingested_at_ms)
+        ingested_at_ms=prediction.ingested_at_ms, model_votes=decision.model_votes)
