@@ -4,8 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+bash scripts/install-test-tools.sh
 echo "== ruff"
-.venv/bin/ruff check services scripts integration_tests
+.venv/bin/ruff check services scripts integration_tests deploy/image
 echo "== generated protobuf code"
 .venv/bin/python scripts/gen_protos.py --check
 echo "== tests"

@@ -313,9 +313,12 @@ def test_render_rules_fail_with_a_clear_message(chart: helm_python.Chart, overri
         render(chart, deep_merge(scenario_values("minimal"), override))
 
 
-def test_every_scenario_passes_the_schema(chart: helm_python.Chart):
-    for scenario in SCENARIOS:
-        chart.validate_schema(scenario_values(scenario))
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_helm_lint_strict_finds_nothing_to_warn_about(scenario: str):
+    report = helm_python.lint(CHART, scenario_values(scenario), strict=True, kube_version=f"v{KUBERNETES_VERSION}",
+                              namespace=NAMESPACE)
+    assert not report["errors"], report
+    assert [m for m in report["messages"] if m["severity"] >= 2] == [], report  # 2 = warning, 3 = error
 
 
 # --- what an SRE relies on -------------------------------------------------------------------------
@@ -562,12 +565,17 @@ def test_network_policies_isolate_every_pod(scenario: str):
         selecting = [p for p in policies if labels_match(p["spec"]["podSelector"]["matchLabels"], labels)]
         assert len(selecting) == 1, kind_name
         assert set(selecting[0]["spec"]["policyTypes"]) == {"Ingress", "Egress"}, kind_name
-    allowed = {53, *values["networkPolicy"]["egress"]["kafkaPorts"], *values["networkPolicy"]["egress"]["mongodbPorts"]}
-    allowed |= {p["port"] for rule in values["networkPolicy"]["egress"]["extra"] for p in rule.get("ports", [])}
+    egress = values["networkPolicy"]["egress"]
+    allowed = {53, *egress["kafka"]["ports"], *egress["mongodb"]["ports"]}
+    allowed |= {p["port"] for rule in egress["extra"] for p in rule.get("ports", [])}
     for name, deployment in service_deployments(manifests).items():
         policy = of_kind(manifests, "NetworkPolicy")[deployment["metadata"]["name"]]
         ports = {p["port"] for rule in policy["spec"]["egress"] for p in rule["ports"]}
         assert ports - allowed == ({8001} if name == "inference" else set()), name
+        for dependency in ("kafka", "mongodb"):  # only to the configured peers (none configured: any)
+            rule = next(r for r in policy["spec"]["egress"]
+                        if {p["port"] for p in r["ports"]} == set(egress[dependency]["ports"]))
+            assert rule.get("to", []) == egress[dependency]["to"], (name, dependency)
     if values["triton"]["enabled"]:
         triton = of_kind(manifests, "NetworkPolicy")[f"{RELEASE}-triton"]
         grpc_rule = next(r for r in triton["spec"]["ingress"] if r["ports"][0]["port"] == 8001)
@@ -599,8 +607,7 @@ def test_prometheus_operator_objects_scrape_everything_and_alert():
 def test_alert_rules_fire_with_promtool(tmp_path: Path):
     """promtool (Debian's prometheus package) checks the rendered rules and unit-tests two alerts."""
     promtool = shutil.which("promtool")
-    if promtool is None:
-        pytest.skip("promtool is not installed (apt-get install prometheus)")
+    assert promtool is not None, "promtool is missing: scripts/install-test-tools.sh installs it (Debian's prometheus)"
     (rule,) = of_kind(manifests_of("production-gpu"), "PrometheusRule").values()
     (tmp_path / "rules.yaml").write_text(yaml.safe_dump({"groups": rule["spec"]["groups"]}))
     (tmp_path / "tests.yaml").write_text(yaml.safe_dump({

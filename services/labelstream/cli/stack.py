@@ -244,7 +244,7 @@ class LocalStack:
             "--grpc-address=127.0.0.1", f"--grpc-port={ports.triton_grpc}",
             "--http-address=127.0.0.1", f"--http-port={ports.triton_http}",
             f"--metrics-port={ports.triton_metrics}", "--log-verbose=0"], env)
-        self._wait("triton", lambda: _http_ok(f"http://127.0.0.1:{ports.triton_http}/v2/health/ready"), 120)
+        self._wait("triton", lambda: http_ok(f"http://127.0.0.1:{ports.triton_http}/v2/health/ready"), 120)
 
     def start_service(self, service: str, wait: bool = True) -> None:
         self.progress(f"starting {service} (gRPC {self.state.grpc_address(service)})")
@@ -306,7 +306,7 @@ def _reap(pid: int, timeout_s: float) -> None:
         time.sleep(0.05)
 
 
-def _http_ok(url: str) -> bool:
+def http_ok(url: str) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=1) as response:
             return response.status == 200

@@ -290,8 +290,17 @@ class ConsumerLoop:
             log.warning("commit failed after a rebalance", extra=log_fields(error=str(exc)))
 
 
-def ensure_topics(settings: Settings, partitions: int = 3, timeout_s: float = 30.0) -> list[str]:
-    """Create every labelstream topic that does not exist yet; returns the ones created."""
+@dataclass(frozen=True)
+class TopicState:
+    partitions: int
+    created: bool
+
+
+def ensure_topics(settings: Settings, partitions: int = 3, replication_factor: int = 1,
+                  timeout_s: float = 30.0) -> dict[str, TopicState]:
+    """Create every labelstream topic that does not exist yet; existing ones are left as they are
+    (growing a topic moves keys to other partitions: an operator's decision). Returns each topic's
+    partition count and whether this call created it."""
     deadline = time.monotonic() + timeout_s
     while True:
         try:
@@ -303,12 +312,14 @@ def ensure_topics(settings: Settings, partitions: int = 3, timeout_s: float = 30
                 raise RuntimeError(f"cannot reach Kafka at {settings.kafka_bootstrap}: {exc}") from exc
             time.sleep(0.5)
     try:
-        existing = set(admin.list_topics())
         wanted = [settings.kafka_topic_prefix + t for t in Topics.ALL]
+        existing = set(admin.list_topics())
         missing = [t for t in wanted if t not in existing]
-        if missing:
-            with contextlib.suppress(TopicAlreadyExistsError):  # created concurrently: fine
-                admin.create_topics([NewTopic(t, partitions, 1) for t in missing])
-        return missing
+        for topic in missing:  # one by one: a topic created concurrently must not stop the others
+            with contextlib.suppress(TopicAlreadyExistsError):
+                admin.create_topics([NewTopic(topic, partitions, replication_factor)])
+        # kafka-python 3 names the topic "name" (older releases: "topic")
+        counts = {d.get("name", d.get("topic")): len(d["partitions"]) for d in admin.describe_topics(wanted)}
+        return {t: TopicState(counts.get(t, 0), t in missing) for t in wanted}
     finally:
         admin.close()

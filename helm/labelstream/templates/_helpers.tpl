@@ -1,0 +1,200 @@
+{{/*
+Names, labels and the pieces every workload shares. The six services are rendered by ONE
+generic template (workloads.yaml) ranging over .Values.services; what differs between them is
+data: their values block and the topics they consume (labelstream.consumedTopics below).
+*/}}
+
+{{- define "labelstream.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "labelstream.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 52 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 52 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 52 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The name of one component's objects: <fullname>-<component> (at most 63 characters). */}}
+{{- define "labelstream.componentName" -}}
+{{- printf "%s-%s" (include "labelstream.fullname" .root) .component | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "labelstream.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "labelstream.name" .root }}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
+{{- define "labelstream.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .root.Chart.Name .root.Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{ include "labelstream.selectorLabels" . }}
+app.kubernetes.io/version: {{ .root.Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .root.Release.Service }}
+app.kubernetes.io/part-of: labelstream
+{{- end -}}
+
+{{/* Labels of the release's objects that belong to no single component (Secret, ServiceAccount, ...). */}}
+{{- define "labelstream.commonLabels" -}}
+{{ include "labelstream.labels" (dict "root" . "component" "shared") }}
+{{- end -}}
+
+{{- define "labelstream.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
+
+{{- define "labelstream.tritonImage" -}}
+{{- if .Values.triton.image.repository -}}
+{{- printf "%s:%s" .Values.triton.image.repository (default (default .Chart.AppVersion .Values.image.tag) .Values.triton.image.tag) -}}
+{{- else -}}
+{{- include "labelstream.image" . -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "labelstream.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "labelstream.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+The topics each service consumes, as the code subscribes to them (run_service(...) in
+services/labelstream/<service>/__main__.py; services/tests/test_helm_chart.py checks they agree).
+The consumer group of a service is always labelstream-<service>. Not values: changing them here
+would not change what the code consumes.
+*/}}
+{{- define "labelstream.consumedTopics" -}}
+ingest: [items.raw]
+inference: [items.accepted]
+router: [predictions, quality.events]
+dispatcher: [tasks.human]
+aggregator: [labels.auto, responses.human]
+monitor: [items.accepted, items.dlq, predictions, labels.auto, tasks.human, responses.human, labels.final]
+{{- end -}}
+
+{{- define "labelstream.mongodbSecretName" -}}
+{{- if .Values.mongodb.existingSecret -}}
+{{- .Values.mongodb.existingSecret -}}
+{{- else -}}
+{{- printf "%s-mongodb" (include "labelstream.fullname" .) -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "labelstream.tritonUrl" -}}
+{{- if .Values.triton.enabled -}}
+{{- printf "%s:%d" (include "labelstream.componentName" (dict "root" . "component" "triton")) 8001 -}}
+{{- else -}}
+{{- required "triton.enabled is false: set triton.externalUrl to the host:port of the Triton gRPC endpoint" .Values.triton.externalUrl -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+The environment of one service: exactly the LABELSTREAM_* variables of the settings table
+(services/labelstream/common/settings.py). Chart-wide settings first, then the service's own
+`env` map (which may override them); the MongoDB URI only ever comes from a Secret.
+Call with (dict "root" $ "name" <service> "svc" <values block>).
+*/}}
+{{- define "labelstream.serviceEnv" -}}
+{{- $v := .root.Values -}}
+{{- $consumer := $v.kafka.consumer -}}
+{{- $env := dict
+  "LABELSTREAM_KAFKA_BOOTSTRAP" $v.kafka.bootstrap
+  "LABELSTREAM_KAFKA_TOPIC_PREFIX" $v.kafka.topicPrefix
+  "LABELSTREAM_KAFKA_SESSION_TIMEOUT_MS" (toString (int $consumer.sessionTimeoutMs))
+  "LABELSTREAM_KAFKA_HEARTBEAT_INTERVAL_MS" (toString (int $consumer.heartbeatIntervalMs))
+  "LABELSTREAM_KAFKA_MAX_POLL_INTERVAL_MS" (toString (int $consumer.maxPollIntervalMs))
+  "LABELSTREAM_KAFKA_POLL_MAX_RECORDS" (toString (int $consumer.pollMaxRecords))
+  "LABELSTREAM_KAFKA_POLL_TIMEOUT_MS" (toString (int $consumer.pollTimeoutMs))
+  "LABELSTREAM_MONGODB_DATABASE" $v.mongodb.database
+  "LABELSTREAM_GRPC_PORT" (toString (int $v.ports.grpc))
+  "LABELSTREAM_GRPC_BIND_HOST" "0.0.0.0"
+  "LABELSTREAM_METRICS_PORT" (toString (int $v.ports.metrics))
+  "LABELSTREAM_LOG_LEVEL" $v.logLevel
+-}}
+{{- if eq .name "inference" -}}
+{{- $_ := set $env "LABELSTREAM_TRITON_URL" (include "labelstream.tritonUrl" .root) -}}
+{{- end -}}
+{{- range $key, $value := .svc.env -}}
+{{- $_ := set $env $key $value -}}
+{{- end -}}
+{{- range $key := keys $env | sortAlpha }}
+- name: {{ $key }}
+  value: {{ get $env $key | quote }}
+{{- end }}
+- name: LABELSTREAM_MONGODB_URI
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "labelstream.mongodbSecretName" .root }}
+      key: {{ .root.Values.mongodb.existingSecretKey }}
+{{- end -}}
+
+{{/* Volumes and mounts every container gets: a writable /tmp (the root filesystem is read-only) and the MongoDB CA. */}}
+{{- define "labelstream.volumes" -}}
+- name: tmp
+  emptyDir:
+    sizeLimit: 64Mi
+{{- if .Values.mongodb.tls.caSecret }}
+- name: mongodb-ca
+  secret:
+    secretName: {{ .Values.mongodb.tls.caSecret }}
+    items:
+      - key: {{ .Values.mongodb.tls.caKey }}
+        path: ca.crt
+{{- end }}
+{{- end -}}
+
+{{- define "labelstream.volumeMounts" -}}
+- name: tmp
+  mountPath: /tmp
+{{- if .Values.mongodb.tls.caSecret }}
+- name: mongodb-ca
+  mountPath: /etc/labelstream/mongodb-tls
+  readOnly: true
+{{- end }}
+{{- end -}}
+
+{{- define "labelstream.podSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: {{ .Values.securityContext.runAsUser }}
+runAsGroup: {{ .Values.securityContext.runAsGroup }}
+fsGroup: {{ .Values.securityContext.runAsGroup }}
+seccompProfile:
+  type: RuntimeDefault
+{{- end -}}
+
+{{- define "labelstream.containerSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: {{ .Values.securityContext.runAsUser }}
+runAsGroup: {{ .Values.securityContext.runAsGroup }}
+allowPrivilegeEscalation: false
+readOnlyRootFilesystem: true
+privileged: false
+capabilities:
+  drop: [ALL]
+{{- end -}}
+
+{{/*
+The rule that makes scaling a consumer group useful: a group never has more busy members than
+its topics have partitions. Fails the render when a service could run more replicas than that.
+*/}}
+{{- define "labelstream.checkPartitions" -}}
+{{- $partitions := int .root.Values.topics.partitions -}}
+{{- $most := int .svc.replicas -}}
+{{- if .svc.autoscaling.enabled -}}
+{{- if gt (int .svc.autoscaling.minReplicas) (int .svc.autoscaling.maxReplicas) -}}
+{{- fail (printf "services.%s.autoscaling: minReplicas (%d) is larger than maxReplicas (%d)" .name (int .svc.autoscaling.minReplicas) (int .svc.autoscaling.maxReplicas)) -}}
+{{- end -}}
+{{- $most = int .svc.autoscaling.maxReplicas -}}
+{{- end -}}
+{{- if gt $most $partitions -}}
+{{- fail (printf "services.%s can run %d replicas but topics.partitions is %d: members of the consumer group labelstream-%s beyond the partition count stay idle. Raise topics.partitions (and the partitions of existing topics) or lower the replicas/maxReplicas." .name $most $partitions .name) -}}
+{{- end -}}
+{{- end -}}
