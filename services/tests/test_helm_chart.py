@@ -15,7 +15,7 @@ import re
 import shutil
 import subprocess
 from collections.abc import Iterator
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import helm_python
@@ -35,6 +35,13 @@ KUBERNETES_VERSION = "1.30.0"
 RELEASE, NAMESPACE = "labelstream", "labeling"
 SETTING_NAMES = {s.env for s in SETTINGS.values()}
 GPU = "nvidia.com/gpu"
+# How every Kafka client connects (the services and the topic Job must agree on all of them).
+KAFKA_CONNECTION = {SETTINGS[name].env for name in ("kafka_bootstrap", "kafka_topic_prefix", "kafka_security_protocol",
+                                                   "kafka_ssl_cafile", "kafka_sasl_mechanism", "kafka_sasl_username",
+                                                   "kafka_sasl_password")}
+KAFKA_PASSWORD = SETTINGS["kafka_sasl_password"].env
+# What a secretKeyRef stands for when a test hands a rendered environment to Settings.from_env.
+SECRET_PLACEHOLDERS = {"LABELSTREAM_MONGODB_URI": "mongodb://from-the-secret:27017"}
 
 Manifest = dict[str, Any]
 
@@ -176,6 +183,34 @@ def plain_env(entry: dict[str, Any]) -> dict[str, str]:
     return {e["name"]: e["value"] for e in entry.get("env", []) if "value" in e}
 
 
+def secret_refs(entry: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """name -> its secretKeyRef, for every variable that is not a plain value (there is no other kind)."""
+    return {e["name"]: e["valueFrom"]["secretKeyRef"] for e in entry.get("env", []) if "value" not in e}
+
+
+def env_with_placeholders(entry: dict[str, Any]) -> dict[str, str]:
+    """The container's environment as the kubelet would set it, each Secret's value replaced by a placeholder."""
+    env = plain_env(entry)
+    for name, ref in secret_refs(entry).items():
+        env[name] = SECRET_PLACEHOLDERS.get(name, f"placeholder-of-{ref['name']}/{ref['key']}")
+    return env
+
+
+def kafka_clients(manifests: list[Manifest]) -> dict[str, Manifest]:
+    """'<Kind>/<name>' -> every workload whose pods talk to Kafka: the service Deployments and the topic Job."""
+    clients = {f"Deployment/{d['metadata']['name']}": d for d in service_deployments(manifests).values()}
+    clients |= {f"Job/{name}": job for name, job in of_kind(manifests, "Job").items()}
+    return clients
+
+
+def walk(node: Any) -> Iterator[Any]:
+    """Every dict, list and scalar of a manifest."""
+    yield node
+    children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else []
+    for child in children:
+        yield from walk(child)
+
+
 def labels_match(selector: dict[str, str], labels: dict[str, str]) -> bool:
     return all(labels.get(key) == value for key, value in selector.items())
 
@@ -276,6 +311,21 @@ BROKEN_VALUES = [
                  id="triton-kind"),
     pytest.param({"kafka": {"bootstrap": "kafka"}}, ["/kafka/bootstrap", "does not match pattern"],
                  id="bootstrap-without-port"),
+    pytest.param({"kafka": {"securityProtocol": "TLS"}}, ["/kafka/securityProtocol", "'SSL'", "'SASL_SSL'"],
+                 id="kafka-protocol-not-a-kafka-protocol"),
+    pytest.param({"kafka": {"securityProtocol": "SASL_SSL", "sasl": {"username": "labelstream"}}},
+                 ["/kafka/sasl/passwordSecret", "minLength"], id="kafka-sasl-without-password-secret"),
+    pytest.param({"kafka": {"securityProtocol": "SASL_PLAINTEXT", "sasl": {"passwordSecret": "kafka-credentials"}}},
+                 ["/kafka/sasl/username", "minLength"], id="kafka-sasl-without-username"),
+    pytest.param({"kafka": {"securityProtocol": "SASL_SSL", "sasl": {"username": "labelstream",
+                                                                     "password": "Hunter2-s3cret"}}},
+                 ["/kafka/sasl", "'password' not allowed"], id="kafka-password-as-a-value"),
+    pytest.param({"kafka": {"sasl": {"mechanism": "SCRAM-SHA-1"}}}, ["/kafka/sasl/mechanism", "'SCRAM-SHA-512'"],
+                 id="kafka-sasl-mechanism"),
+    pytest.param({"services": {"router": {"env": {"LABELSTREAM_KAFKA_SASL_PASSWORD": "Hunter2-s3cret"}}}},
+                 ["LABELSTREAM_KAFKA_SASL_PASSWORD"], id="kafka-password-as-plain-env"),
+    pytest.param({"services": {"ingest": {"env": {"LABELSTREAM_KAFKA_SECURITY_PROTOCOL": "PLAINTEXT"}}}},
+                 ["LABELSTREAM_KAFKA_SECURITY_PROTOCOL"], id="kafka-security-per-service"),
     pytest.param({"topics": {"partitions": 0}}, ["/topics/partitions", "minimum"], id="zero-partitions"),
     pytest.param({"securityContext": {"runAsUser": 0}}, ["/securityContext/runAsUser", "minimum"], id="root"),
     pytest.param({"replicaCount": 3}, ["'replicaCount' not allowed"], id="unknown-top-level-key"),
@@ -304,6 +354,12 @@ RULE_BREAKS = [
     pytest.param({"mongodb": {"uri": ""}}, "MongoDB is not configured: set mongodb.existingSecret",
                  id="no-mongodb"),
     pytest.param({"triton": {"enabled": False}}, "set triton.externalUrl", id="no-triton"),
+    pytest.param({"kafka": {"tls": {"caSecret": "kafka-ca"}}},
+                 "kafka.tls.caSecret is set but kafka.securityProtocol is PLAINTEXT, which does not use TLS",
+                 id="kafka-ca-without-tls"),
+    pytest.param({"kafka": {"securityProtocol": "SSL"}, "keda": {"enabled": True},
+                  "services": {"router": {"autoscaling": {"enabled": True, "minReplicas": 1, "maxReplicas": 3}}}},
+                 "keda.enabled with kafka.securityProtocol SSL is not supported", id="keda-with-kafka-tls"),
 ]
 
 
@@ -412,9 +468,10 @@ def test_services_get_exactly_the_settings_the_code_reads(scenario: str):
         assert set(names) <= SETTING_NAMES, f"{name}: not in the settings table: {set(names) - SETTING_NAMES}"
         env = plain_env(entry)
         assert ("LABELSTREAM_TRITON_URL" in env) == (name == "inference"), name
-        # The rendered environment is one the service accepts (the URI stands for the Secret's value).
-        settings = Settings.from_env({**env, "LABELSTREAM_MONGODB_URI": "mongodb://from-the-secret:27017"})
+        # The rendered environment is one the service accepts (placeholders stand for the Secrets' values).
+        settings = Settings.from_env(env_with_placeholders(entry))
         assert settings.kafka_bootstrap == values["kafka"]["bootstrap"]
+        assert settings.kafka_security_protocol == values["kafka"]["securityProtocol"]
         assert settings.kafka_topic_prefix == values["kafka"]["topicPrefix"]
         assert settings.mongodb_database == values["mongodb"]["database"]
         assert settings.kafka_session_timeout_ms == values["kafka"]["consumer"]["sessionTimeoutMs"]
@@ -537,7 +594,7 @@ def test_pods_get_time_to_finish_a_batch_and_commit_after_sigterm(scenario: str)
     publish_timeout = inspect.signature(EventProducer.publish).parameters["timeout_s"].default
     for name, deployment in service_deployments(manifests_of(scenario)).items():
         grace = deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
-        settings = Settings.from_env(plain_env(container(deployment)))
+        settings = Settings.from_env(env_with_placeholders(container(deployment)))
         needed = publish_timeout + (settings.triton_timeout_s if name == "inference" else 0)
         assert grace > needed, f"{name}: {grace}s grace for up to {needed}s of work"
 
@@ -647,19 +704,123 @@ def test_alert_rules_fire_with_promtool(tmp_path: Path):
     assert test.returncode == 0, test.stdout + test.stderr
 
 
-def test_the_topic_job_runs_before_the_services_with_their_kafka_settings():
-    manifests = manifests_of("production-gpu")
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_the_topic_job_runs_before_the_services_with_their_kafka_settings(scenario: str):
+    manifests = manifests_of(scenario)
+    if not merged_values(scenario)["topics"]["create"]:
+        assert not of_kind(manifests, "Job")
+        return
     (job,) = of_kind(manifests, "Job").values()
     annotations = job["metadata"]["annotations"]
     assert set(annotations["helm.sh/hook"].split(",")) == {"pre-install", "pre-upgrade"}
     entry = container(job)
     assert entry["args"][:1] == ["create-topics"]
-    values = merged_values("production-gpu")
+    values = merged_values(scenario)
     assert f"--replication-factor={values['topics']['replicationFactor']}" in entry["args"]
     job_env = plain_env(entry)
-    assert set(job_env) <= SETTING_NAMES
-    for deployment in service_deployments(manifests).values():
-        service_env = plain_env(container(deployment))
-        for name in ("LABELSTREAM_KAFKA_BOOTSTRAP", "LABELSTREAM_KAFKA_TOPIC_PREFIX"):
-            assert job_env[name] == service_env[name]
-        assert container(deployment)["image"] == entry["image"]
+    assert set(job_env) | set(secret_refs(entry)) <= KAFKA_CONNECTION | {"LABELSTREAM_LOG_LEVEL"}
+    Settings.from_env(env_with_placeholders(entry))  # create_topics.py reads it with Settings.from_env
+    for name, deployment in service_deployments(manifests).items():
+        service = container(deployment)
+        # Every Kafka connection setting (security protocol, CA, SASL user and password Secret) is the services'.
+        assert {k: v for k, v in plain_env(service).items() if k in KAFKA_CONNECTION} == {
+            k: v for k, v in job_env.items() if k in KAFKA_CONNECTION}, name
+        assert {k: v for k, v in secret_refs(service).items() if k in KAFKA_CONNECTION} == secret_refs(entry), name
+        assert service["image"] == entry["image"]
+
+
+# --- Kafka TLS and SASL ----------------------------------------------------------------------------
+
+
+def test_every_kafka_client_uses_sasl_ssl_with_the_mounted_ca_and_the_password_secret():
+    """external-tls: the six services and the topic Job connect with SASL_SSL, trust the CA of the named Secret
+    (mounted as a file) and read the SASL password only through a secretKeyRef; the services accept that env."""
+    manifests = manifests_of("external-tls")
+    kafka = merged_values("external-tls")["kafka"]
+    assert kafka["securityProtocol"] == "SASL_SSL" and kafka["tls"]["caSecret"] and kafka["sasl"]["passwordSecret"]
+    clients = kafka_clients(manifests)
+    assert sorted(component(w) for w in clients.values()) == sorted([*SERVICES, "create-topics"])
+    for where, workload in clients.items():
+        entry = container(workload)
+        pod = workload["spec"]["template"]["spec"]
+        env = plain_env(entry)
+        assert env["LABELSTREAM_KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL", where
+        assert env["LABELSTREAM_KAFKA_SASL_MECHANISM"] == kafka["sasl"]["mechanism"], where
+        assert env["LABELSTREAM_KAFKA_SASL_USERNAME"] == kafka["sasl"]["username"], where
+        # The CA file lies in a read-only volume that projects the CA key of the named Secret to that file.
+        cafile = PurePosixPath(env["LABELSTREAM_KAFKA_SSL_CAFILE"])
+        mounts = [m for m in entry["volumeMounts"] if cafile.is_relative_to(m["mountPath"])]
+        assert len(mounts) == 1, f"{where}: {cafile} is not in exactly one mounted volume"
+        (mount,) = mounts
+        assert mount.get("readOnly") is True and "subPath" not in mount, where
+        (volume,) = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+        assert volume["secret"]["secretName"] == kafka["tls"]["caSecret"], where
+        assert {"key": kafka["tls"]["caKey"], "path": str(cafile.relative_to(mount["mountPath"]))} in volume[
+            "secret"]["items"], where
+        # The password: a secretKeyRef to the named Secret, never a value.
+        password = next(e for e in entry["env"] if e["name"] == KAFKA_PASSWORD)
+        assert "value" not in password, f"{where} has the SASL password in plain text"
+        assert password["valueFrom"] == {"secretKeyRef": {"name": kafka["sasl"]["passwordSecret"],
+                                                          "key": kafka["sasl"]["passwordKey"]}}, where
+        # What the code makes of it: Settings.from_env accepts it and the Kafka clients get TLS and SASL.
+        resolved = env_with_placeholders(entry)
+        options = Settings.from_env(resolved).kafka_client_options()
+        assert options["security_protocol"] == "SASL_SSL", where
+        assert options["ssl_cafile"] == str(cafile), where
+        assert options["sasl_mechanism"] == kafka["sasl"]["mechanism"], where
+        assert options["sasl_plain_username"] == kafka["sasl"]["username"], where
+        assert options["sasl_plain_password"] == resolved[KAFKA_PASSWORD], where
+
+
+def test_the_kafka_password_is_never_a_value_in_any_manifest(chart: helm_python.Chart):
+    """Whatever renders (Triton included), the SASL password is only ever a secretKeyRef and the chart makes no
+    Secret for it; Triton, which does not talk to Kafka, gets none of the Kafka settings or the CA."""
+    values = deep_merge(scenario_values("external-tls"), {"triton": {"enabled": True}})
+    manifests = render(chart, values)
+    kafka = values["kafka"]
+    refs = 0
+    for manifest in manifests:
+        where = f"{manifest['kind']}/{manifest['metadata']['name']}"
+        for node in walk(manifest):
+            if isinstance(node, dict) and node.get("name") == KAFKA_PASSWORD:
+                assert set(node) == {"name", "valueFrom"}, f"{where}: {node}"
+                refs += 1
+            if isinstance(node, str):
+                assert not re.search(r"sasl\.jaas|password=", node, flags=re.IGNORECASE), f"{where}: {node}"
+    assert refs == len(SERVICES) + 1
+    assert set(of_kind(manifests, "Secret")) <= {f"{RELEASE}-mongodb"}, "the chart made a Secret for Kafka"
+    (triton,) = [d for d in of_kind(manifests, "Deployment").values() if component(d) == "triton"]
+    text = json.dumps(triton["spec"]["template"]["spec"])
+    assert "LABELSTREAM_KAFKA" not in text
+    assert kafka["tls"]["caSecret"] not in text and kafka["sasl"]["passwordSecret"] not in text
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_every_kafka_client_has_the_security_settings_of_its_values(scenario: str):
+    """PLAINTEXT scenarios get no CA, no SASL variable and no Kafka CA volume; the others exactly what they ask for."""
+    manifests = manifests_of(scenario)
+    kafka = merged_values(scenario)["kafka"]
+    protocol = kafka["securityProtocol"]
+    expected = {"LABELSTREAM_KAFKA_SECURITY_PROTOCOL"}
+    if protocol in {"SSL", "SASL_SSL"} and kafka["tls"]["caSecret"]:
+        expected.add("LABELSTREAM_KAFKA_SSL_CAFILE")
+    if protocol.startswith("SASL_"):
+        expected |= {"LABELSTREAM_KAFKA_SASL_MECHANISM", "LABELSTREAM_KAFKA_SASL_USERNAME", KAFKA_PASSWORD}
+    for where, workload in kafka_clients(manifests).items():
+        entry = container(workload)
+        names = {e["name"] for e in entry["env"]}
+        security = names & (KAFKA_CONNECTION - {"LABELSTREAM_KAFKA_BOOTSTRAP", "LABELSTREAM_KAFKA_TOPIC_PREFIX"})
+        assert security == expected, where
+        assert plain_env(entry)["LABELSTREAM_KAFKA_SECURITY_PROTOCOL"] == protocol, where
+        volumes = workload["spec"]["template"]["spec"]["volumes"]
+        ca_volumes = [v for v in volumes if v.get("secret", {}).get("secretName") == kafka["tls"]["caSecret"]]
+        assert len(ca_volumes) == ("LABELSTREAM_KAFKA_SSL_CAFILE" in expected), where
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_network_policies_let_the_pods_reach_the_kafka_bootstrap_ports(scenario: str):
+    values = merged_values(scenario)
+    if not values["networkPolicy"]["enabled"]:
+        return
+    ports = {int(server.rsplit(":", 1)[1]) for server in values["kafka"]["bootstrap"].split(",")}
+    assert ports <= set(values["networkPolicy"]["egress"]["kafka"]["ports"]), values["kafka"]["bootstrap"]

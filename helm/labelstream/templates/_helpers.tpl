@@ -73,7 +73,7 @@ would not change what the code consumes.
 */}}
 {{- define "labelstream.consumedTopics" -}}
 ingest: [items.raw]
-inference: [items.accepted]
+inference: [items.accepted, quality.events]
 router: [predictions, quality.events]
 dispatcher: [tasks.human]
 aggregator: [labels.auto, responses.human]
@@ -97,17 +97,61 @@ monitor: [items.accepted, items.dlq, predictions, labels.auto, tasks.human, resp
 {{- end -}}
 
 {{/*
+How every Kafka client (the six services and the topic Job) connects, as plain settings (a YAML map
+of LABELSTREAM_KAFKA_* variables): bootstrap, topic prefix, security protocol, the mounted CA
+(SSL, SASL_SSL) and the SASL mechanism and user (SASL_*). The SASL password is never among them: it
+comes from labelstream.kafkaSecretEnv. Call with the root context.
+*/}}
+{{- define "labelstream.kafkaEnv" -}}
+{{- $kafka := .Values.kafka -}}
+{{- $env := dict
+  "LABELSTREAM_KAFKA_BOOTSTRAP" $kafka.bootstrap
+  "LABELSTREAM_KAFKA_TOPIC_PREFIX" $kafka.topicPrefix
+  "LABELSTREAM_KAFKA_SECURITY_PROTOCOL" $kafka.securityProtocol
+-}}
+{{- if include "labelstream.kafkaCaMounted" . -}}
+{{- $_ := set $env "LABELSTREAM_KAFKA_SSL_CAFILE" "/etc/labelstream/kafka-tls/ca.crt" -}}
+{{- end -}}
+{{- if include "labelstream.kafkaSasl" . -}}
+{{- $_ := set $env "LABELSTREAM_KAFKA_SASL_MECHANISM" $kafka.sasl.mechanism -}}
+{{- $_ := set $env "LABELSTREAM_KAFKA_SASL_USERNAME" (required "kafka.securityProtocol is SASL_*: set kafka.sasl.username" $kafka.sasl.username) -}}
+{{- end -}}
+{{- toYaml $env -}}
+{{- end -}}
+
+{{/* "true" when the Kafka security protocol authenticates with SASL (SASL_PLAINTEXT, SASL_SSL). */}}
+{{- define "labelstream.kafkaSasl" -}}
+{{- if hasPrefix "SASL_" .Values.kafka.securityProtocol }}true{{ end -}}
+{{- end -}}
+
+{{/* "true" when the Kafka clients get the CA of kafka.tls.caSecret (a TLS protocol and a Secret named). */}}
+{{- define "labelstream.kafkaCaMounted" -}}
+{{- if and (has .Values.kafka.securityProtocol (list "SSL" "SASL_SSL")) .Values.kafka.tls.caSecret }}true{{ end -}}
+{{- end -}}
+
+{{/* The SASL password of the Kafka clients, only ever through a secretKeyRef (env list entries). */}}
+{{- define "labelstream.kafkaSecretEnv" -}}
+{{- if include "labelstream.kafkaSasl" . }}
+- name: LABELSTREAM_KAFKA_SASL_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ required "kafka.securityProtocol is SASL_*: set kafka.sasl.passwordSecret (a Secret holding the password under kafka.sasl.passwordKey)" .Values.kafka.sasl.passwordSecret }}
+      key: {{ .Values.kafka.sasl.passwordKey }}
+{{- end }}
+{{- end -}}
+
+{{/*
 The environment of one service: exactly the LABELSTREAM_* variables of the settings table
 (services/labelstream/common/settings.py). Chart-wide settings first, then the service's own
-`env` map (which may override them); the MongoDB URI only ever comes from a Secret.
+`env` map (which may override them, except the Kafka security settings and the Secrets, which the
+schema keeps out of it); the MongoDB URI and the SASL password only ever come from Secrets.
 Call with (dict "root" $ "name" <service> "svc" <values block>).
 */}}
 {{- define "labelstream.serviceEnv" -}}
 {{- $v := .root.Values -}}
 {{- $consumer := $v.kafka.consumer -}}
-{{- $env := dict
-  "LABELSTREAM_KAFKA_BOOTSTRAP" $v.kafka.bootstrap
-  "LABELSTREAM_KAFKA_TOPIC_PREFIX" $v.kafka.topicPrefix
+{{- $env := include "labelstream.kafkaEnv" .root | fromYaml -}}
+{{- $_ := merge $env (dict
   "LABELSTREAM_KAFKA_SESSION_TIMEOUT_MS" (toString (int $consumer.sessionTimeoutMs))
   "LABELSTREAM_KAFKA_HEARTBEAT_INTERVAL_MS" (toString (int $consumer.heartbeatIntervalMs))
   "LABELSTREAM_KAFKA_MAX_POLL_INTERVAL_MS" (toString (int $consumer.maxPollIntervalMs))
@@ -118,7 +162,7 @@ Call with (dict "root" $ "name" <service> "svc" <values block>).
   "LABELSTREAM_GRPC_BIND_HOST" "0.0.0.0"
   "LABELSTREAM_METRICS_PORT" (toString (int $v.ports.metrics))
   "LABELSTREAM_LOG_LEVEL" $v.logLevel
--}}
+) -}}
 {{- if eq .name "inference" -}}
 {{- $_ := set $env "LABELSTREAM_TRITON_URL" (include "labelstream.tritonUrl" .root) -}}
 {{- end -}}
@@ -134,9 +178,10 @@ Call with (dict "root" $ "name" <service> "svc" <values block>).
     secretKeyRef:
       name: {{ include "labelstream.mongodbSecretName" .root }}
       key: {{ .root.Values.mongodb.existingSecretKey }}
+{{- include "labelstream.kafkaSecretEnv" .root }}
 {{- end -}}
 
-{{/* Volumes and mounts every container gets: a writable /tmp (the root filesystem is read-only) and the MongoDB CA. */}}
+{{/* Volumes and mounts every service container gets: a writable /tmp (the root filesystem is read-only), the MongoDB CA and the Kafka CA. */}}
 {{- define "labelstream.volumes" -}}
 - name: tmp
   emptyDir:
@@ -149,6 +194,7 @@ Call with (dict "root" $ "name" <service> "svc" <values block>).
       - key: {{ .Values.mongodb.tls.caKey }}
         path: ca.crt
 {{- end }}
+{{- include "labelstream.kafkaCaVolume" . }}
 {{- end -}}
 
 {{- define "labelstream.volumeMounts" -}}
@@ -157,6 +203,27 @@ Call with (dict "root" $ "name" <service> "svc" <values block>).
 {{- if .Values.mongodb.tls.caSecret }}
 - name: mongodb-ca
   mountPath: /etc/labelstream/mongodb-tls
+  readOnly: true
+{{- end }}
+{{- include "labelstream.kafkaCaVolumeMount" . }}
+{{- end -}}
+
+{{/* The Kafka CA (kafka.tls.caSecret) at /etc/labelstream/kafka-tls/ca.crt, for every Kafka client: services and topic Job. */}}
+{{- define "labelstream.kafkaCaVolume" -}}
+{{- if include "labelstream.kafkaCaMounted" . }}
+- name: kafka-ca
+  secret:
+    secretName: {{ .Values.kafka.tls.caSecret }}
+    items:
+      - key: {{ .Values.kafka.tls.caKey }}
+        path: ca.crt
+{{- end }}
+{{- end -}}
+
+{{- define "labelstream.kafkaCaVolumeMount" -}}
+{{- if include "labelstream.kafkaCaMounted" . }}
+- name: kafka-ca
+  mountPath: /etc/labelstream/kafka-tls
   readOnly: true
 {{- end }}
 {{- end -}}

@@ -202,7 +202,7 @@ class LocalStack:
         try:
             self._start_broker()
             self._start_store()
-            self._start_triton()
+            self.start_triton()
             for service in SERVICES:
                 self.start_service(service, wait=False)
             for service in SERVICES:
@@ -227,20 +227,32 @@ class LocalStack:
     def _start_store(self) -> None:
         self.progress(f"starting MongoDB-protocol server (NX-27017) on {self.state.mongodb_uri}")
         db = self.run_dir / "store.sqlite"
+        # Its own pid and log files: the defaults in /tmp allow one server per machine.
         self._spawn("store", [str(Path(sys.executable).parent / "nx-27017"), "--db", str(db), "--host",
-                              "127.0.0.1", "-p", str(self.state.ports.mongodb)])
+                              "127.0.0.1", "-p", str(self.state.ports.mongodb),
+                              "--pid-file", str(self.run_dir / "store.pid"),
+                              "--log-file", str(self.run_dir / "logs" / "store-server.log")])
         self._wait("store", lambda: _port_open(self.state.ports.mongodb), 30)
 
-    def _start_triton(self) -> None:
+    @property
+    def served_models(self) -> Path:
+        """The run's copy of the model repository: refits add versions here, not to the source tree."""
+        return self.run_dir / "models"
+
+    def start_triton(self) -> None:
         ports = self.state.ports
         self.progress(f"starting Triton Inference Server on 127.0.0.1:{ports.triton_grpc} (gRPC)")
         binary, backends = triton_layout()
+        if not self.served_models.exists():
+            shutil.copytree(self.model_repository, self.served_models,
+                            ignore=shutil.ignore_patterns("__pycache__", "*.gguf"))
         env = dict(os.environ)
         env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '')}"
         libdir = sysconfig.get_config_var("LIBDIR") or ""
         env["LD_LIBRARY_PATH"] = f"{libdir}:{env.get('LD_LIBRARY_PATH', '')}"
         self._spawn("triton", [
-            str(binary), f"--model-repository={self.model_repository}", f"--backend-directory={backends}",
+            str(binary), f"--model-repository={self.served_models}", f"--backend-directory={backends}",
+            "--model-control-mode=explicit", "--load-model=*",
             "--grpc-address=127.0.0.1", f"--grpc-port={ports.triton_grpc}",
             "--http-address=127.0.0.1", f"--http-port={ports.triton_http}",
             f"--metrics-port={ports.triton_metrics}", "--log-verbose=0"], env)
@@ -249,6 +261,8 @@ class LocalStack:
     def start_service(self, service: str, wait: bool = True) -> None:
         self.progress(f"starting {service} (gRPC {self.state.grpc_address(service)})")
         env = service_env(self.state, service, self.service_env_overrides.get(service))
+        if service == "inference":
+            env.setdefault("LABELSTREAM_TRITON_MODEL_REPOSITORY", str(self.served_models))
         self._spawn(service, [sys.executable, "-m", f"labelstream.{service}"], env)
         if wait:
             self.wait_service(service)

@@ -145,7 +145,7 @@ class EventProducer:
         self._prefix = settings.kafka_topic_prefix
         self._service = service
         self._producer = KafkaProducer(
-            bootstrap_servers=settings.kafka_bootstrap.split(","),
+            **settings.kafka_client_options(),
             client_id=f"labelstream-{service}",
             acks="all",
             retries=5,
@@ -204,9 +204,12 @@ def by_topic(handlers: dict[str, BatchHandler]) -> BatchHandler:
     """One batch handler for a consumer of several topics: each record to its topic's handler."""
 
     def handle_batch(records: Sequence[Incoming]) -> list[Outgoing]:
+        by_topic: dict[str, list[Incoming]] = {}
+        for record in records:  # order is kept within a topic (and so within a partition)
+            by_topic.setdefault(record.topic, []).append(record)
         out: list[Outgoing] = []
-        for record in records:
-            out.extend(handlers[record.topic]([record]))
+        for topic, group in by_topic.items():
+            out.extend(handlers[topic](group))
         return out
 
     return handle_batch
@@ -223,11 +226,12 @@ class ConsumerLoop:
         self._handler = handler
         self._producer = producer
         self._stop = threading.Event()
+        self._paused = threading.Event()
         self._prefix = settings.kafka_topic_prefix
         self.batches_committed = 0
         self._consumer = KafkaConsumer(
             *[self._prefix + t for t in self._topics],
-            bootstrap_servers=settings.kafka_bootstrap.split(","),
+            **settings.kafka_client_options(),
             group_id=f"labelstream-{service}",
             client_id=f"labelstream-{service}",
             enable_auto_commit=False,
@@ -245,14 +249,52 @@ class ConsumerLoop:
     def stopping(self) -> bool:
         return self._stop.is_set()
 
+    def pause(self, reason: str) -> None:
+        """Stop fetching (backpressure: e.g. the model server is down); the group membership stays."""
+        if not self._paused.is_set():
+            log.warning("pausing consumption", extra=log_fields(reason=reason))
+        self._paused.set()
+
+    def resume(self) -> None:
+        if self._paused.is_set():
+            log.info("resuming consumption")
+        self._paused.clear()
+
+    def _poll_batch(self) -> dict[TopicPartition, list]:
+        """Up to kafka_poll_max_records records, waiting at most kafka_batch_wait_ms after the
+        first one for the batch to fill (micro-batching by size and time)."""
+        limit = self._settings.kafka_poll_max_records
+        polled: dict[TopicPartition, list] = {}
+        count = 0
+        deadline = None
+        while count < limit and not self._stop.is_set():
+            timeout = self._settings.kafka_poll_timeout_ms
+            if deadline is not None:
+                timeout = int((deadline - time.monotonic()) * 1000)
+                if timeout <= 0:
+                    break
+            chunk = self._consumer.poll(timeout_ms=timeout, max_records=limit - count)
+            for tp, records in chunk.items():
+                polled.setdefault(tp, []).extend(records)
+                count += len(records)
+            if deadline is None:
+                if not count or not self._settings.kafka_batch_wait_ms:
+                    break
+                deadline = time.monotonic() + self._settings.kafka_batch_wait_ms / 1000
+        return polled
+
     def run(self) -> None:
         log.info("consuming", extra=log_fields(topics=self._topics, group=f"labelstream-{self._service}"))
         backoff = 0.5
         try:
             while not self._stop.is_set():
-                polled = self._consumer.poll(
-                    timeout_ms=self._settings.kafka_poll_timeout_ms,
-                    max_records=self._settings.kafka_poll_max_records)
+                if self._paused.is_set():
+                    self._consumer.pause(*self._consumer.assignment())
+                    self._consumer.poll(timeout_ms=self._settings.kafka_poll_timeout_ms)  # keeps the group alive
+                    continue
+                if self._consumer.paused():
+                    self._consumer.resume(*self._consumer.paused())
+                polled = self._poll_batch()
                 records = [
                     Incoming(tp.topic[len(self._prefix):], tp.partition, r.offset, r.key, r.value or b"",
                              list(r.headers or []))
@@ -304,8 +346,7 @@ def ensure_topics(settings: Settings, partitions: int = 3, replication_factor: i
     deadline = time.monotonic() + timeout_s
     while True:
         try:
-            admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap.split(","),
-                                     client_id="labelstream-admin")
+            admin = KafkaAdminClient(**settings.kafka_client_options(), client_id="labelstream-admin")
             break
         except KafkaError as exc:
             if time.monotonic() > deadline:

@@ -37,6 +37,16 @@ class Runtime:
     stop_event: threading.Event = field(default_factory=threading.Event)
     health: health.HealthServicer = field(default_factory=lambda: health.HealthServicer())
 
+    loop: ConsumerLoop | None = None
+
+    def pause_consuming(self, reason: str) -> None:
+        if self.loop:
+            self.loop.pause(reason)
+
+    def resume_consuming(self) -> None:
+        if self.loop:
+            self.loop.resume()
+
     def set_serving(self, serving: bool) -> None:
         status = (health_pb2.HealthCheckResponse.SERVING if serving
                   else health_pb2.HealthCheckResponse.NOT_SERVING)
@@ -93,6 +103,7 @@ def run_service(
     server.start()
 
     loop = ConsumerLoop(settings, name, topics, make_handler(runtime), producer) if topics else None
+    runtime.loop = loop
 
     def shutdown(signum: int, _frame: object) -> None:
         logger.info("shutting down", extra=log_fields(signal=signal.Signals(signum).name))

@@ -31,6 +31,13 @@ def _positive_int(raw: str) -> int:
     return value
 
 
+def _non_negative_int(raw: str) -> int:
+    value = int(raw)
+    if value < 0:
+        raise ValueError("must be zero or a positive integer")
+    return value
+
+
 def _port(raw: str) -> int:
     value = int(raw)
     if not 0 <= value <= 65535:
@@ -45,6 +52,20 @@ def _log_level(raw: str) -> str:
     return value
 
 
+def _security_protocol(raw: str) -> str:
+    value = raw.strip().upper()
+    if value not in {"PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"}:
+        raise ValueError("must be one of PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL")
+    return value
+
+
+def _sasl_mechanism(raw: str) -> str:
+    value = raw.strip().upper()
+    if value not in {"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"}:
+        raise ValueError("must be one of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512")
+    return value
+
+
 def _non_empty(raw: str) -> str:
     if not raw.strip():
         raise ValueError("must not be empty")
@@ -55,6 +76,17 @@ SETTINGS: dict[str, Setting] = {
     "kafka_bootstrap": Setting(
         "LABELSTREAM_KAFKA_BOOTSTRAP", "127.0.0.1:9092", "Kafka bootstrap servers, comma separated",
         _non_empty),
+    "kafka_security_protocol": Setting(
+        "LABELSTREAM_KAFKA_SECURITY_PROTOCOL", "PLAINTEXT", "PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL",
+        _security_protocol),
+    "kafka_ssl_cafile": Setting(
+        "LABELSTREAM_KAFKA_SSL_CAFILE", "", "CA bundle that signed the brokers' certificates (SSL, SASL_SSL)"),
+    "kafka_sasl_mechanism": Setting(
+        "LABELSTREAM_KAFKA_SASL_MECHANISM", "PLAIN", "PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (SASL_*)",
+        _sasl_mechanism),
+    "kafka_sasl_username": Setting("LABELSTREAM_KAFKA_SASL_USERNAME", "", "SASL user name (SASL_*)"),
+    "kafka_sasl_password": Setting(
+        "LABELSTREAM_KAFKA_SASL_PASSWORD", "", "SASL password (SASL_*); give it from a Secret"),
     "kafka_topic_prefix": Setting(
         "LABELSTREAM_KAFKA_TOPIC_PREFIX", "", "Prefix added to every topic name (e.g. per environment)"),
     "kafka_session_timeout_ms": Setting(
@@ -72,6 +104,10 @@ SETTINGS: dict[str, Setting] = {
         _positive_int),
     "kafka_poll_timeout_ms": Setting(
         "LABELSTREAM_KAFKA_POLL_TIMEOUT_MS", "200", "How long a poll waits to fill a batch", _positive_int),
+    "kafka_batch_wait_ms": Setting(
+        "LABELSTREAM_KAFKA_BATCH_WAIT_MS", "0",
+        "After a batch's first record, wait up to this long for it to fill (0: take what is there)",
+        _non_negative_int),
     "mongodb_uri": Setting(
         "LABELSTREAM_MONGODB_URI", "mongodb://127.0.0.1:27017", "MongoDB connection string", _non_empty),
     "mongodb_database": Setting(
@@ -89,6 +125,15 @@ SETTINGS: dict[str, Setting] = {
         "LABELSTREAM_TRITON_URL", "127.0.0.1:8001", "Triton Inference Server gRPC address", _non_empty),
     "triton_timeout_s": Setting(
         "LABELSTREAM_TRITON_TIMEOUT_S", "30", "Timeout of one Triton request, seconds", _positive_int),
+    "triton_model_repository": Setting(
+        "LABELSTREAM_TRITON_MODEL_REPOSITORY", "",
+        "Triton's model repository, writable, for serving refit heads as new versions (empty: no refits)"),
+    "triton_max_concurrency": Setting(
+        "LABELSTREAM_TRITON_MAX_CONCURRENCY", "2", "Most requests one inference process has in flight at Triton",
+        _positive_int),
+    "triton_retries": Setting(
+        "LABELSTREAM_TRITON_RETRIES", "4", "Retries with exponential backoff when Triton is UNAVAILABLE",
+        _non_negative_int),
     "max_item_bytes": Setting(
         "LABELSTREAM_MAX_ITEM_BYTES", "16384", "Largest item text accepted by ingest, UTF-8 bytes",
         _positive_int),
@@ -103,12 +148,18 @@ SETTINGS: dict[str, Setting] = {
 @dataclass(frozen=True)
 class Settings:
     kafka_bootstrap: str
+    kafka_security_protocol: str
+    kafka_ssl_cafile: str
+    kafka_sasl_mechanism: str
+    kafka_sasl_username: str
+    kafka_sasl_password: str
     kafka_topic_prefix: str
     kafka_session_timeout_ms: int
     kafka_heartbeat_interval_ms: int
     kafka_max_poll_interval_ms: int
     kafka_poll_max_records: int
     kafka_poll_timeout_ms: int
+    kafka_batch_wait_ms: int
     mongodb_uri: str
     mongodb_database: str
     grpc_port: int
@@ -118,6 +169,9 @@ class Settings:
     trace_file: str
     triton_url: str
     triton_timeout_s: int
+    triton_model_repository: str
+    triton_max_concurrency: int
+    triton_retries: int
     max_item_bytes: int
     lease_seconds: int
     project_cache_seconds: int
@@ -137,13 +191,31 @@ class Settings:
             problems.append(
                 "LABELSTREAM_KAFKA_HEARTBEAT_INTERVAL_MS must be smaller than "
                 "LABELSTREAM_KAFKA_SESSION_TIMEOUT_MS (a third of it is usual)")
+        if values.get("kafka_security_protocol", "").startswith("SASL") and not (
+                values.get("kafka_sasl_username") and values.get("kafka_sasl_password")):
+            problems.append("LABELSTREAM_KAFKA_SECURITY_PROTOCOL=SASL_* needs LABELSTREAM_KAFKA_SASL_USERNAME and "
+                            "LABELSTREAM_KAFKA_SASL_PASSWORD")
         if problems:
             raise SettingsError("invalid settings:\n  " + "\n  ".join(problems))
         return cls(**values)
 
+    def kafka_client_options(self) -> dict[str, Any]:
+        """Connection options every Kafka client of this service takes (kafka-python names)."""
+        options: dict[str, Any] = {"bootstrap_servers": self.kafka_bootstrap.split(","),
+                                   "security_protocol": self.kafka_security_protocol}
+        if self.kafka_ssl_cafile:
+            options["ssl_cafile"] = self.kafka_ssl_cafile
+        if self.kafka_security_protocol.startswith("SASL"):
+            options.update(sasl_mechanism=self.kafka_sasl_mechanism,
+                           sasl_plain_username=self.kafka_sasl_username,
+                           sasl_plain_password=self.kafka_sasl_password)
+        return options
+
     def redacted(self) -> dict[str, Any]:
         """The effective settings for the start-up log, with credentials in URIs hidden."""
         shown = {f.name: getattr(self, f.name) for f in fields(self)}
+        if shown["kafka_sasl_password"]:
+            shown["kafka_sasl_password"] = "***"
         uri = shown["mongodb_uri"]
         if "@" in uri:
             scheme, rest = uri.split("://", 1)

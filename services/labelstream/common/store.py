@@ -110,6 +110,8 @@ INDEXES: dict[str, list[tuple[list[tuple[str, int]], bool]]] = {
                   ([("project_id", ASCENDING), ("route", ASCENDING)], False)],
     "verified": [([("project_id", ASCENDING), ("model", ASCENDING)], False)],
     "routing_models": [],
+    "head_training": [([("project_id", ASCENDING)], False)],
+    "head_refits": [],
     "tasks": [([("status", ASCENDING), ("priority", DESCENDING), ("created_ms", ASCENDING)], False),
               ([("project_id", ASCENDING), ("item_id", ASCENDING)], _UNIQUE)],
     "assignments": [([("task_id", ASCENDING), ("worker_id", ASCENDING)], _UNIQUE),

@@ -50,12 +50,19 @@ def predict_batch(records: Sequence[Incoming], store: Store, triton: TritonClass
                 out.append(on_invalid(record, InvalidMessage(
                     "unknown_project", f"project {project_id!r} was deleted", project_id, item.item_id)))
             continue
+        if spec.model_version and not triton.ready(spec.model, spec.model_version) and triton.ready():
+            for record, item in entries:  # Triton is up but does not serve the pinned version
+                out.append(on_invalid(record, InvalidMessage(
+                    "model_version_unavailable", f"project {project_id!r} pins {spec.model} version "
+                    f"{spec.model_version}, which Triton does not serve; unpin it or pin a served version",
+                    project_id, item.item_id)))
+            continue
         keys = [item_key(project_id, item.item_id) for _, item in entries]
         stored = {doc["_id"]: doc for doc in store.db.predictions.find({"_id": {"$in": keys}})}
         fresh = [(record, item) for record, item in entries if item_key(project_id, item.item_id) not in stored]
         predictions: dict[str, tuple[Incoming, events_pb2.Prediction]] = {}
         if fresh:
-            output = triton.predict(spec.model, [item.text for _, item in fresh], spec)
+            output = triton.predict(spec.model, [item.text for _, item in fresh], spec, spec.model_version)
             at = now_ms()
             writes = []
             for (record, item), probs in zip(fresh, output.probabilities, strict=True):

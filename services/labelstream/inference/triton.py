@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,46 +27,77 @@ class ModelOutput:
 def project_payload(spec: events_pb2.ProjectSpec) -> bytes:
     """What the model needs to know about a project, as the PROJECT input."""
     return json.dumps({
+        "project_id": spec.project_id,
         "labels": list(spec.labels),
         "instructions": spec.instructions,
         "examples": [{"text": e.text, "label": e.label} for e in spec.examples],
     }, sort_keys=True).encode()
 
 
+RETRYABLE = ("UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED")
+
+
 class TritonClassifier:
-    def __init__(self, url: str, timeout_s: float) -> None:
+    """Calls one Triton server: at most `max_concurrency` requests in flight, retries with
+    exponential backoff while Triton is UNAVAILABLE, then gives up (the caller's batch is retried)."""
+
+    def __init__(self, url: str, timeout_s: float, max_concurrency: int = 2, retries: int = 4) -> None:
         self.url = url
         self.timeout_s = timeout_s
+        self.retries = retries
         self.client = triton_grpc.InferenceServerClient(url)
+        self._local = threading.local()
+        self._pool = ThreadPoolExecutor(max_workers=max_concurrency, thread_name_prefix="triton")
 
-    def ready(self, model: str | None = None) -> bool:
+    def _thread_client(self) -> triton_grpc.InferenceServerClient:
+        if not hasattr(self._local, "client"):
+            self._local.client = triton_grpc.InferenceServerClient(self.url)
+        return self._local.client
+
+    def ready(self, model: str | None = None, version: str = "") -> bool:
         try:
             if model:
-                return bool(self.client.is_model_ready(model))
+                return bool(self.client.is_model_ready(model, version))
             return bool(self.client.is_server_ready())
         except InferenceServerException:
             return False
 
-    def predict(self, model: str, texts: list[str], spec: events_pb2.ProjectSpec) -> ModelOutput:
+    def _infer(self, model: str, version: str, rows: list[str], payload: bytes) -> tuple[np.ndarray, str, str]:
+        text_input = triton_grpc.InferInput("TEXT", [len(rows), 1], "BYTES")
+        text_input.set_data_from_numpy(np.array([[t.encode()] for t in rows], dtype=object))
+        project_input = triton_grpc.InferInput("PROJECT", [len(rows), 1], "BYTES")
+        project_input.set_data_from_numpy(np.array([[payload]] * len(rows), dtype=object))
+        for attempt in range(self.retries + 1):
+            try:
+                result = self._thread_client().infer(
+                    model, [text_input, project_input], model_version=version,
+                    outputs=[triton_grpc.InferRequestedOutput("PROBS")], client_timeout=self.timeout_s)
+                response = result.get_response()
+                return result.as_numpy("PROBS"), response.model_name, response.model_version
+            except InferenceServerException as exc:
+                if attempt == self.retries or not any(code in str(exc.status()) for code in RETRYABLE):
+                    raise
+                time.sleep(min(0.2 * 2 ** attempt, 5.0))
+        raise AssertionError("unreachable")
+
+    def predict(self, model: str, texts: list[str], spec: events_pb2.ProjectSpec, version: str = "") -> ModelOutput:
+        """Probabilities for `texts` from `model` (a pinned `version`, or the latest)."""
         payload = project_payload(spec)
-        chunks, name, version = [], model, ""
-        for start in range(0, len(texts), MAX_ROWS_PER_REQUEST):
-            rows = texts[start:start + MAX_ROWS_PER_REQUEST]
-            text_input = triton_grpc.InferInput("TEXT", [len(rows), 1], "BYTES")
-            text_input.set_data_from_numpy(np.array([[t.encode()] for t in rows], dtype=object))
-            project_input = triton_grpc.InferInput("PROJECT", [len(rows), 1], "BYTES")
-            project_input.set_data_from_numpy(np.array([[payload]] * len(rows), dtype=object))
-            result = self.client.infer(
-                model, [text_input, project_input],
-                outputs=[triton_grpc.InferRequestedOutput("PROBS")], client_timeout=self.timeout_s)
-            chunks.append(result.as_numpy("PROBS"))
-            response = result.get_response()
-            name, version = response.model_name, response.model_version
-        probabilities = np.concatenate(chunks).astype(np.float64)
+        chunks = [texts[start:start + MAX_ROWS_PER_REQUEST] for start in range(0, len(texts), MAX_ROWS_PER_REQUEST)]
+        results = list(self._pool.map(lambda rows: self._infer(model, version, rows, payload), chunks))
+        probabilities = np.concatenate([r[0] for r in results]).astype(np.float64)
         if probabilities.shape != (len(texts), len(spec.labels)):
             raise RuntimeError(f"model {model} returned shape {probabilities.shape}, expected "
                                f"{(len(texts), len(spec.labels))}")
-        return ModelOutput(probabilities, name, version)
+        versions = {r[2] for r in results}
+        if len(versions) > 1:  # a new version went live between chunks: the caller retries the batch
+            raise RuntimeError(f"model {model} answered one batch with versions {sorted(versions)}")
+        return ModelOutput(probabilities, results[0][1], results[0][2])
+
+    def load(self, model: str) -> None:
+        """Ask Triton (explicit model control) to load the model's versions anew."""
+        self.client.load_model(model)
 
     def close(self) -> None:
+        self._pool.shutdown(wait=False)
         self.client.close()

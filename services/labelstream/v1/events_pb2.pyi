@@ -41,7 +41,7 @@ class FewShotExample(_message.Message):
     def __init__(self, text: _Optional[str] = ..., label: _Optional[str] = ...) -> None: ...
 
 class ProjectSpec(_message.Message):
-    __slots__ = ("schema_version", "project_id", "name", "task", "labels", "instructions", "examples", "auto_accept_threshold", "overlap", "max_overlap", "model", "max_text_bytes", "routing_strategy", "target_accuracy", "confidence_level", "accuracy_bound", "min_verified", "refit_every", "explore_fraction", "human_fraction_cap", "budget_per_hour", "pay_per_answer", "overflow", "overlap_margin", "overlap_near_threshold")
+    __slots__ = ("schema_version", "project_id", "name", "task", "labels", "instructions", "examples", "auto_accept_threshold", "overlap", "max_overlap", "model", "max_text_bytes", "routing_strategy", "target_accuracy", "confidence_level", "accuracy_bound", "min_verified", "refit_every", "explore_fraction", "human_fraction_cap", "budget_per_hour", "pay_per_answer", "overflow", "overlap_margin", "overlap_near_threshold", "model_version", "head_refit_every")
     SCHEMA_VERSION_FIELD_NUMBER: _ClassVar[int]
     PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
@@ -67,6 +67,8 @@ class ProjectSpec(_message.Message):
     OVERFLOW_FIELD_NUMBER: _ClassVar[int]
     OVERLAP_MARGIN_FIELD_NUMBER: _ClassVar[int]
     OVERLAP_NEAR_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    HEAD_REFIT_EVERY_FIELD_NUMBER: _ClassVar[int]
     schema_version: SchemaVersion
     project_id: str
     name: str
@@ -92,7 +94,9 @@ class ProjectSpec(_message.Message):
     overflow: str
     overlap_margin: float
     overlap_near_threshold: int
-    def __init__(self, schema_version: _Optional[_Union[SchemaVersion, str]] = ..., project_id: _Optional[str] = ..., name: _Optional[str] = ..., task: _Optional[str] = ..., labels: _Optional[_Iterable[str]] = ..., instructions: _Optional[str] = ..., examples: _Optional[_Iterable[_Union[FewShotExample, _Mapping]]] = ..., auto_accept_threshold: _Optional[float] = ..., overlap: _Optional[int] = ..., max_overlap: _Optional[int] = ..., model: _Optional[str] = ..., max_text_bytes: _Optional[int] = ..., routing_strategy: _Optional[str] = ..., target_accuracy: _Optional[float] = ..., confidence_level: _Optional[float] = ..., accuracy_bound: _Optional[str] = ..., min_verified: _Optional[int] = ..., refit_every: _Optional[int] = ..., explore_fraction: _Optional[float] = ..., human_fraction_cap: _Optional[float] = ..., budget_per_hour: _Optional[float] = ..., pay_per_answer: _Optional[float] = ..., overflow: _Optional[str] = ..., overlap_margin: _Optional[float] = ..., overlap_near_threshold: _Optional[int] = ...) -> None: ...
+    model_version: str
+    head_refit_every: int
+    def __init__(self, schema_version: _Optional[_Union[SchemaVersion, str]] = ..., project_id: _Optional[str] = ..., name: _Optional[str] = ..., task: _Optional[str] = ..., labels: _Optional[_Iterable[str]] = ..., instructions: _Optional[str] = ..., examples: _Optional[_Iterable[_Union[FewShotExample, _Mapping]]] = ..., auto_accept_threshold: _Optional[float] = ..., overlap: _Optional[int] = ..., max_overlap: _Optional[int] = ..., model: _Optional[str] = ..., max_text_bytes: _Optional[int] = ..., routing_strategy: _Optional[str] = ..., target_accuracy: _Optional[float] = ..., confidence_level: _Optional[float] = ..., accuracy_bound: _Optional[str] = ..., min_verified: _Optional[int] = ..., refit_every: _Optional[int] = ..., explore_fraction: _Optional[float] = ..., human_fraction_cap: _Optional[float] = ..., budget_per_hour: _Optional[float] = ..., pay_per_answer: _Optional[float] = ..., overflow: _Optional[str] = ..., overlap_margin: _Optional[float] = ..., overlap_near_threshold: _Optional[int] = ..., model_version: _Optional[str] = ..., head_refit_every: _Optional[int] = ...) -> None: ...
 
 class Item(_message.Message):
     __slots__ = ("schema_version", "project_id", "item_id", "text", "metadata", "gold_label", "ingested_at_ms")

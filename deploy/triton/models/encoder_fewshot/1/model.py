@@ -73,7 +73,8 @@ class FewShotEncoderClassifier:
         return pooled / np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
 
     def head(self, project: dict[str, Any]) -> tuple[list[str], LogisticRegression | None]:
-        key = hashlib.sha256(json.dumps(project, sort_keys=True).encode()).hexdigest()
+        # A version's training set names its head; a request's project is hashed (it may change).
+        key = project.get("head_key") or hashlib.sha256(json.dumps(project, sort_keys=True).encode()).hexdigest()
         with self._lock:
             if key in self._heads:
                 self._heads.move_to_end(key)
@@ -91,14 +92,33 @@ class FewShotEncoderClassifier:
                 self._heads.popitem(last=False)
         return labels, model
 
-    def predict(self, texts: list[str], project: dict[str, Any]) -> np.ndarray:
-        """Probabilities, shape (len(texts), len(labels)), rows summing to 1."""
+    def predict(self, texts: list[str], project: dict[str, Any],
+                trained: dict[str, dict[str, Any]] | None = None) -> np.ndarray:
+        """Probabilities, shape (len(texts), len(labels)), rows summing to 1. `trained` maps project
+        ids to the training sets this model version carries (examples plus verified labels); a
+        project with one is served by a head fit on it, others by a head fit on their examples."""
+        stored = (trained or {}).get(project.get("project_id", ""))
+        if stored is not None and stored["labels"] == list(project["labels"]):
+            project = stored
         labels, model = self.head(project)
         if model is None:  # fewer than two labelled classes: no evidence either way
             return np.full((len(texts), len(labels)), 1.0 / len(labels), dtype=np.float32)
         probs = np.zeros((len(texts), len(labels)), dtype=np.float64)
         probs[:, model.classes_] = model.predict_proba(self.embed(texts))
         return (probs / probs.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def load_training_sets(folder: Path) -> dict[str, dict[str, Any]]:
+    """The training sets a model version carries: training/<project_id>.json, each
+    {"project_id", "labels", "examples": [{"text", "label"}]}."""
+    if not folder.is_dir():
+        return {}
+    sets = {}
+    for path in sorted(folder.glob("*.json")):
+        training = json.loads(path.read_text(encoding="utf-8"))
+        training["head_key"] = f"training:{folder.parent.name}:{training['project_id']}"
+        sets[training["project_id"]] = training
+    return sets
 
 
 class TritonPythonModel:
@@ -110,6 +130,9 @@ class TritonPythonModel:
             model_dir / "tokenizer.json",
             max_length=int(params.get("max_sequence_length", "128")),
             threads=int(params.get("intra_op_threads", "2")))
+        self.trained = load_training_sets(model_dir / args["model_version"] / "training")
+        for training in self.trained.values():  # fit now, so the version is ready when it goes live
+            self.classifier.head(training)
 
     def execute(self, requests: list[Any]) -> list[Any]:
         import triton_python_backend_utils as pb_utils
@@ -129,7 +152,7 @@ class TritonPythonModel:
                     project = json.loads(spec)
                     if not project.get("labels"):
                         raise ValueError("PROJECT must give a non-empty 'labels' list")
-                    probs = self.classifier.predict([texts[r] for r in rows], project)
+                    probs = self.classifier.predict([texts[r] for r in rows], project, self.trained)
                     for r, p in zip(rows, probs, strict=True):
                         probs_rows[r] = p
                 widths = {len(p) for p in probs_rows if p is not None}

@@ -1,0 +1,101 @@
+"""Continuous improvement of the encoder model: once a project has enough new human-verified
+labels, a new Triton model version is written whose training set for that project is its
+few-shot examples plus those labels, and Triton is told to load it (explicit model control).
+Triton serves the previous versions until the new one is ready; predictions name their version.
+
+A version directory carries model.py and training/<project_id>.json for every project refit so
+far, so each version is self-contained and a project can pin any version still loaded.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import tempfile
+from pathlib import Path
+
+from pymongo.errors import DuplicateKeyError
+
+from labelstream.common.store import Store, item_key
+from labelstream.common.telemetry import log_fields, now_ms
+from labelstream.v1 import events_pb2
+
+log = logging.getLogger(__name__)
+KEEP_LATEST = 3
+
+
+def versions(model_dir: Path) -> list[int]:
+    return sorted(int(p.name) for p in model_dir.iterdir() if p.is_dir() and p.name.isdigit())
+
+
+class HeadRefitter:
+    def __init__(self, store: Store, repository: Path | None, load_model) -> None:
+        self.store = store
+        self.repository = repository
+        self.load_model = load_model  # callable(model_name): asks Triton to load new versions
+
+    def add_verified(self, project_id: str, item_id: str, label: str) -> bool:
+        """Remember a verified label with the item's text (from our prediction of it)."""
+        key = item_key(project_id, item_id)
+        prediction = self.store.db.predictions.find_one({"_id": key}, {"text": 1, "labels": 1})
+        if prediction is None or label not in prediction.get("labels", []):
+            return False
+        try:
+            self.store.db.head_training.insert_one({"_id": key, "project_id": project_id, "item_id": item_id,
+                                                   "text": prediction["text"], "label": label, "at_ms": now_ms()})
+        except DuplicateKeyError:
+            return False
+        return True
+
+    def refit_if_due(self, spec: events_pb2.ProjectSpec) -> int:
+        """Write and load a new version when enough new verified labels exist; returns it (0: none)."""
+        if not spec.head_refit_every or self.repository is None:
+            return 0
+        model_dir = self.repository / spec.model
+        if not model_dir.is_dir():
+            return 0
+        verified = list(self.store.db.head_training.find({"project_id": spec.project_id}).sort("_id", 1))
+        state_key = f"{spec.model}|{spec.project_id}"
+        state = self.store.db.head_refits.find_one({"_id": state_key}) or {"verified": 0}
+        if len(verified) - state["verified"] < spec.head_refit_every:
+            return 0
+        # Claim this refit: of several inference replicas, one writes the version.
+        claimed = self.store.db.head_refits.update_one(
+            {"_id": state_key, "verified": state["verified"]}, {"$set": {"verified": len(verified)}})
+        if not claimed.matched_count:
+            try:
+                self.store.db.head_refits.insert_one({"_id": state_key, "verified": len(verified)})
+            except DuplicateKeyError:
+                return 0  # another replica is on it
+        version = self._write_version(model_dir, spec, verified)
+        self._prune(model_dir, spec.model)
+        self.load_model(spec.model)
+        log.info("head refit served as a new model version", extra=log_fields(
+            project_id=spec.project_id, model=spec.model, version=version, verified=len(verified)))
+        return version
+
+    def _prune(self, model_dir: Path, model: str) -> None:
+        """Keep version 1, the newest KEEP_LATEST and every pinned version; Triton unloads the rest."""
+        pinned = {int(p["model_version"]) for p in self.store.db.projects.find(
+            {"model": model}, {"model_version": 1}) if str(p.get("model_version", "")).isdigit()}
+        on_disk = versions(model_dir)
+        keep = {1, *on_disk[-KEEP_LATEST:], *pinned}
+        for version in on_disk:
+            if version not in keep:
+                shutil.rmtree(model_dir / str(version))
+
+    def _write_version(self, model_dir: Path, spec: events_pb2.ProjectSpec, verified: list[dict]) -> int:
+        latest = versions(model_dir)[-1]
+        version = latest + 1
+        with tempfile.TemporaryDirectory(dir=model_dir, prefix=".new-") as tmp:
+            staging = Path(tmp) / "version"
+            shutil.copytree(model_dir / str(latest), staging, ignore=shutil.ignore_patterns("__pycache__"))
+            training = staging / "training"
+            training.mkdir(exist_ok=True)
+            examples = [{"text": e.text, "label": e.label} for e in spec.examples]
+            examples += [{"text": v["text"], "label": v["label"]} for v in verified]
+            (training / f"{spec.project_id}.json").write_text(json.dumps({
+                "project_id": spec.project_id, "labels": list(spec.labels), "examples": examples}))
+            staging.rename(model_dir / str(version))  # appears whole, or not at all
+        return version
