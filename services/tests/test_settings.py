@@ -37,3 +37,18 @@ def test_credentials_are_redacted():
 def test_readme_documents_every_setting():
     assert settings_table() in README.read_text(), "README's settings table is stale: paste `labelstream settings`"
     assert len(SETTINGS) == len(Settings.__dataclass_fields__)
+
+
+def test_kafka_security_options():
+    plain = Settings.from_env({}).kafka_client_options()
+    assert plain["security_protocol"] == "PLAINTEXT" and "sasl_plain_password" not in plain
+    secure = Settings.from_env({
+        "LABELSTREAM_KAFKA_SECURITY_PROTOCOL": "sasl_ssl", "LABELSTREAM_KAFKA_SSL_CAFILE": "/etc/kafka/ca.crt",
+        "LABELSTREAM_KAFKA_SASL_MECHANISM": "SCRAM-SHA-512", "LABELSTREAM_KAFKA_SASL_USERNAME": "svc",
+        "LABELSTREAM_KAFKA_SASL_PASSWORD": "s3cret"})
+    options = secure.kafka_client_options()
+    assert options["security_protocol"] == "SASL_SSL" and options["ssl_cafile"] == "/etc/kafka/ca.crt"
+    assert options["sasl_mechanism"] == "SCRAM-SHA-512" and options["sasl_plain_password"] == "s3cret"
+    assert "s3cret" not in str(secure.redacted())
+    with pytest.raises(SettingsError, match="needs LABELSTREAM_KAFKA_SASL_USERNAME"):
+        Settings.from_env({"LABELSTREAM_KAFKA_SECURITY_PROTOCOL": "SASL_SSL"})
