@@ -92,3 +92,12 @@ def test_sorted_limited_query_on_nested_and_ranged_fields(store):
     found = list(store.db.tasks.find({"status": "open", "open_slots": {"$gt": 0}}).sort(
         [("priority", -1), ("created_ms", 1)]).limit(3))
     assert [d["_id"] for d in found] == ["8", "7", "5"]
+
+
+def test_update_many_by_id_list(store):
+    store.db.predictions.insert_many([{"_id": f"p:{i}", "project_id": "p", "item_id": str(i), "published": False}
+                                      for i in range(6)])
+    result = store.db.predictions.update_many({"_id": {"$in": ["p:1", "p:3", "p:5"]}},
+                                              {"$set": {"published": True}})
+    assert result.modified_count == 3
+    assert sorted(d["_id"] for d in store.db.predictions.find({"published": True})) == ["p:1", "p:3", "p:5"]

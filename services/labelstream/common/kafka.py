@@ -116,6 +116,12 @@ def decode(record: Incoming, message_type: type[M]) -> M:
     return message
 
 
+def consumer_group(settings: Settings, service: str) -> str:
+    """A service's consumer group; prefixed like its topics, so environments sharing a cluster
+    never share (and rebalance) one group."""
+    return f"{settings.kafka_topic_prefix}labelstream-{service}"
+
+
 def dead_letter(record: Incoming, error: InvalidMessage, service: str) -> Outgoing:
     letter = events_pb2.DeadLetter(
         schema_version=SCHEMA_VERSION, reason=error.reason, detail=error.detail,
@@ -232,7 +238,7 @@ class ConsumerLoop:
         self._consumer = KafkaConsumer(
             *[self._prefix + t for t in self._topics],
             **settings.kafka_client_options(),
-            group_id=f"labelstream-{service}",
+            group_id=consumer_group(settings, service),
             client_id=f"labelstream-{service}",
             enable_auto_commit=False,
             auto_offset_reset="earliest",
@@ -284,7 +290,8 @@ class ConsumerLoop:
         return polled
 
     def run(self) -> None:
-        log.info("consuming", extra=log_fields(topics=self._topics, group=f"labelstream-{self._service}"))
+        log.info("consuming", extra=log_fields(topics=self._topics,
+                                               group=consumer_group(self._settings, self._service)))
         backoff = 0.5
         try:
             while not self._stop.is_set():

@@ -76,6 +76,7 @@ def predict_batch(records: Sequence[Incoming], store: Store, triton: TritonClass
                     **prediction_to_doc(prediction), "published": False}}, upsert=True))
                 predictions[key] = (record, prediction)
             store.db.predictions.bulk_write(writes, ordered=False)
+        group: list[Outgoing] = []
         for record, item in entries:
             key = item_key(project_id, item.item_id)
             if key in stored:
@@ -88,12 +89,14 @@ def predict_batch(records: Sequence[Incoming], store: Store, triton: TritonClass
                     "labelstream.project_id": project_id, "labelstream.item_id": item.item_id,
                     "labelstream.model": f"{prediction.model_name}/{prediction.model_version}"}):
                 headers = trace_headers()
-            out.append(Outgoing(Topics.PREDICTIONS, key, prediction, headers,
-                                on_published=_marker(store, key)))
+            group.append(Outgoing(Topics.PREDICTIONS, key, prediction, headers))
+        if group:  # callbacks run once every message of the batch is acknowledged: one write marks all
+            group[-1].on_published = _marker(store, [o.key for o in group])
+            out.extend(group)
     return out
 
 
-def _marker(store: Store, key: str):
+def _marker(store: Store, keys: list[str]):
     def mark() -> None:
-        store.db.predictions.update_one({"_id": key}, {"$set": {"published": True}})
+        store.db.predictions.update_many({"_id": {"$in": keys}}, {"$set": {"published": True}})
     return mark
