@@ -15,7 +15,7 @@ PROJECT_KEYS = {"project_id", "name", "task", "labels", "instructions", "example
                 "overlap", "max_overlap", "model", "max_text_bytes", "routing_strategy", "target_accuracy",
                 "confidence_level", "accuracy_bound", "min_verified", "refit_every", "explore_fraction",
                 "human_fraction_cap", "budget_per_hour", "pay_per_answer", "overflow", "overlap_margin",
-                "overlap_near_threshold", "model_version", "head_refit_every"}
+                "overlap_near_threshold", "model_version", "head_refit_every", "models"}
 PROJECT_DEFAULTS: dict[str, Any] = {
     "task": "single_label", "overlap": 3, "model": "encoder_fewshot", "auto_accept_threshold": 0.9,
     "routing_strategy": "threshold", "target_accuracy": 0.95, "confidence_level": 0.95, "accuracy_bound": "wilson",

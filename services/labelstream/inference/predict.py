@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 
+import numpy as np
 from pymongo import UpdateOne
 
 from labelstream.common.kafka import SCHEMA_VERSION, Incoming, InvalidMessage, Outgoing, Topics, decode
@@ -16,6 +17,8 @@ from labelstream.v1 import events_pb2
 
 def prediction_to_doc(prediction: events_pb2.Prediction) -> dict:
     return {
+        "votes": [{"model_name": v.model_name, "model_version": v.model_version,
+                   "probabilities": list(v.probabilities)} for v in prediction.votes],
         "project_id": prediction.project_id, "item_id": prediction.item_id, "labels": list(prediction.labels),
         "probabilities": list(prediction.probabilities), "model_name": prediction.model_name,
         "model_version": prediction.model_version, "ingested_at_ms": prediction.ingested_at_ms,
@@ -24,8 +27,11 @@ def prediction_to_doc(prediction: events_pb2.Prediction) -> dict:
 
 
 def doc_to_prediction(doc: dict) -> events_pb2.Prediction:
-    fields = {k: v for k, v in doc.items() if k not in ("_id", "published")}
-    return events_pb2.Prediction(schema_version=SCHEMA_VERSION, **fields)
+    fields = {k: v for k, v in doc.items() if k not in ("_id", "published", "votes")}
+    prediction = events_pb2.Prediction(schema_version=SCHEMA_VERSION, **fields)
+    for vote in doc.get("votes", []):
+        prediction.votes.add(**vote)
+    return prediction
 
 
 def predict_batch(records: Sequence[Incoming], store: Store, triton: TritonClassifier,
@@ -62,15 +68,24 @@ def predict_batch(records: Sequence[Incoming], store: Store, triton: TritonClass
         fresh = [(record, item) for record, item in entries if item_key(project_id, item.item_id) not in stored]
         predictions: dict[str, tuple[Incoming, events_pb2.Prediction]] = {}
         if fresh:
-            output = triton.predict(spec.model, [item.text for _, item in fresh], spec, spec.model_version)
+            texts = [item.text for _, item in fresh]
+            voters = list(spec.models) or [spec.model]
+            outputs = [triton.predict(model, texts, spec, spec.model_version if model == spec.model else "")
+                       for model in voters]
+            mean = np.mean([o.probabilities for o in outputs], axis=0)
             at = now_ms()
             writes = []
-            for (record, item), probs in zip(fresh, output.probabilities, strict=True):
+            for row, ((record, item), probs) in enumerate(zip(fresh, mean, strict=True)):
                 prediction = events_pb2.Prediction(
                     schema_version=SCHEMA_VERSION, project_id=project_id, item_id=item.item_id,
-                    labels=list(spec.labels), probabilities=[float(p) for p in probs],
-                    model_name=output.model_name, model_version=output.model_version,
+                    labels=list(spec.labels), probabilities=[float(p) for p in probs / probs.sum()],
+                    model_name="+".join(o.model_name for o in outputs),
+                    model_version="+".join(o.model_version for o in outputs),
                     ingested_at_ms=item.ingested_at_ms, predicted_at_ms=at, text=item.text)
+                if len(outputs) > 1:
+                    for output in outputs:
+                        prediction.votes.add(model_name=output.model_name, model_version=output.model_version,
+                                             probabilities=[float(p) for p in output.probabilities[row]])
                 key = item_key(project_id, item.item_id)
                 writes.append(UpdateOne({"_id": key}, {"$setOnInsert": {
                     **prediction_to_doc(prediction), "published": False}}, upsert=True))

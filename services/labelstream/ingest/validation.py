@@ -143,6 +143,8 @@ def _routing_problems(spec: events_pb2.ProjectSpec) -> list[str]:
         problems.append(f"overflow must be one of {sorted(OVERFLOW)}")
     if not 0.0 <= spec.overlap_margin < 1.0:
         problems.append("overlap_margin must be in [0, 1) (0: the model never votes beside people)")
+    if spec.models and (len(set(spec.models)) != len(spec.models) or not all(spec.models)):
+        problems.append("models must list distinct Triton model names (two or more voters)")
     if spec.model_version and not spec.model_version.isdigit():
         problems.append("model_version must be a Triton version number, or empty for the latest")
     if spec.head_refit_every < 0:

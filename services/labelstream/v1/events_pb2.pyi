@@ -41,7 +41,7 @@ class FewShotExample(_message.Message):
     def __init__(self, text: _Optional[str] = ..., label: _Optional[str] = ...) -> None: ...
 
 class ProjectSpec(_message.Message):
-    __slots__ = ("schema_version", "project_id", "name", "task", "labels", "instructions", "examples", "auto_accept_threshold", "overlap", "max_overlap", "model", "max_text_bytes", "routing_strategy", "target_accuracy", "confidence_level", "accuracy_bound", "min_verified", "refit_every", "explore_fraction", "human_fraction_cap", "budget_per_hour", "pay_per_answer", "overflow", "overlap_margin", "overlap_near_threshold", "model_version", "head_refit_every")
+    __slots__ = ("schema_version", "project_id", "name", "task", "labels", "instructions", "examples", "auto_accept_threshold", "overlap", "max_overlap", "model", "max_text_bytes", "routing_strategy", "target_accuracy", "confidence_level", "accuracy_bound", "min_verified", "refit_every", "explore_fraction", "human_fraction_cap", "budget_per_hour", "pay_per_answer", "overflow", "overlap_margin", "overlap_near_threshold", "model_version", "head_refit_every", "models")
     SCHEMA_VERSION_FIELD_NUMBER: _ClassVar[int]
     PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
@@ -69,6 +69,7 @@ class ProjectSpec(_message.Message):
     OVERLAP_NEAR_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
     HEAD_REFIT_EVERY_FIELD_NUMBER: _ClassVar[int]
+    MODELS_FIELD_NUMBER: _ClassVar[int]
     schema_version: SchemaVersion
     project_id: str
     name: str
@@ -96,7 +97,8 @@ class ProjectSpec(_message.Message):
     overlap_near_threshold: int
     model_version: str
     head_refit_every: int
-    def __init__(self, schema_version: _Optional[_Union[SchemaVersion, str]] = ..., project_id: _Optional[str] = ..., name: _Optional[str] = ..., task: _Optional[str] = ..., labels: _Optional[_Iterable[str]] = ..., instructions: _Optional[str] = ..., examples: _Optional[_Iterable[_Union[FewShotExample, _Mapping]]] = ..., auto_accept_threshold: _Optional[float] = ..., overlap: _Optional[int] = ..., max_overlap: _Optional[int] = ..., model: _Optional[str] = ..., max_text_bytes: _Optional[int] = ..., routing_strategy: _Optional[str] = ..., target_accuracy: _Optional[float] = ..., confidence_level: _Optional[float] = ..., accuracy_bound: _Optional[str] = ..., min_verified: _Optional[int] = ..., refit_every: _Optional[int] = ..., explore_fraction: _Optional[float] = ..., human_fraction_cap: _Optional[float] = ..., budget_per_hour: _Optional[float] = ..., pay_per_answer: _Optional[float] = ..., overflow: _Optional[str] = ..., overlap_margin: _Optional[float] = ..., overlap_near_threshold: _Optional[int] = ..., model_version: _Optional[str] = ..., head_refit_every: _Optional[int] = ...) -> None: ...
+    models: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, schema_version: _Optional[_Union[SchemaVersion, str]] = ..., project_id: _Optional[str] = ..., name: _Optional[str] = ..., task: _Optional[str] = ..., labels: _Optional[_Iterable[str]] = ..., instructions: _Optional[str] = ..., examples: _Optional[_Iterable[_Union[FewShotExample, _Mapping]]] = ..., auto_accept_threshold: _Optional[float] = ..., overlap: _Optional[int] = ..., max_overlap: _Optional[int] = ..., model: _Optional[str] = ..., max_text_bytes: _Optional[int] = ..., routing_strategy: _Optional[str] = ..., target_accuracy: _Optional[float] = ..., confidence_level: _Optional[float] = ..., accuracy_bound: _Optional[str] = ..., min_verified: _Optional[int] = ..., refit_every: _Optional[int] = ..., explore_fraction: _Optional[float] = ..., human_fraction_cap: _Optional[float] = ..., budget_per_hour: _Optional[float] = ..., pay_per_answer: _Optional[float] = ..., overflow: _Optional[str] = ..., overlap_margin: _Optional[float] = ..., overlap_near_threshold: _Optional[int] = ..., model_version: _Optional[str] = ..., head_refit_every: _Optional[int] = ..., models: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Item(_message.Message):
     __slots__ = ("schema_version", "project_id", "item_id", "text", "metadata", "gold_label", "ingested_at_ms")
@@ -123,8 +125,18 @@ class Item(_message.Message):
     ingested_at_ms: int
     def __init__(self, schema_version: _Optional[_Union[SchemaVersion, str]] = ..., project_id: _Optional[str] = ..., item_id: _Optional[str] = ..., text: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., gold_label: _Optional[str] = ..., ingested_at_ms: _Optional[int] = ...) -> None: ...
 
+class ModelVote(_message.Message):
+    __slots__ = ("model_name", "model_version", "probabilities")
+    MODEL_NAME_FIELD_NUMBER: _ClassVar[int]
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    PROBABILITIES_FIELD_NUMBER: _ClassVar[int]
+    model_name: str
+    model_version: str
+    probabilities: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, model_name: _Optional[str] = ..., model_version: _Optional[str] = ..., probabilities: _Optional[_Iterable[float]] = ...) -> None: ...
+
 class Prediction(_message.Message):
-    __slots__ = ("schema_version", "project_id", "item_id", "labels", "probabilities", "model_name", "model_version", "ingested_at_ms", "predicted_at_ms", "text")
+    __slots__ = ("schema_version", "project_id", "item_id", "labels", "probabilities", "model_name", "model_version", "ingested_at_ms", "predicted_at_ms", "text", "votes")
     SCHEMA_VERSION_FIELD_NUMBER: _ClassVar[int]
     PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
     ITEM_ID_FIELD_NUMBER: _ClassVar[int]
@@ -135,6 +147,7 @@ class Prediction(_message.Message):
     INGESTED_AT_MS_FIELD_NUMBER: _ClassVar[int]
     PREDICTED_AT_MS_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
+    VOTES_FIELD_NUMBER: _ClassVar[int]
     schema_version: SchemaVersion
     project_id: str
     item_id: str
@@ -145,7 +158,8 @@ class Prediction(_message.Message):
     ingested_at_ms: int
     predicted_at_ms: int
     text: str
-    def __init__(self, schema_version: _Optional[_Union[SchemaVersion, str]] = ..., project_id: _Optional[str] = ..., item_id: _Optional[str] = ..., labels: _Optional[_Iterable[str]] = ..., probabilities: _Optional[_Iterable[float]] = ..., model_name: _Optional[str] = ..., model_version: _Optional[str] = ..., ingested_at_ms: _Optional[int] = ..., predicted_at_ms: _Optional[int] = ..., text: _Optional[str] = ...) -> None: ...
+    votes: _containers.RepeatedCompositeFieldContainer[ModelVote]
+    def __init__(self, schema_version: _Optional[_Union[SchemaVersion, str]] = ..., project_id: _Optional[str] = ..., item_id: _Optional[str] = ..., labels: _Optional[_Iterable[str]] = ..., probabilities: _Optional[_Iterable[float]] = ..., model_name: _Optional[str] = ..., model_version: _Optional[str] = ..., ingested_at_ms: _Optional[int] = ..., predicted_at_ms: _Optional[int] = ..., text: _Optional[str] = ..., votes: _Optional[_Iterable[_Union[ModelVote, _Mapping]]] = ...) -> None: ...
 
 class RouteDecision(_message.Message):
     __slots__ = ("schema_version", "project_id", "item_id", "route", "label", "confidence", "threshold", "reason", "model_name", "model_version", "ingested_at_ms", "strategy", "score", "target_accuracy", "accuracy_lower_bound", "calibration_method", "routing_model_version", "verified_items", "explored", "budget", "model_votes", "deferred")
