@@ -165,3 +165,22 @@ def test_wait_overflow_defers_instead_of_sending():
     spec.overflow = "wait"
     decision = route(prediction(0.6), spec, budget=Budget(human_fraction_cap=0.5, routed=10, to_people=5))
     assert decision.route == events_pb2.ROUTE_HUMAN and decision.deferred
+
+
+def test_meta_classifier_learns_from_the_models_agreement():
+    """When two voting models disagree the top label is usually wrong: the meta score says so."""
+    from labelstream.router.policy import models_agree
+    from labelstream.router.scoring import MetaClassifier, item_context
+
+    rng = np.random.default_rng(4)
+    n = 2000
+    probabilities, labels = overconfident(n, seed=4)
+    correct = probabilities.argmax(axis=1) == labels
+    agree = np.where(correct, rng.random(n) < 0.9, rng.random(n) < 0.2).astype(float)
+    meta = MetaClassifier.fit(probabilities, item_context(np.full(n, 40.0), agree), labels)
+    scores = meta.score(probabilities, item_context(np.full(n, 40.0), agree))
+    assert scores[agree == 1].mean() > scores[agree == 0].mean() + 0.3
+    vote = events_pb2.Prediction(labels=["neg", "pos"], probabilities=[0.4, 0.6])
+    vote.votes.add(model_name="a", probabilities=[0.2, 0.8])
+    vote.votes.add(model_name="b", probabilities=[0.7, 0.3])
+    assert models_agree(vote) == 0.0 and models_agree(prediction(0.9)) == 1.0

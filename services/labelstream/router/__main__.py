@@ -23,12 +23,12 @@ from labelstream.common.telemetry import (
 )
 from labelstream.router.budget import Budget
 from labelstream.router.models import RoutingModels
-from labelstream.router.policy import human_task, route
+from labelstream.router.policy import human_task, models_agree, route
 from labelstream.v1 import events_pb2, services_pb2, services_pb2_grpc
 
 log = logging.getLogger("labelstream.router")
-DECISION_EXTRAS = ("probabilities", "labels", "text_length", "decided_at_ms", "_id", "text", "traceparent",
-                   "released_at_ms")
+DECISION_EXTRAS = ("probabilities", "labels", "text_length", "models_agree", "decided_at_ms", "_id", "text",
+                   "traceparent", "released_at_ms")
 
 
 class Budgets:
@@ -84,7 +84,8 @@ def make_handler(runtime: Runtime):
                 # First decision wins: a replay re-sends the same decision even if the policy changed since.
                 doc = {"_id": key, **json_format.MessageToDict(decision, preserving_proto_field_name=True),
                        "probabilities": list(prediction.probabilities), "labels": list(prediction.labels),
-                       "text_length": len(prediction.text), "decided_at_ms": now_ms()}
+                       "text_length": len(prediction.text), "models_agree": models_agree(prediction),
+                       "decided_at_ms": now_ms()}
                 if decision.deferred:  # what the release loop needs to send it later
                     doc.update(text=prediction.text, traceparent=traceparent(), deferred=True)
                 stored, inserted = insert_once(decisions, doc)

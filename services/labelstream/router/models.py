@@ -11,7 +11,7 @@ from pymongo.errors import DuplicateKeyError
 
 from labelstream.common.store import Store, item_key
 from labelstream.common.telemetry import now_ms
-from labelstream.router.scoring import RoutingModel, fit_routing_model
+from labelstream.router.scoring import RoutingModel, fit_routing_model, item_context
 from labelstream.v1 import events_pb2
 
 CACHE_SECONDS = 2.0
@@ -60,7 +60,8 @@ class RoutingModels:
         doc = {"_id": item_key(project_id, item_id), "project_id": project_id, "item_id": item_id,
                "model": f"{decision['model_name']}/{decision['model_version']}",
                "probabilities": decision["probabilities"], "label_index": decision["labels"].index(label),
-               "text_length": decision.get("text_length", 0), "at_ms": now_ms()}
+               "text_length": decision.get("text_length", 0), "models_agree": decision.get("models_agree", 1.0),
+               "at_ms": now_ms()}
         try:
             self.store.db.verified.insert_one(doc)
         except DuplicateKeyError:
@@ -79,8 +80,8 @@ class RoutingModels:
             return 0
         probabilities = np.array([v["probabilities"] for v in verified], dtype=float)
         labels = np.array([v["label_index"] for v in verified])
-        lengths = np.array([v["text_length"] for v in verified], dtype=float)
-        fitted = fit_routing_model(spec.routing_strategy, probabilities, lengths, labels, spec.target_accuracy,
+        context = item_context([v["text_length"] for v in verified], [v.get("models_agree", 1.0) for v in verified])
+        fitted = fit_routing_model(spec.routing_strategy, probabilities, context, labels, spec.target_accuracy,
                                    spec.confidence_level or 0.95, spec.accuracy_bound or "wilson")
         version = (current["version"] if current else 0) + 1
         self.store.db.routing_models.replace_one({"_id": key}, {

@@ -8,8 +8,14 @@ import numpy as np
 
 from labelstream.common.kafka import SCHEMA_VERSION
 from labelstream.router.budget import Budget
-from labelstream.router.scoring import RoutingModel
+from labelstream.router.scoring import RoutingModel, item_context
 from labelstream.v1 import events_pb2
+
+
+def models_agree(prediction: events_pb2.Prediction) -> float:
+    """1.0 when every voting model picks the same top label (or there is one model)."""
+    tops = {int(np.argmax(vote.probabilities)) for vote in prediction.votes}
+    return 1.0 if len(tops) <= 1 else 0.0
 
 
 def explore_draw(project_id: str, item_id: str) -> float:
@@ -41,7 +47,8 @@ def route(prediction: events_pb2.Prediction, spec: events_pb2.ProjectSpec, routi
         auto = False
         decision.reason = f"cold start: {have} of {spec.min_verified} verified items needed before auto-acceptance"
     else:
-        decision.score = float(routing.score(probabilities[None, :], np.array([len(prediction.text)]))[0])
+        context = item_context([len(prediction.text)], [models_agree(prediction)])
+        decision.score = float(routing.score(probabilities[None, :], context)[0])
         chosen = routing.thresholds.threshold(top)
         decision.routing_model_version = routing_version
         decision.verified_items = routing.n_verified

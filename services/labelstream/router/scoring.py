@@ -5,7 +5,8 @@ Strategies (chosen per project):
 - "calibrated": calibrated confidence (router/calibration.py) with per-class thresholds chosen
   for the project's target accuracy (router/thresholds.py);
 - "meta": a classifier that predicts whether the model is right from the top probability,
-  margin, entropy, predicted class and text length, with the same threshold selection.
+  margin, entropy, predicted class, text length and (with several voting models) whether the
+  models agree, with the same threshold selection.
 Scores used to choose thresholds are out-of-fold, so a fitted scorer never grades itself.
 """
 
@@ -25,13 +26,26 @@ STRATEGIES = ("threshold", "calibrated", "meta")
 FOLDS = 5
 
 
-def meta_features(probabilities: np.ndarray, text_lengths: np.ndarray) -> np.ndarray:
+def item_context(text_lengths: np.ndarray, models_agree: np.ndarray | None = None) -> np.ndarray:
+    """Per-item facts beside the probabilities: text length and whether the project's models
+    (when it has several voters) agree on the top label (1.0 with a single model)."""
+    lengths = np.asarray(text_lengths, dtype=float)
+    agree = np.ones_like(lengths) if models_agree is None else np.asarray(models_agree, dtype=float)
+    return np.column_stack([lengths, agree])
+
+
+def meta_features(probabilities: np.ndarray, context: np.ndarray) -> np.ndarray:
+    """Features of "is the model right?": top probability, margin, entropy, text length, models'
+    agreement and the predicted class. `context` is item_context(...) or plain text lengths."""
     probabilities = np.clip(np.atleast_2d(probabilities), 1e-9, 1.0)
+    context = np.asarray(context, dtype=float)
+    if context.ndim == 1:
+        context = item_context(context)
     ordered = np.sort(probabilities, axis=1)
     top, second = ordered[:, -1], ordered[:, -2]
     entropy = -(probabilities * np.log(probabilities)).sum(axis=1) / np.log(probabilities.shape[1])
     onehot = np.eye(probabilities.shape[1])[probabilities.argmax(axis=1)]
-    return np.column_stack([top, top - second, entropy, np.log1p(np.asarray(text_lengths, dtype=float)), onehot])
+    return np.column_stack([top, top - second, entropy, np.log1p(context[:, 0]), context[:, 1], onehot])
 
 
 @dataclass
