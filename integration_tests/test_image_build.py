@@ -14,6 +14,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -55,6 +56,12 @@ def _require_tools() -> None:
         "buildah and debootstrap are missing: scripts/install-test-tools.sh installs them")
 
 
+def llama_cpp_requirement() -> str:
+    (line,) = [r for r in (REPO_ROOT / "requirements.txt").read_text().splitlines()
+               if r.startswith("llama-cpp-python==")]
+    return line
+
+
 def _check(result: subprocess.CompletedProcess, what: str) -> subprocess.CompletedProcess:
     output = f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
     assert result.returncode == 0, f"{what} failed ({result.returncode}):\n{output}"
@@ -84,6 +91,11 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
         _timed(timings, "base image", [*buildah, "bud", "--isolation", "chroot", "-t",
                                        "localhost/labelstream-base:test", str(context)], 600)
         build_args = ["--build-arg", "BASE_IMAGE=localhost/labelstream-base:test"]
+        # The llama-cpp-python wheel scripts/setup.sh built (pip's cache): no 6-minute compile in the image.
+        wheels = work / "wheels"
+        _timed(timings, "wheels", [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(wheels),
+                                   llama_cpp_requirement()], 900)
+        build_args += ["-v", f"{wheels}:/wheels:ro"]
         if HOST_CA.exists():  # pip behind this machine's TLS-inspecting proxy
             build_args += ["--build-arg", "PIP_CERT=/run/host-ca.crt", "-v", f"{HOST_CA}:/run/host-ca.crt:ro"]
         _timed(timings, "image", [*buildah, "bud", "--isolation", "chroot", "--layers=false", *build_args,

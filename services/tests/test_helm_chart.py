@@ -9,11 +9,13 @@ import base64
 import copy
 import functools
 import importlib
+import importlib.util
 import inspect
 import json
 import re
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -21,12 +23,13 @@ from typing import Any
 import helm_python
 import jsonschema
 import kubernetes_validate
+import numpy as np
 import pytest
 import yaml
 from kubernetes_validate.utils import SchemaNotFoundError
 
 from labelstream.cli.stack import REPO_ROOT, SERVICES
-from labelstream.common.kafka import EventProducer, Topics
+from labelstream.common.kafka import EventProducer, Topics, consumer_group
 from labelstream.common.settings import SETTINGS, Settings
 
 CHART = REPO_ROOT / "helm" / "labelstream"
@@ -174,9 +177,23 @@ def pod_specs(manifests: list[Manifest]) -> dict[str, dict[str, Any]]:
 
 
 def container(deployment: Manifest) -> dict[str, Any]:
+    """The workload's main container: its only one, or the one named after its component (Triton's pod
+    also runs the model-reloader sidecar when refits are enabled)."""
     containers = deployment["spec"]["template"]["spec"]["containers"]
-    assert len(containers) == 1, deployment["metadata"]["name"]
-    return containers[0]
+    if len(containers) == 1:
+        return containers[0]
+    named = [c for c in containers if c["name"] == component(deployment)]
+    assert len(named) == 1, deployment["metadata"]["name"]
+    return named[0]
+
+
+def init_containers(deployment: Manifest) -> dict[str, dict[str, Any]]:
+    return {c["name"]: c for c in deployment["spec"]["template"]["spec"].get("initContainers", [])}
+
+
+def sidecars(deployment: Manifest) -> dict[str, dict[str, Any]]:
+    main = container(deployment)
+    return {c["name"]: c for c in deployment["spec"]["template"]["spec"]["containers"] if c is not main}
 
 
 def plain_env(entry: dict[str, Any]) -> dict[str, str]:
@@ -327,6 +344,30 @@ BROKEN_VALUES = [
     pytest.param({"services": {"ingest": {"env": {"LABELSTREAM_KAFKA_SECURITY_PROTOCOL": "PLAINTEXT"}}}},
                  ["LABELSTREAM_KAFKA_SECURITY_PROTOCOL"], id="kafka-security-per-service"),
     pytest.param({"topics": {"partitions": 0}}, ["/topics/partitions", "minimum"], id="zero-partitions"),
+    pytest.param({"triton": {"models": {"encoder_fewshot": {"maxQueueDelayMicroseconds": -1}}}},
+                 ["/triton/models/encoder_fewshot/maxQueueDelayMicroseconds", "minimum: got -1, want 0"],
+                 id="negative-queue-delay"),
+    pytest.param({"triton": {"models": {"encoder_fewshot": {"maxBatchSize": 32}}}},
+                 ["/triton/models/encoder_fewshot/maxBatchSize", "minimum: got 32, want 64"],
+                 id="batch-smaller-than-inference-requests"),
+    pytest.param({"triton": {"models": {"encoder_fewshot": {"instanceGroup": {"kind": "KIND_TPU", "count": 1}}}}},
+                 ["/triton/models/encoder_fewshot/instanceGroup/kind", "'KIND_MODEL'"], id="model-instance-kind"),
+    pytest.param({"triton": {"models": {"encoder_fewshot": {"maxBatchSise": 128}}}},
+                 ["/triton/models/encoder_fewshot", "'maxBatchSise' not allowed"], id="misspelt-model-setting"),
+    pytest.param({"triton": {"models": {"encoder-fewshot": {"maxBatchSize": 128}}}},
+                 ["'encoder-fewshot' does not match pattern"], id="model-name-not-a-variable-name"),
+    pytest.param({"refits": {"enabled": True, "persistence": {"accessMode": "ReadOnlyMany"}}},
+                 ["/refits/persistence/accessMode", "'ReadWriteMany'"], id="refits-read-only-volume"),
+    pytest.param({"refits": {"persistence": {"size": "lots"}}}, ["/refits/persistence/size", "does not match pattern"],
+                 id="refits-volume-size"),
+    pytest.param({"refits": {"persistence": {"subPath": "/abs"}}}, ["/refits/persistence/subPath"],
+                 id="refits-absolute-sub-path"),
+    pytest.param({"services": {"inference": {"env": {"LABELSTREAM_TRITON_MODEL_REPOSITORY": "/models"}}}},
+                 ["LABELSTREAM_TRITON_MODEL_REPOSITORY"], id="model-repository-as-plain-env"),
+    pytest.param({"triton": {"instructModel": {"tensorParallelSize": 0}}},
+                 ["/triton/instructModel/tensorParallelSize", "minimum"], id="instruct-model-no-gpu"),
+    pytest.param({"triton": {"instructModel": {"modelId": "Qwen/Qwen\"bad"}}}, ["/triton/instructModel/modelId"],
+                 id="instruct-model-id"),
     pytest.param({"securityContext": {"runAsUser": 0}}, ["/securityContext/runAsUser", "minimum"], id="root"),
     pytest.param({"replicaCount": 3}, ["'replicaCount' not allowed"], id="unknown-top-level-key"),
 ]
@@ -357,6 +398,27 @@ RULE_BREAKS = [
     pytest.param({"kafka": {"tls": {"caSecret": "kafka-ca"}}},
                  "kafka.tls.caSecret is set but kafka.securityProtocol is PLAINTEXT, which does not use TLS",
                  id="kafka-ca-without-tls"),
+    pytest.param({"refits": {"enabled": True, "persistence": {"accessMode": "ReadWriteOnce"}},
+                  "services": {"inference": {"replicas": 2}}},
+                 "refits.persistence.accessMode is ReadWriteOnce: the model repository volume can be mounted on one "
+                 "node only, but services.inference can run 2 replicas and triton.replicas is 1",
+                 id="refits-read-write-once-with-two-inference-replicas"),
+    pytest.param({"refits": {"enabled": True, "persistence": {"accessMode": "ReadWriteOnce"}},
+                  "triton": {"replicas": 2}},
+                 "services.inference can run 1 replicas and triton.replicas is 2",
+                 id="refits-read-write-once-two-tritons"),
+    pytest.param({"refits": {"enabled": True}, "triton": {"enabled": False, "externalUrl": "triton.ml:8001"}},
+                 "refits.enabled needs the chart's Triton (triton.enabled)", id="refits-with-an-external-triton"),
+    pytest.param({"refits": {"enabled": True}, "triton": {"modelRepository": {"existingClaim": "models"}}},
+                 "refits.enabled and triton.modelRepository.existingClaim (models) are both set",
+                 id="refits-and-ro-claim"),
+    pytest.param({"triton": {"instructModel": {"enabled": True, "tensorParallelSize": 2},
+                             "resources": {"limits": {"cpu": "2", "memory": "2Gi", GPU: 1}}}},
+                 "shards Qwen/Qwen2.5-7B-Instruct over tensorParallelSize 2 GPUs, but triton.resources.limits "
+                 "gives the Triton pod 1 nvidia.com/gpu", id="instruct-model-with-too-few-gpus"),
+    pytest.param({"triton": {"instructModel": {"enabled": True}, "resources": {"limits": {GPU: 1}},
+                             "models": {"instruct_lm": {"instanceGroup": {"kind": "KIND_GPU", "count": 2}}}}},
+                 "the instruction model runs as one KIND_MODEL instance", id="instruct-model-instances"),
     pytest.param({"kafka": {"securityProtocol": "SSL"}, "keda": {"enabled": True},
                   "services": {"router": {"autoscaling": {"enabled": True, "minReplicas": 1, "maxReplicas": 3}}}},
                  "keda.enabled with kafka.securityProtocol SSL is not supported", id="keda-with-kafka-tls"),
@@ -389,7 +451,7 @@ def test_every_workload_has_probes_resources_and_a_non_root_security_context(sce
         pod_security = spec["securityContext"]
         assert pod_security["runAsNonRoot"] is True and pod_security["runAsUser"] > 0, where
         assert spec["automountServiceAccountToken"] is False, where
-        for entry in spec["containers"]:
+        for entry in spec.get("initContainers", []) + spec["containers"]:
             requests, limits = entry["resources"]["requests"], entry["resources"]["limits"]
             assert {"cpu", "memory"} <= set(requests) and "memory" in limits, where
             security = entry["securityContext"]
@@ -397,7 +459,7 @@ def test_every_workload_has_probes_resources_and_a_non_root_security_context(sce
             assert security["readOnlyRootFilesystem"] is True, where
             assert security["capabilities"]["drop"] == ["ALL"], where
             assert security.get("privileged", False) is False, where
-            if where.startswith("Deployment/"):
+            if where.startswith("Deployment/") and entry in spec["containers"]:
                 for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
                     assert probe in entry, f"{where} has no {probe}"
     for name, deployment in service_deployments(manifests).items():
@@ -489,12 +551,13 @@ def test_services_get_exactly_the_settings_the_code_reads(scenario: str):
 def test_each_service_has_its_consumer_group_and_the_topics_its_code_consumes(scenario: str):
     manifests = manifests_of(scenario)
     prefix = merged_values(scenario)["kafka"]["topicPrefix"]
+    settings = Settings.from_env({"LABELSTREAM_KAFKA_TOPIC_PREFIX": prefix})
     code = code_subscriptions()
     assert set(code) == set(SERVICES)
     deployments = service_deployments(manifests)
     for name, deployment in deployments.items():
         annotations = deployment["metadata"]["annotations"]
-        assert annotations["labelstream.io/consumer-group"] == f"labelstream-{name}"
+        assert annotations["labelstream.io/consumer-group"] == consumer_group(settings, name)
         assert annotations["labelstream.io/topics"].split(",") == [prefix + t for t in code[name]], name
         assert set(code[name]) <= set(Topics.ALL)
     scaled = of_kind(manifests, "ScaledObject")
@@ -502,7 +565,7 @@ def test_each_service_has_its_consumer_group_and_the_topics_its_code_consumes(sc
         target = so["spec"]["scaleTargetRef"]["name"]
         name = component(deployments_by_name(manifests)[target])
         kafka = [t["metadata"] for t in so["spec"]["triggers"] if t["type"] == "kafka"]
-        assert {t["consumerGroup"] for t in kafka} == {f"labelstream-{name}"}
+        assert {t["consumerGroup"] for t in kafka} == {consumer_group(settings, name)}
         assert sorted(t["topic"] for t in kafka) == sorted(prefix + t for t in code[name])
         assert {t["bootstrapServers"] for t in kafka} == {merged_values(scenario)["kafka"]["bootstrap"]}
         assert all(t["allowIdleConsumers"] == "false" and t["offsetResetPolicy"] == "earliest" for t in kafka)
@@ -676,9 +739,10 @@ def test_alert_rules_fire_with_promtool(tmp_path: Path):
                 # Every target up, except the one ingest pod, which goes down at minute 2.
                 *({"series": f'up{{namespace="{NAMESPACE}", service="{RELEASE}-{name}", pod="a"}}',
                    "values": "1 1 0x10" if name == "ingest" else "1x12"} for name in (*SERVICES, "triton")),
-                {"series": 'kafka_consumergroup_lag{consumergroup="labelstream-router", topic="prod.predictions"}',
+                {"series": 'kafka_consumergroup_lag{consumergroup="prod.labelstream-router", topic="prod.predictions"}',
                  "values": "5000x20"},
-                {"series": 'kafka_consumergroup_lag{consumergroup="labelstream-router", topic="other.predictions"}',
+                {"series": 'kafka_consumergroup_lag{consumergroup="other.labelstream-router", '
+                           'topic="other.predictions"}',
                  "values": "5000x20"},
             ],
             "alert_rule_test": [
@@ -688,10 +752,10 @@ def test_alert_rules_fire_with_promtool(tmp_path: Path):
                     "exp_annotations": next(r["annotations"] for g in rule["spec"]["groups"] for r in g["rules"]
                                             if r.get("labels", {}).get("labelstream_service") == "ingest")}]},
                 {"eval_time": "15m", "alertname": "LabelstreamConsumerLagHigh", "exp_alerts": [{
-                    "exp_labels": {"severity": "warning", "consumergroup": "labelstream-router",
+                    "exp_labels": {"severity": "warning", "consumergroup": "prod.labelstream-router",
                                    "topic": "prod.predictions"},
                     "exp_annotations": {
-                        "summary": "Consumer lag of labelstream-router on prod.predictions is high",
+                        "summary": "Consumer lag of prod.labelstream-router on prod.predictions is high",
                         "description": "5000 messages behind for 10 minutes (threshold 1000). Scale the service "
                                        "(replicas up to the topic's partitions) or look for a failing batch in its "
                                        "logs."}}]},
@@ -824,3 +888,574 @@ def test_network_policies_let_the_pods_reach_the_kafka_bootstrap_ports(scenario:
         return
     ports = {int(server.rsplit(":", 1)[1]) for server in values["kafka"]["bootstrap"].split(",")}
     assert ports <= set(values["networkPolicy"]["egress"]["kafka"]["ports"]), values["kafka"]["bootstrap"]
+
+
+# --- head refits: the model repository on a shared read-write volume -----------------------------
+
+REFIT_SCENARIOS = [s for s in SCENARIOS if merged_values(s)["refits"]["enabled"]]
+MODEL_REPOSITORY = SETTINGS["triton_model_repository"].env
+ENTRYPOINT = REPO_ROOT / "deploy" / "image" / "entrypoint.sh"
+MODELS = REPO_ROOT / "deploy" / "triton" / "models"
+INSTRUCT_MODEL = CHART / "files" / "instruct_lm" / "model.py"
+
+
+def triton_deployment(manifests: list[Manifest]) -> Manifest:
+    (triton,) = [d for d in of_kind(manifests, "Deployment").values() if component(d) == "triton"]
+    return triton
+
+
+def claim_mount(pod: dict[str, Any], entry: dict[str, Any], path: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The (volumeMount, volume) of `entry` that holds `path`, a PersistentVolumeClaim."""
+    mounts = [m for m in entry.get("volumeMounts", []) if PurePosixPath(path).is_relative_to(m["mountPath"])]
+    assert len(mounts) == 1, f"{entry['name']}: {path} is not in exactly one mounted volume"
+    (volume,) = [v for v in pod["volumes"] if v["name"] == mounts[0]["name"]]
+    assert "persistentVolumeClaim" in volume, f"{entry['name']}: {path} is not on a PersistentVolumeClaim"
+    return mounts[0], volume
+
+
+def test_the_refit_scenarios_exist():
+    assert {"production-gpu", "refits"} <= set(REFIT_SCENARIOS)
+    assert {"minimal", "external-tls", "keda"}.isdisjoint(REFIT_SCENARIOS)
+
+
+@pytest.mark.parametrize("scenario", REFIT_SCENARIOS)
+def test_refits_put_the_model_repository_on_one_claim_triton_and_inference_write(scenario: str):
+    """Triton (init container, server, reloader) and the inference pods mount the same claim at the same
+    path; the repository inference writes refit versions to (its LABELSTREAM_TRITON_MODEL_REPOSITORY, the
+    only workload that gets it) is the one Triton serves with explicit model control and the seed fills."""
+    manifests = manifests_of(scenario)
+    values = merged_values(scenario)
+    persistence = values["refits"]["persistence"]
+    inference = service_deployments(manifests)["inference"]
+    entry = container(inference)
+    repository = plain_env(entry)[MODEL_REPOSITORY]
+    assert Settings.from_env(env_with_placeholders(entry)).triton_model_repository == repository
+    mount, volume = claim_mount(inference["spec"]["template"]["spec"], entry, repository)
+    assert not mount.get("readOnly") and not volume["persistentVolumeClaim"].get("readOnly")
+    claim = volume["persistentVolumeClaim"]["claimName"]
+    assert mount.get("subPath", "") == persistence["subPath"]
+
+    triton = triton_deployment(manifests)
+    pod = triton["spec"]["template"]["spec"]
+    server = container(triton)
+    env = plain_env(server)
+    assert env["TRITON_MODEL_REPOSITORY"] == repository and env["TRITON_MODEL_REPOSITORY_IN_PLACE"] == "true"
+    assert server["args"][0] == "triton"
+    assert {"--model-control-mode=explicit", "--load-model=*"} <= set(server["args"])
+    (seed,) = init_containers(triton).values()
+    (reloader,) = sidecars(triton).values()
+    assert seed["args"] == ["seed-models", repository]
+    assert seed["image"] == server["image"] == reloader["image"]
+    # The seed renders the configs exactly as the server would: the same model settings.
+    model_env = {k: v for k, v in env.items() if k.startswith(("TRITON_INSTANCE_", "TRITON_MODEL_"))
+                 and k not in {"TRITON_MODEL_REPOSITORY", "TRITON_MODEL_REPOSITORY_IN_PLACE"}}
+    assert model_env and plain_env(seed) == model_env
+    assert reloader["args"] == ["model-reloader"] and plain_env(reloader)["TRITON_MODEL_REPOSITORY"] == repository
+    for what, user, read_only in (("seed", seed, False), ("server", server, False), ("reloader", reloader, True)):
+        their_mount, their_volume = claim_mount(pod, user, repository)
+        assert their_mount["mountPath"] == mount["mountPath"], what
+        assert their_mount.get("subPath", "") == mount.get("subPath", ""), what
+        assert their_volume["persistentVolumeClaim"]["claimName"] == claim, what
+        assert bool(their_mount.get("readOnly")) is read_only, what
+    # Non-root, and the volume's files belong to the pods' group.
+    for spec in (pod, inference["spec"]["template"]["spec"]):
+        security = spec["securityContext"]
+        assert security["runAsNonRoot"] is True and security["fsGroup"] == values["securityContext"]["runAsGroup"]
+        assert security["fsGroupChangePolicy"] == "OnRootMismatch"
+
+    # The claim: the chart's, ReadWriteMany and kept on uninstall, unless an existing one is named.
+    claims = of_kind(manifests, "PersistentVolumeClaim")
+    if persistence["existingClaim"]:
+        assert claim == persistence["existingClaim"] and not claims
+    else:
+        pvc = claims[claim]
+        assert pvc["spec"]["accessModes"] == [persistence["accessMode"]] == ["ReadWriteMany"]
+        assert pvc["spec"]["resources"]["requests"]["storage"] == persistence["size"]
+        assert pvc["spec"].get("storageClassName") == (persistence["storageClass"] or None)
+        assert pvc["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+
+    # Only inference learns where the repository is; no other container mounts the claim.
+    for where, spec in pod_specs(manifests).items():
+        for other in spec.get("initContainers", []) + spec["containers"]:
+            if other is not entry:
+                assert MODEL_REPOSITORY not in {e["name"] for e in other.get("env", [])}, f"{where}/{other['name']}"
+        claims_used = {v["persistentVolumeClaim"]["claimName"] for v in spec["volumes"] if "persistentVolumeClaim" in v}
+        if claim in claims_used:
+            assert where in {f"Deployment/{inference['metadata']['name']}", f"Deployment/{triton['metadata']['name']}"}
+
+
+@pytest.mark.parametrize("scenario", [s for s in SCENARIOS if s not in REFIT_SCENARIOS])
+def test_without_refits_triton_serves_the_image_repository_as_before(scenario: str):
+    manifests = manifests_of(scenario)
+    assert not of_kind(manifests, "PersistentVolumeClaim")
+    for where, spec in pod_specs(manifests).items():
+        text = json.dumps(spec)
+        assert MODEL_REPOSITORY not in text and "TRITON_MODEL_REPOSITORY" not in text, where
+        assert "persistentVolumeClaim" not in text and "initContainers" not in spec, where
+        assert "fsGroupChangePolicy" not in spec["securityContext"], where
+    if merged_values(scenario)["triton"]["enabled"]:
+        triton = triton_deployment(manifests)
+        assert [c["name"] for c in triton["spec"]["template"]["spec"]["containers"]] == ["triton"]
+        assert not [a for a in container(triton)["args"] if a.startswith(("--model-control-mode", "--load-model"))]
+
+
+def test_a_read_only_model_repository_claim_stays_read_only(chart: helm_python.Chart):
+    """triton.modelRepository.existingClaim (a repository managed elsewhere) is unchanged by refits being off."""
+    manifests = render(chart, deep_merge(scenario_values("minimal"),
+                                         {"triton": {"modelRepository": {"existingClaim": "my-models"}}}))
+    triton = triton_deployment(manifests)
+    env = plain_env(container(triton))
+    assert env["TRITON_MODEL_REPOSITORY"] == "/models" and "TRITON_MODEL_REPOSITORY_IN_PLACE" not in env
+    mount, volume = claim_mount(triton["spec"]["template"]["spec"], container(triton), "/models")
+    assert mount["readOnly"] is True and volume["persistentVolumeClaim"] == {"claimName": "my-models", "readOnly": True}
+    assert MODEL_REPOSITORY not in plain_env(container(service_deployments(manifests)["inference"]))
+
+
+# --- what the image makes of it: the entrypoint run on the rendered environment -------------------
+
+
+def baked_repository(home: Path) -> Path:
+    """A copy of deploy/triton/models as the image bakes it (configs, tokenizer, version directories),
+    without weights assembled at run time."""
+    models = home / "models"
+    shutil.copytree(MODELS, models, ignore=shutil.ignore_patterns("__pycache__", "weights", ".*"))
+    return models
+
+
+def entrypoint(*args: str, env: dict[str, str], check: bool = True) -> subprocess.CompletedProcess:
+    base = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "HOME": env.get("TMPDIR", "/tmp")}
+    result = subprocess.run(["sh", str(ENTRYPOINT), *args], env=base | env, capture_output=True, text=True,
+                            timeout=60)
+    if check:
+        assert result.returncode == 0, result.stderr
+    return result
+
+
+class PodFiles:
+    """The volumes of rendered pods as directories under `root`: one per claim (and subPath), shared by
+    every pod that mounts it, a fresh one per emptyDir, and ConfigMaps written out with their items."""
+
+    def __init__(self, root: Path, manifests: list[Manifest]) -> None:
+        self.root = root
+        self.config_maps = of_kind(manifests, "ConfigMap")
+
+    def volume_dir(self, pod_name: str, volume: dict[str, Any], sub_path: str = "") -> Path:
+        if "persistentVolumeClaim" in volume:
+            path = self.root / "claims" / volume["persistentVolumeClaim"]["claimName"] / sub_path
+        elif "configMap" in volume:
+            path = self.root / "configmaps" / volume["configMap"]["name"]
+            data = self.config_maps[volume["configMap"]["name"]]["data"]
+            for item in volume["configMap"].get("items") or [{"key": k, "path": k} for k in data]:
+                (path / item["path"]).parent.mkdir(parents=True, exist_ok=True)
+                (path / item["path"]).write_text(data[item["key"]])
+        else:
+            path = self.root / "pods" / pod_name / volume["name"]
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def _mounts(self, pod_name: str, pod: dict[str, Any], entry: dict[str, Any]) -> dict[str, Path]:
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        return {m["mountPath"]: self.volume_dir(pod_name, volumes[m["name"]], m.get("subPath", ""))
+                for m in entry.get("volumeMounts", [])}
+
+    def path(self, mounts: dict[str, Path], value: str) -> str:
+        """`value` with a leading path inside a mount moved to that mount's directory. Every absolute path
+        must be inside a mount: nothing the test runs may touch this machine's own /models or /etc."""
+        inside = [p for p in mounts if value == p or value.startswith(p.rstrip("/") + "/")]
+        if not inside:
+            assert not value.startswith("/"), f"{value} is not inside a volume of the pod"
+            return value
+        mount = max(inside, key=len)
+        return str(mounts[mount]) + value[len(mount):]
+
+    def env(self, pod_name: str, pod: dict[str, Any], entry: dict[str, Any]) -> dict[str, str]:
+        """The container's plain environment with every path moved to its mount's directory."""
+        mounts = self._mounts(pod_name, pod, entry)
+        env = {name: self.path(mounts, value) for name, value in plain_env(entry).items()}
+        return env | {"TMPDIR": str(mounts["/tmp"])}
+
+    def args(self, pod_name: str, pod: dict[str, Any], entry: dict[str, Any]) -> list[str]:
+        """The container's arguments with every absolute path moved to its mount's directory."""
+        mounts = self._mounts(pod_name, pod, entry)
+        return [self.path(mounts, a) if a.startswith("/") else a for a in entry["args"]]
+
+
+def served_configs(dry_run: str) -> dict[str, Any]:
+    """name -> ModelConfig of every model in the repositories a `triton --dry-run` command line serves."""
+    from google.protobuf import text_format
+    from tritonclient.grpc import model_config_pb2
+
+    configs = {}
+    for arg in dry_run.splitlines():
+        if arg.startswith("--model-repository="):
+            for path in sorted(Path(arg.split("=", 1)[1]).glob("*/config.pbtxt")):
+                assert path.parent.name not in configs, f"model {path.parent.name} served twice"
+                configs[path.parent.name] = text_format.Parse(path.read_text(), model_config_pb2.ModelConfig())
+    return configs
+
+
+@pytest.mark.parametrize("scenario", ["minimal", *REFIT_SCENARIOS])
+def test_the_image_renders_the_model_settings_the_chart_gives_triton(scenario: str, tmp_path: Path):
+    """The Triton pod's containers, run by the image's entrypoint with the environment the chart renders
+    (paths moved to directories standing for the pod's volumes): the seed fills the claim that inference's
+    LABELSTREAM_TRITON_MODEL_REPOSITORY names, and every model Triton would serve has the instance group,
+    max_batch_size and queue delay of the values (triton.models, else triton.instanceGroup and the config)."""
+    manifests = manifests_of(scenario)
+    values = merged_values(scenario)["triton"]
+    home = tmp_path / "image"
+    baked = baked_repository(home)
+    files = PodFiles(tmp_path, manifests)
+    triton = triton_deployment(manifests)
+    pod = triton["spec"]["template"]["spec"]
+    for seed in init_containers(triton).values():
+        entrypoint(*files.args("triton", pod, seed),
+                   env=files.env("triton", pod, seed) | {"LABELSTREAM_HOME": str(home)})
+    server = container(triton)
+    dry_run = entrypoint(server["args"][0], "--dry-run", *server["args"][1:],
+                         env=files.env("triton", pod, server) | {"LABELSTREAM_HOME": str(home)}).stdout
+    assert dry_run.splitlines()[-len(server["args"]) + 1:] == server["args"][1:]  # the chart's arguments pass through
+    configs = served_configs(dry_run)
+    instruct = values["instructModel"]
+    expected_models = {p.name for p in baked.iterdir()} | ({instruct["name"]} if instruct["enabled"] else set())
+    assert set(configs) == expected_models
+    for name, config in configs.items():
+        own = values["models"].get(name, {})
+        original = (text_format_parse(baked / name / "config.pbtxt") if name != instruct["name"] else None)
+        group = own.get("instanceGroup") or (
+            {"kind": "KIND_MODEL", "count": 1} if name == instruct["name"] else values["instanceGroup"])
+        assert [(model_kind(g.kind), g.count) for g in config.instance_group] == [(group["kind"], group["count"])], name
+        batch = own.get("maxBatchSize", original.max_batch_size if original else 64)
+        assert config.max_batch_size == batch, name
+        delay = own.get("maxQueueDelayMicroseconds", original.dynamic_batching.max_queue_delay_microseconds
+                        if original else 10000)
+        assert config.dynamic_batching.max_queue_delay_microseconds == delay, name
+    for name in values["models"]:
+        assert name in configs, f"triton.models.{name} names no model Triton serves"
+    if merged_values(scenario)["refits"]["enabled"]:
+        inference = service_deployments(manifests)["inference"]
+        inference_env = files.env("inference", inference["spec"]["template"]["spec"], container(inference))
+        repository = Path(inference_env[MODEL_REPOSITORY])
+        assert (repository / "encoder_fewshot" / "1" / "model.py").is_file()
+        assert f"--model-repository={repository}" in dry_run.splitlines()  # served where inference writes
+
+
+def text_format_parse(path: Path) -> Any:
+    from google.protobuf import text_format
+    from tritonclient.grpc import model_config_pb2
+
+    return text_format.Parse(path.read_text(), model_config_pb2.ModelConfig())
+
+
+def model_kind(kind: int) -> str:
+    from tritonclient.grpc import model_config_pb2
+
+    return model_config_pb2.ModelInstanceGroup.Kind.Name(kind)
+
+
+def test_seeding_adds_what_is_missing_and_never_replaces_a_version(tmp_path: Path):
+    home = tmp_path / "image"
+    baked = baked_repository(home)
+    claim = tmp_path / "claim" / "repository"
+    env = {"LABELSTREAM_HOME": str(home), "TMPDIR": str(tmp_path), "TRITON_INSTANCE_KIND": "KIND_CPU",
+           "TRITON_MODEL_ENCODER_FEWSHOT_MAX_BATCH_SIZE": "128"}
+    first = entrypoint("seed-models", str(claim), env=env)
+    assert "encoder_fewshot: copied 1/" in first.stderr
+    encoder = claim / "encoder_fewshot"
+    assert (encoder / "1" / "model.py").read_bytes() == (baked / "encoder_fewshot" / "1" / "model.py").read_bytes()
+    assert (encoder / "tokenizer.json").is_file()
+    # Refits happen: a new version; version 1 is left as it is by an older image (here: changed).
+    shutil.copytree(encoder / "1", encoder / "2")
+    (encoder / "2" / "training").mkdir()
+    (encoder / "2" / "training" / "sst2.json").write_text("{}")
+    (encoder / "1" / "model.py").write_text("# version 1 as an older image seeded it\n")
+    config_inode = (encoder / "config.pbtxt").stat().st_ino
+    # A new image brings a version 3 the claim does not have, and the same settings: nothing else changes.
+    shutil.copytree(baked / "encoder_fewshot" / "1", baked / "encoder_fewshot" / "3")
+    second = entrypoint("seed-models", str(claim), env=env)
+    assert "encoder_fewshot: copied 3/; versions 1 2 3" in second.stderr
+    assert (encoder / "1" / "model.py").read_text() == "# version 1 as an older image seeded it\n"
+    assert (encoder / "2" / "training" / "sst2.json").read_text() == "{}"
+    assert (encoder / "config.pbtxt").stat().st_ino == config_inode  # unchanged: not rewritten
+    assert not [p for p in encoder.iterdir() if p.name.startswith(".")]  # nothing staged is left behind
+    # New settings: the config is replaced (atomically, by rename), the versions stay.
+    entrypoint("seed-models", str(claim), env=env | {"TRITON_MODEL_ENCODER_FEWSHOT_MAX_BATCH_SIZE": "256"})
+    assert text_format_parse(encoder / "config.pbtxt").max_batch_size == 256
+    assert sorted(p.name for p in encoder.iterdir() if p.is_dir()) == ["1", "2", "3"]
+    # Triton then serves the claim in place with the same settings: nothing to rewrite.
+    config_inode = (encoder / "config.pbtxt").stat().st_ino
+    served = entrypoint("triton", "--dry-run", env=env | {"TRITON_MODEL_ENCODER_FEWSHOT_MAX_BATCH_SIZE": "256",
+                                                          "TRITON_MODEL_REPOSITORY": str(claim),
+                                                          "TRITON_MODEL_REPOSITORY_IN_PLACE": "true"})
+    assert f"--model-repository={claim}" in served.stdout.splitlines()
+    assert (encoder / "config.pbtxt").stat().st_ino == config_inode
+
+
+BAD_MODEL_SETTINGS = [
+    # (seed-models cannot tell: the models of TRITON_EXTRA_MODELS are only the server's.)
+    pytest.param({"TRITON_MODEL_ENCODER_FEWSHOOT_MAX_BATCH_SIZE": "128"},
+                 "settings for models that are not in the repository: ENCODER_FEWSHOOT (models: CAUSAL_LM "
+                 "ENCODER_FEWSHOT)", id="unknown-model"),
+    pytest.param({"TRITON_MODEL_ENCODER_FEWSHOT_MAX_QUEUE_DELAY_US": "-5"},
+                 "TRITON_MODEL_ENCODER_FEWSHOT_MAX_QUEUE_DELAY_US must be a whole number of at least 0, not '-5'",
+                 id="negative-delay"),
+    pytest.param({"TRITON_MODEL_ENCODER_FEWSHOT_MAX_BATCH_SIZE": "0"},
+                 "TRITON_MODEL_ENCODER_FEWSHOT_MAX_BATCH_SIZE must be a whole number of at least 1, not '0'",
+                 id="zero-batch"),
+    pytest.param({"TRITON_INSTANCE_KIND": "GPU"}, "TRITON_INSTANCE_KIND must be KIND_CPU, KIND_GPU or KIND_MODEL",
+                 id="kind"),
+    pytest.param({"TRITON_MODEL_ENCODER_FEWSHOT_INSTANCE_KIND": "KIND_GPU",
+                  "TRITON_MODEL_ENCODER_FEWSHOT_INSTANCE_COUNT": "two"},
+                 "TRITON_MODEL_ENCODER_FEWSHOT_INSTANCE_COUNT must be a whole number of at least 1", id="count"),
+]
+
+
+@pytest.mark.parametrize(("env", "message"), BAD_MODEL_SETTINGS)
+def test_the_image_refuses_model_settings_it_cannot_apply(tmp_path: Path, env: dict[str, str], message: str):
+    home = tmp_path / "image"
+    baked_repository(home)
+    commands = [["triton", "--dry-run"]]
+    if "not in the repository" not in message:
+        commands.append(["seed-models", str(tmp_path / "claim")])
+    for argv in commands:
+        result = entrypoint(*argv, env={"LABELSTREAM_HOME": str(home), "TMPDIR": str(tmp_path)} | env, check=False)
+        assert result.returncode == 2 and message in result.stderr, (argv, result.stderr)
+
+
+class FakeTriton:
+    """Triton's HTTP repository API as the reloader uses it: the index of loaded versions, and loads."""
+
+    def __init__(self, ready: dict[str, list[int]]) -> None:
+        import http.server
+        import threading
+
+        self.ready, self.loads = ready, []
+        fake = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if self.path == "/v2/repository/index":
+                    body = json.dumps([{"name": n, "version": str(v), "state": "READY"}
+                                       for n, versions in fake.ready.items() for v in versions]).encode()
+                elif self.path.endswith("/load"):
+                    fake.loads.append(self.path.split("/")[-2])
+                    body = b""
+                else:
+                    self.send_error(404)
+                    return
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+def test_the_reloader_loads_a_model_whose_versions_on_the_volume_changed(tmp_path: Path):
+    """A refit another Triton replica was asked to load (version 3 on disk, 1 and 2 served here) is loaded;
+    a model serving what is on disk is not; a Triton that is down is not an error."""
+    repository = tmp_path / "repository"
+    for model, versions in {"encoder_fewshot": [1, 2, 3], "causal_lm": [1]}.items():
+        for version in versions:
+            (repository / model / str(version)).mkdir(parents=True)
+        (repository / model / "config.pbtxt").write_text(f'name: "{model}"\n')
+    fake = FakeTriton({"encoder_fewshot": [1, 2], "causal_lm": [1]})
+    heartbeat = tmp_path / "alive"
+    env = {"TRITON_MODEL_REPOSITORY": str(repository), "TRITON_HTTP_URL": fake.url,
+           "TRITON_RELOADER_HEARTBEAT": str(heartbeat), "TRITON_RELOAD_INTERVAL_S": "30"}
+    try:
+        assert entrypoint("model-reloader", "--healthy", env=env, check=False).returncode != 0  # never ran
+        result = entrypoint("model-reloader", "--once", env=env)
+        assert fake.loads == ["encoder_fewshot"], result.stdout
+        assert json.loads(result.stdout.splitlines()[-1])["versions"] == [1, 2, 3]
+        assert entrypoint("model-reloader", "--healthy", env=env).returncode == 0
+        fake.ready["encoder_fewshot"] = [1, 2, 3]
+        entrypoint("model-reloader", "--once", env=env)
+        assert fake.loads == ["encoder_fewshot"]  # serving what is on disk: nothing to load
+    finally:
+        fake.server.shutdown()
+        fake.server.server_close()
+    down = entrypoint("model-reloader", "--once", env=env)
+    assert "triton not reachable" in down.stdout
+
+
+# --- production GPU values: per-model batching and the instruction model ---------------------------
+
+
+def test_the_gpu_scenario_renders_per_model_batching_and_a_larger_instruction_model():
+    manifests = manifests_of("production-gpu")
+    values = merged_values("production-gpu")["triton"]
+    instruct = values["instructModel"]
+    assert instruct["enabled"] and values["models"]["encoder_fewshot"]["maxBatchSize"] > 64
+    triton = triton_deployment(manifests)
+    server = container(triton)
+    env = plain_env(server)
+    encoder = values["models"]["encoder_fewshot"]
+    assert env["TRITON_MODEL_ENCODER_FEWSHOT_INSTANCE_KIND"] == encoder["instanceGroup"]["kind"] == "KIND_GPU"
+    assert env["TRITON_MODEL_ENCODER_FEWSHOT_INSTANCE_COUNT"] == str(encoder["instanceGroup"]["count"])
+    assert env["TRITON_MODEL_ENCODER_FEWSHOT_MAX_BATCH_SIZE"] == str(encoder["maxBatchSize"])
+    assert env["TRITON_MODEL_ENCODER_FEWSHOT_MAX_QUEUE_DELAY_US"] == str(encoder["maxQueueDelayMicroseconds"])
+    assert env["TRITON_MODEL_INSTRUCT_LM_INSTANCE_KIND"] == "KIND_MODEL"
+    # The GPUs the instruction model is sharded over are the Triton pod's.
+    assert int(server["resources"]["limits"][GPU]) >= instruct["tensorParallelSize"] >= 1
+    # Its config: the values as the model's parameters, served from the ConfigMap mounted into the pod.
+    (config_map,) = [c for c in of_kind(manifests, "ConfigMap").values() if "instruct" in c["metadata"]["name"]]
+    config = text_format_parse_text(config_map["data"]["config.pbtxt"])
+    params = {k: v.string_value for k, v in config.parameters.items()}
+    assert config.name == instruct["name"] and config.backend == "python"
+    assert params["model"] == instruct["modelId"]
+    assert params["tensor_parallel_size"] == str(instruct["tensorParallelSize"])
+    assert params["max_model_len"] == str(instruct["maxModelLen"])
+    assert float(params["gpu_memory_utilization"]) == instruct["gpuMemoryUtilization"]
+    assert [i.name for i in config.input] == ["TEXT", "PROJECT"] and [o.name for o in config.output] == ["PROBS"]
+    assert config_map["data"]["model.py"] == INSTRUCT_MODEL.read_text()
+    annotations = triton["spec"]["template"]["metadata"]["annotations"]
+    assert "checksum/instruct-model" in annotations  # a changed model or config rolls the Triton pods
+    # Weights from a claim: offline, read-only, and Triton's NetworkPolicy allows no egress beyond DNS.
+    assert env["HF_HUB_OFFLINE"] == "1"
+    mount, volume = claim_mount(triton["spec"]["template"]["spec"], server, env["HF_HUB_CACHE"])
+    assert mount["readOnly"] and volume["persistentVolumeClaim"]["claimName"] == instruct["weights"]["existingClaim"]
+    policy = of_kind(manifests, "NetworkPolicy")[triton["metadata"]["name"]]
+    assert {p["port"] for rule in policy["spec"]["egress"] for p in rule["ports"]} == {53}
+    # Only Triton pulls the vLLM image.
+    assert server["image"].endswith(":0.1.0-vllm")
+    assert not [d for d in service_deployments(manifests).values() if container(d)["image"] == server["image"]]
+
+
+def text_format_parse_text(text: str) -> Any:
+    from google.protobuf import text_format
+    from tritonclient.grpc import model_config_pb2
+
+    return text_format.Parse(text, model_config_pb2.ModelConfig())
+
+
+def test_an_instruction_model_downloaded_at_start_gets_https_egress_and_its_token_from_a_secret(
+        chart: helm_python.Chart):
+    values = deep_merge(scenario_values("production-gpu"), {"triton": {"instructModel": {
+        "weights": {"existingClaim": ""},
+        "download": {"hfTokenSecret": "hf-token", "egressTo": [{"ipBlock": {"cidr": "0.0.0.0/0"}}]}}}})
+    manifests = render(chart, values)
+    triton = triton_deployment(manifests)
+    server = container(triton)
+    assert secret_refs(server)["HF_TOKEN"] == {"name": "hf-token", "key": "token"}
+    env = plain_env(server)
+    assert "HF_HUB_OFFLINE" not in env and env["HF_HUB_CACHE"].startswith("/llm-cache/")
+    volumes = {v["name"]: v for v in triton["spec"]["template"]["spec"]["volumes"]}
+    assert volumes["llm-cache"]["emptyDir"]["sizeLimit"] == merged_values("production-gpu")["triton"][
+        "instructModel"]["cacheSizeLimit"]
+    policy = of_kind(manifests, "NetworkPolicy")[triton["metadata"]["name"]]
+    (https,) = [r for r in policy["spec"]["egress"] if r["ports"] == [{"port": 443, "protocol": "TCP"}]]
+    assert https["to"] == [{"ipBlock": {"cidr": "0.0.0.0/0"}}]
+    for manifest in manifests:
+        manifest["metadata"]["annotations"].pop("test/template")
+        if manifest["kind"] not in CRD_SCHEMAS:
+            kubernetes_validate.validate(manifest, KUBERNETES_VERSION, strict=True)
+
+
+def test_the_smallest_batch_a_model_may_have_is_what_inference_sends():
+    from labelstream.inference.triton import MAX_ROWS_PER_REQUEST
+
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    assert schema["definitions"]["tritonModel"]["properties"]["maxBatchSize"]["minimum"] == MAX_ROWS_PER_REQUEST
+    for config in MODELS.glob("*/config.pbtxt"):
+        assert text_format_parse(config).max_batch_size >= MAX_ROWS_PER_REQUEST, config
+
+
+# --- the instruction model's scoring, with a stand-in for vLLM --------------------------------------
+
+
+class WordTokenizer:
+    """Words as tokens; a chat template of one user turn."""
+
+    BOS, USER, ASSISTANT = 1, 2, 3
+
+    def __init__(self) -> None:
+        self.ids: dict[str, int] = {}
+        self.words: dict[int, str] = {}
+
+    def encode(self, text: str, add_special_tokens: bool = True) -> list[int]:
+        tokens = []
+        for word in text.split():
+            if word not in self.ids:
+                self.ids[word] = len(self.ids) + 10
+                self.words[self.ids[word]] = word
+            tokens.append(self.ids[word])
+        return ([self.BOS] if add_special_tokens else []) + tokens
+
+    def decode(self, tokens: list[int]) -> str:
+        return " ".join(self.words[t] for t in tokens)
+
+    def apply_chat_template(self, messages: list[dict[str, str]], add_generation_prompt: bool, tokenize: bool):
+        assert add_generation_prompt and tokenize and [m["role"] for m in messages] == ["user"]
+        return [self.BOS, self.USER, *self.encode(messages[0]["content"], add_special_tokens=False), self.ASSISTANT]
+
+
+class KeywordEngine:
+    """log p(label tokens | prompt): each label word that appears in the item (the words after the last
+    'Text:') gains 3 nats; every token costs 1. Records its calls."""
+
+    def __init__(self, tokenizer: WordTokenizer) -> None:
+        self.tokenizer = tokenizer
+        self.calls: list[int] = []
+
+    def tail_logprobs(self, sequences: list[list[int]], tails: list[int]) -> list[float]:
+        self.calls.append(len(sequences))
+        text_id, label_id = self.tokenizer.ids["Text:"], self.tokenizer.ids["Label:"]
+        scores = []
+        for tokens, tail in zip(sequences, tails, strict=True):
+            prompt, label = tokens[:-tail], tokens[-tail:]
+            start = len(prompt) - prompt[::-1].index(text_id)
+            item = set(prompt[start:prompt.index(label_id, start)])
+            scores.append(sum(3.0 if t in item else 0.0 for t in label) - len(label))
+        return scores
+
+
+def instruct_model() -> Any:
+    spec = importlib.util.spec_from_file_location("instruct_lm_model", INSTRUCT_MODEL)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_instruction_model_turns_label_scores_into_probabilities_over_the_label_set():
+    module = instruct_model()
+    tokenizer = WordTokenizer()
+    engine = KeywordEngine(tokenizer)
+    classifier = module.InstructLMClassifier(engine, tokenizer, max_model_len=512, option_orders=2,
+                                             max_examples_per_label=2, max_item_tokens=32)
+    project = {"project_id": "p", "labels": ["positive", "negative", "not sure"], "instructions": "Rate the review.",
+               "examples": [{"text": "great fun", "label": "positive"}, {"text": "awful", "label": "negative"}]}
+    texts = ["a positive surprise", "so negative and dull", "not sure what to think"]
+    probs = classifier.predict(texts, project)
+    assert probs.shape == (3, 3) and probs.dtype == np.float32
+    assert np.allclose(probs.sum(axis=1), 1.0, atol=1e-6)
+    assert [project["labels"][i] for i in probs.argmax(axis=1)] == ["positive", "negative", "not sure"]
+    # One engine call for the batch: texts x option orders x labels sequences.
+    assert engine.calls == [3 * 2 * 3]
+    # The options' orders come from the sorted label set: permuting the labels permutes the columns only.
+    permuted = classifier.predict(texts, project | {"labels": ["not sure", "positive", "negative"]})
+    assert np.allclose(permuted, probs[:, [2, 0, 1]], atol=1e-6)
+    assert classifier.predict([], project).shape == (0, 3)
+
+
+def test_the_instruction_model_fits_its_prompts_into_the_context():
+    module = instruct_model()
+    tokenizer = WordTokenizer()
+    classifier = module.InstructLMClassifier(KeywordEngine(tokenizer), tokenizer, max_model_len=160,
+                                             max_examples_per_label=4, max_item_tokens=8)
+    examples = [{"text": " ".join(f"w{i}{j}" for j in range(20)), "label": label}
+                for i, label in enumerate(["a", "b"] * 4)]
+    prompts = classifier.prompts({"labels": ["a", "b"], "examples": examples})
+    kept = sum(len(v) for v in prompts.examples.values())
+    assert 0 < kept < 8  # examples dropped until the longest prompt leaves room for an item and a label
+    long_item = " ".join(f"x{i}" for i in range(50))
+    assert len(classifier._item_text(long_item).split()) == 8
+    with pytest.raises(ValueError, match="max_model_len leaves"):
+        classifier.prompts({"labels": ["a", "b"], "instructions": " ".join(["word"] * 200)})
+    with pytest.raises(ValueError, match="distinct"):
+        classifier.prompts({"labels": ["a", "a"]})

@@ -165,6 +165,9 @@ Call with (dict "root" $ "name" <service> "svc" <values block>).
 ) -}}
 {{- if eq .name "inference" -}}
 {{- $_ := set $env "LABELSTREAM_TRITON_URL" (include "labelstream.tritonUrl" .root) -}}
+{{- if $v.refits.enabled -}}
+{{- $_ := set $env "LABELSTREAM_TRITON_MODEL_REPOSITORY" (include "labelstream.modelRepositoryPath" .root) -}}
+{{- end -}}
 {{- end -}}
 {{- range $key, $value := .svc.env -}}
 {{- $_ := set $env $key $value -}}
@@ -263,5 +266,120 @@ its topics have partitions. Fails the render when a service could run more repli
 {{- end -}}
 {{- if gt $most $partitions -}}
 {{- fail (printf "services.%s can run %d replicas but topics.partitions is %d: members of the consumer group labelstream-%s beyond the partition count stay idle. Raise topics.partitions (and the partitions of existing topics) or lower the replicas/maxReplicas." .name $most $partitions .name) -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+Head refits (values `refits`): the model repository on a shared PersistentVolumeClaim, mounted at
+/models in the Triton pod (init container, server, reloader sidecar) and in the inference pods. The
+repository is the directory "repository" in it (not the volume's root, where a file system may keep
+lost+found, which Triton would take for a model). Inference alone gets its path as
+LABELSTREAM_TRITON_MODEL_REPOSITORY.
+*/}}
+{{- define "labelstream.modelsMountPath" -}}/models{{- end -}}
+{{- define "labelstream.modelRepositoryPath" -}}/models/repository{{- end -}}
+
+{{- define "labelstream.modelsClaimName" -}}
+{{- default (include "labelstream.componentName" (dict "root" . "component" "models")) .Values.refits.persistence.existingClaim -}}
+{{- end -}}
+
+{{- define "labelstream.modelsVolume" -}}
+- name: models
+  persistentVolumeClaim:
+    claimName: {{ include "labelstream.modelsClaimName" . }}
+{{- end -}}
+
+{{/* Call with (dict "root" $ "readOnly" true|false). */}}
+{{- define "labelstream.modelsVolumeMount" -}}
+- name: models
+  mountPath: {{ include "labelstream.modelsMountPath" .root }}
+  {{- with .root.Values.refits.persistence.subPath }}
+  subPath: {{ . }}
+  {{- end }}
+  {{- if .readOnly }}
+  readOnly: true
+  {{- end }}
+{{- end -}}
+
+{{/* The pod security context of a pod mounting the refits volume: fsGroup owns it; no recursive chown on every start. */}}
+{{- define "labelstream.modelsPodSecurityContext" -}}
+{{ include "labelstream.podSecurityContext" . }}
+fsGroupChangePolicy: OnRootMismatch
+{{- end -}}
+
+{{/* The most replicas a service can run (maxReplicas when it autoscales). Call with the service's values block. */}}
+{{- define "labelstream.mostReplicas" -}}
+{{- if .autoscaling.enabled }}{{ int .autoscaling.maxReplicas }}{{ else }}{{ int .replicas }}{{ end -}}
+{{- end -}}
+
+{{/* Fails the render on refits settings that cannot work, naming the values. */}}
+{{- define "labelstream.checkRefits" -}}
+{{- $r := .Values.refits -}}
+{{- if $r.enabled -}}
+{{- if not .Values.triton.enabled -}}
+{{- fail (printf "refits.enabled needs the chart's Triton (triton.enabled): an external Triton (%s) would have to serve the inference pods' volume with explicit model control. Set refits.enabled to false, or triton.enabled to true." .Values.triton.externalUrl) -}}
+{{- end -}}
+{{- if .Values.triton.modelRepository.existingClaim -}}
+{{- fail (printf "refits.enabled and triton.modelRepository.existingClaim (%s) are both set: with refits the model repository is the read-write claim of refits.persistence; name your claim in refits.persistence.existingClaim instead." .Values.triton.modelRepository.existingClaim) -}}
+{{- end -}}
+{{- if eq $r.persistence.accessMode "ReadWriteOnce" -}}
+{{- $inference := 0 -}}
+{{- if .Values.services.inference.enabled -}}
+{{- $inference = int (include "labelstream.mostReplicas" .Values.services.inference) -}}
+{{- end -}}
+{{- $triton := int .Values.triton.replicas -}}
+{{- if or (gt $inference 1) (gt $triton 1) -}}
+{{- fail (printf "refits.persistence.accessMode is ReadWriteOnce: the model repository volume can be mounted on one node only, but services.inference can run %d replicas and triton.replicas is %d, and every one of them mounts it. Use a ReadWriteMany storage class (NFS, CephFS, EFS, Filestore, Azure Files) with accessMode ReadWriteMany, or run one inference replica and one Triton replica on the same node." $inference $triton) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+Triton's model settings as the image's entrypoint reads them (deploy/image/entrypoint.sh): the
+instance_group of every model, then each model's own (triton.models, and the instruction model's
+single KIND_MODEL instance: vLLM places the model on its GPUs itself). A YAML map of variables.
+*/}}
+{{- define "labelstream.tritonModelEnv" -}}
+{{- $t := .Values.triton -}}
+{{- $env := dict "TRITON_INSTANCE_KIND" $t.instanceGroup.kind "TRITON_INSTANCE_COUNT" (toString (int $t.instanceGroup.count)) -}}
+{{- $models := deepCopy $t.models -}}
+{{- if $t.instructModel.enabled -}}
+{{- $own := get $models $t.instructModel.name | default dict -}}
+{{- with $own.instanceGroup -}}
+{{- if or (ne .kind "KIND_MODEL") (ne (int .count) 1) -}}
+{{- fail (printf "triton.models.%s.instanceGroup is %s x%d, but the instruction model runs as one KIND_MODEL instance: vLLM shards it over triton.instructModel.tensorParallelSize GPUs itself. Remove that instanceGroup." $t.instructModel.name .kind (int .count)) -}}
+{{- end -}}
+{{- end -}}
+{{- $_ := set $own "instanceGroup" (dict "kind" "KIND_MODEL" "count" 1) -}}
+{{- $_ := set $models $t.instructModel.name $own -}}
+{{- end -}}
+{{- range $name, $model := $models -}}
+{{- $prefix := printf "TRITON_MODEL_%s_" (upper $name) -}}
+{{- with $model.instanceGroup -}}
+{{- $_ := set $env (print $prefix "INSTANCE_KIND") .kind -}}
+{{- $_ := set $env (print $prefix "INSTANCE_COUNT") (toString (int .count)) -}}
+{{- end -}}
+{{- if hasKey $model "maxBatchSize" -}}
+{{- $_ := set $env (print $prefix "MAX_BATCH_SIZE") (toString (int $model.maxBatchSize)) -}}
+{{- end -}}
+{{- if hasKey $model "maxQueueDelayMicroseconds" -}}
+{{- $_ := set $env (print $prefix "MAX_QUEUE_DELAY_US") (toString (int $model.maxQueueDelayMicroseconds)) -}}
+{{- end -}}
+{{- end -}}
+{{- toYaml $env -}}
+{{- end -}}
+
+{{/* Fails the render on instruction-model settings that cannot work. */}}
+{{- define "labelstream.checkInstructModel" -}}
+{{- $m := .Values.triton.instructModel -}}
+{{- if and .Values.triton.enabled $m.enabled -}}
+{{- $gpus := 0 -}}
+{{- with .Values.triton.resources.limits -}}
+{{- if hasKey . "nvidia.com/gpu" }}{{ $gpus = int (get . "nvidia.com/gpu") }}{{ end -}}
+{{- end -}}
+{{- if lt $gpus (int $m.tensorParallelSize) -}}
+{{- fail (printf "triton.instructModel shards %s over tensorParallelSize %d GPUs, but triton.resources.limits gives the Triton pod %d nvidia.com/gpu. Raise the GPU request and limit, or lower tensorParallelSize." $m.modelId (int $m.tensorParallelSize) $gpus) -}}
+{{- end -}}
 {{- end -}}
 {{- end -}}
