@@ -46,6 +46,7 @@ def test_refit_head_is_served_as_a_new_version_while_requests_continue(stack, st
     first, later = demo_items[300:390], demo_items[390:420]
     make_project(state, project, auto_accept_threshold=0.999, head_refit_every=30)
     make_project(state, "pinned", auto_accept_threshold=0.01, model_version="1")
+    make_project(state, "bystander", auto_accept_threshold=0.01)
     triton = TritonClassifier(f"127.0.0.1:{state.ports.triton_grpc}", timeout_s=30)
     spec = load_project(DEMO / "project.yaml")
     errors: list[Exception] = []
@@ -76,9 +77,11 @@ def test_refit_head_is_served_as_a_new_version_while_requests_continue(stack, st
                               timeout_s=60), f"Triton never served the new version (saw {versions})"
             client.publish_json_items(state.kafka_bootstrap, project, later)
             client.publish_json_items(state.kafka_bootstrap, "pinned", later)
+            client.publish_json_items(state.kafka_bootstrap, "bystander", later)
             client.wait_for_final_labels(state.grpc_address("monitor"), project, len(first) + len(later),
                                          timeout_s=300)
             client.wait_for_final_labels(state.grpc_address("monitor"), "pinned", len(later), timeout_s=300)
+            client.wait_for_final_labels(state.grpc_address("monitor"), "bystander", len(later), timeout_s=300)
     finally:
         stop.set()
         asker.join(timeout=10)
@@ -90,3 +93,11 @@ def test_refit_head_is_served_as_a_new_version_while_requests_continue(stack, st
     assert refit_versions and all(int(v) >= 2 for v in refit_versions)
     pinned_versions = {d["model_version"] for d in db.predictions.find({"project_id": "pinned"})}
     assert pinned_versions == {"1"}
+    # The refit project's head changed; a bystander's did not, whatever version served it, so its
+    # calibration (keyed on head_version) carries on.
+    refit_heads = {d["head_version"] for d in db.predictions.find({"project_id": project,
+                                                                   "item_id": {"$in": later_ids}})}
+    assert refit_heads and all(int(v) >= 2 for v in refit_heads)
+    bystander = list(db.predictions.find({"project_id": "bystander"}))
+    assert {d["head_version"] for d in bystander} == {"1"}
+    assert all(int(d["model_version"]) >= 2 for d in bystander)

@@ -26,7 +26,8 @@ def test_encoder_model_gives_one_probability_per_label_summing_to_one(triton):
     output = triton.predict("encoder_fewshot", texts, spec)
     assert output.probabilities.shape == (80, 2)
     np.testing.assert_allclose(output.probabilities.sum(axis=1), 1.0, atol=1e-5)
-    assert (output.model_name, output.model_version) == ("encoder_fewshot", "1")
+    # The response names its version: "1", or a later one once a project's head was refit.
+    assert output.model_name == "encoder_fewshot" and output.model_version.isdigit()
     top = [spec.labels[i] for i in output.probabilities.argmax(axis=1)[:2]]
     assert top == ["positive", "negative"]
 

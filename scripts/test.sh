@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 bash scripts/install-test-tools.sh
 echo "== ruff"
-.venv/bin/ruff check services scripts integration_tests deploy/image
+.venv/bin/ruff check services scripts integration_tests deploy/image deploy/triton helm/labelstream/files
 echo "== generated protobuf code"
 .venv/bin/python scripts/gen_protos.py --check
 echo "== tests"

@@ -41,7 +41,7 @@ def make_handler(runtime: Runtime):
             log.warning("dead-lettered", extra=log_fields(reason=error.reason, detail=error.detail))
             return dead_letter(record, error, runtime.name)
 
-        out = predict_batch(records, runtime.store, triton_client(runtime), on_invalid)
+        out = predict_batch(records, runtime.store, triton_client(runtime), on_invalid, refitter.head_version)
         MESSAGES.labels(runtime.name, Topics.ITEMS_ACCEPTED, "ok").inc(len(records))
         return out
 

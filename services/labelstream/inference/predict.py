@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from pymongo import UpdateOne
@@ -23,6 +23,7 @@ def prediction_to_doc(prediction: events_pb2.Prediction) -> dict:
         "probabilities": list(prediction.probabilities), "model_name": prediction.model_name,
         "model_version": prediction.model_version, "ingested_at_ms": prediction.ingested_at_ms,
         "predicted_at_ms": prediction.predicted_at_ms, "text": prediction.text,
+        "head_version": prediction.head_version,
     }
 
 
@@ -34,8 +35,9 @@ def doc_to_prediction(doc: dict) -> events_pb2.Prediction:
     return prediction
 
 
-def predict_batch(records: Sequence[Incoming], store: Store, triton: TritonClassifier,
-                  on_invalid) -> list[Outgoing]:
+def predict_batch(records: Sequence[Incoming], store: Store, triton: TritonClassifier, on_invalid,
+                  head_version: Callable[[str, str, str], str] = lambda _model, _project, served: served,
+                  ) -> list[Outgoing]:
     """Predict every valid item of the batch (one Triton call per project and chunk).
 
     Items predicted before (a replay after a crash) are not predicted again: the stored
@@ -81,6 +83,7 @@ def predict_batch(records: Sequence[Incoming], store: Store, triton: TritonClass
                     labels=list(spec.labels), probabilities=[float(p) for p in probs / probs.sum()],
                     model_name="+".join(o.model_name for o in outputs),
                     model_version="+".join(o.model_version for o in outputs),
+                    head_version="+".join(head_version(o.model_name, project_id, o.model_version) for o in outputs),
                     ingested_at_ms=item.ingested_at_ms, predicted_at_ms=at, text=item.text)
                 if len(outputs) > 1:
                     for output in outputs:

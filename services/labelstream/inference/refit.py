@@ -34,6 +34,19 @@ class HeadRefitter:
         self.store = store
         self.repository = repository
         self.load_model = load_model  # callable(model_name): asks Triton to load new versions
+        self._head_versions: dict[tuple[str, str, str], str] = {}
+
+    def head_version(self, model: str, project_id: str, served: str) -> str:
+        """The version at which `project_id`'s head last changed, as served in version `served`
+        ("1", the base, when the project was never refit)."""
+        if self.repository is None or not served.isdigit():
+            return served
+        key = (model, project_id, served)
+        if key not in self._head_versions:
+            training = self.repository / model / served / "training" / f"{project_id}.json"
+            version = json.loads(training.read_text()).get("version", served) if training.exists() else 1
+            self._head_versions[key] = str(version)
+        return self._head_versions[key]
 
     def add_verified(self, project_id: str, item_id: str, label: str) -> bool:
         """Remember a verified label with the item's text (from our prediction of it)."""
@@ -96,6 +109,7 @@ class HeadRefitter:
             examples = [{"text": e.text, "label": e.label} for e in spec.examples]
             examples += [{"text": v["text"], "label": v["label"]} for v in verified]
             (training / f"{spec.project_id}.json").write_text(json.dumps({
-                "project_id": spec.project_id, "labels": list(spec.labels), "examples": examples}))
+                "project_id": spec.project_id, "labels": list(spec.labels), "examples": examples,
+                "version": version}))  # copies into later versions keep this: the head's own version
             staging.rename(model_dir / str(version))  # appears whole, or not at all
         return version

@@ -74,7 +74,8 @@ def make_handler(runtime: Runtime):
             key = item_key(prediction.project_id, prediction.item_id)
             stored = decisions.find_one({"_id": key})
             if stored is None:
-                routing, version = models.current(spec.project_id, prediction.model_name, prediction.model_version)
+                routing, version = models.current(spec.project_id, prediction.model_name,
+                                                  prediction.head_version or prediction.model_version)
                 budget = budgets.get(spec)
                 try:
                     decision = route(prediction, spec, routing, version, budget)

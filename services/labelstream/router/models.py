@@ -58,7 +58,7 @@ class RoutingModels:
         if decision is None or "probabilities" not in decision or label not in decision["labels"]:
             return None
         doc = {"_id": item_key(project_id, item_id), "project_id": project_id, "item_id": item_id,
-               "model": f"{decision['model_name']}/{decision['model_version']}",
+               "model": f"{decision['model_name']}/{decision.get('head_version') or decision['model_version']}",
                "probabilities": decision["probabilities"], "label_index": decision["labels"].index(label),
                "text_length": decision.get("text_length", 0), "models_agree": decision.get("models_agree", 1.0),
                "at_ms": now_ms()}

@@ -35,6 +35,7 @@ def route(prediction: events_pb2.Prediction, spec: events_pb2.ProjectSpec, routi
         schema_version=SCHEMA_VERSION, project_id=prediction.project_id, item_id=prediction.item_id,
         label=prediction.labels[top], confidence=float(probabilities[top]), model_name=prediction.model_name,
         model_version=prediction.model_version, ingested_at_ms=prediction.ingested_at_ms, strategy=strategy,
+        head_version=prediction.head_version or prediction.model_version,
         target_accuracy=spec.target_accuracy)
     if strategy == "threshold":
         decision.score = decision.confidence

@@ -227,29 +227,6 @@ class TritonPythonModel:
         self.name = args.get("model_name", "instruct_lm")
 
     def execute(self, requests: list[Any]) -> list[Any]:
-        import triton_python_backend_utils as pb_utils
+        from labelstream.inference.contract import execute
 
-        responses = []
-        for request in requests:
-            try:
-                texts = [t.decode("utf-8") for t in
-                         pb_utils.get_input_tensor_by_name(request, "TEXT").as_numpy().reshape(-1)]
-                specs = pb_utils.get_input_tensor_by_name(request, "PROJECT").as_numpy().reshape(-1)
-                # Rows of one request may come from different projects: group them.
-                probs_rows: list[np.ndarray | None] = [None] * len(texts)
-                groups: dict[bytes, list[int]] = {}
-                for row, spec in enumerate(specs):
-                    groups.setdefault(bytes(spec), []).append(row)
-                for spec, rows in groups.items():
-                    probs = self.classifier.predict([texts[r] for r in rows], json.loads(spec))
-                    for r, p in zip(rows, probs, strict=True):
-                        probs_rows[r] = p
-                widths = {len(p) for p in probs_rows if p is not None}
-                if len(widths) != 1:
-                    raise ValueError("all rows of one request must share a label count")
-                out = pb_utils.Tensor("PROBS", np.stack(probs_rows).astype(np.float32))
-                responses.append(pb_utils.InferenceResponse(output_tensors=[out]))
-            except Exception as exc:  # a bad request must not take the model down
-                responses.append(pb_utils.InferenceResponse(
-                    output_tensors=[], error=pb_utils.TritonError(f"{self.name}: {exc}")))
-        return responses
+        return execute(requests, self.classifier.predict, self.name)
