@@ -82,3 +82,17 @@ def test_more_votes_raise_the_overlap(pool):
     assert pool.lease("w1") is not None and pool.lease("w2") is None
     pool.add(events_pb2.HumanTask(project_id="p", item_id="a", task_id="p:a", overlap=2))
     assert pool.lease("w2").task_id == "p:a"
+
+
+def test_a_slot_lost_in_a_crash_between_claim_and_assignment_is_given_back(pool):
+    pool.add(task("a", overlap=2))
+    assert pool.lease("w1") is not None
+    # A dispatcher died after taking the second slot and before writing its assignment:
+    pool.tasks.update_one({"_id": "p:a"}, {"$inc": {"open_slots": -1},
+                                           "$set": {"claimed_at_ms": int(time.time() * 1000)}})
+    assert pool.lease("w2") is None
+    assert pool.repair_lost_slots() == 0, "a claim this recent may still be in flight"
+    pool.tasks.update_one({"_id": "p:a"}, {"$set": {"claimed_at_ms": int(time.time() * 1000) - 60_000}})
+    assert pool.repair_lost_slots() == 1
+    assert pool.lease("w2").task_id == "p:a"
+    assert pool.repair_lost_slots() == 0  # both slots are assignments now

@@ -74,6 +74,7 @@ def register(runtime: Runtime, server: grpc.Server) -> None:
             runtime.producer.publish([response_outgoing(pool, r, parent) for r, parent in pending])
 
     runtime.start_background(pool.reclaim_expired, 1.0, "lease-reaper")
+    runtime.start_background(pool.repair_lost_slots, 5.0, "slot-repair")
     runtime.start_background(sweep_outbox, 2.0, "outbox-sweep")
 
 

@@ -80,7 +80,8 @@ class TaskPool:
             if task["_id"] in seen:
                 continue
             claimed = self.tasks.update_one({"_id": task["_id"], "open_slots": task["open_slots"]},
-                                            {"$inc": {"open_slots": -1}}).modified_count
+                                            {"$inc": {"open_slots": -1}, "$set": {"claimed_at_ms": now_ms()}}
+                                            ).modified_count
             if not claimed:
                 continue  # another worker took that slot first
             expires = now_ms() + self.lease_ms
@@ -142,6 +143,21 @@ class TaskPool:
             response.ParseFromString(doc["payload"])
             out.append((response, doc.get("traceparent", "")))
         return out
+
+    def repair_lost_slots(self, quiet_ms: int = 10_000, window_ms: int = 600_000) -> int:
+        """Give back slots whose claim never became an assignment (the process died between the
+        two writes). Only tasks claimed between `window_ms` and `quiet_ms` ago are checked, so a
+        claim still in flight is never mistaken for a lost one."""
+        now = now_ms()
+        repaired = 0
+        for task in self.tasks.find({"status": "open", "claimed_at_ms": {"$gt": now - window_ms,
+                                                                          "$lt": now - quiet_ms}}).limit(500):
+            free = task["overlap"] - self.assignments.count_documents({"task_id": task["_id"]})
+            if free > task["open_slots"] and self.tasks.update_one(
+                    {"_id": task["_id"], "open_slots": task["open_slots"], "claimed_at_ms": task["claimed_at_ms"]},
+                    {"$set": {"open_slots": free}}).modified_count:
+                repaired += free - task["open_slots"]
+        return repaired
 
     def reclaim_expired(self) -> int:
         """Free the slots of leases that ran out without an answer."""
