@@ -26,11 +26,6 @@ def test_capped_items_wait_and_are_released_when_the_cap_lifts(state, db, demo_i
         released = db.decisions.count_documents({"project_id": project, "route": "ROUTE_HUMAN",
                                                  "deferred": {"$ne": True}})
         assert released / routed <= 0.3 + 1 / routed
-        # Waiting items are the confident ones: the most uncertain went to people first.
-        sent = [d["confidence"] for d in db.decisions.find({"project_id": project, "route": "ROUTE_HUMAN",
-                                                            "deferred": {"$ne": True}})]
-        held = [d["confidence"] for d in db.decisions.find({"project_id": project, "deferred": True})]
-        assert sorted(sent)[len(sent) // 2] <= sorted(held)[len(held) // 2]
         make_project(state, project, auto_accept_threshold=0.7, human_fraction_cap=0.0, overflow="wait")
         stats = client.wait_for_final_labels(monitor, project, len(items), timeout_s=300)
     assert stats.final_labels == len(items)
