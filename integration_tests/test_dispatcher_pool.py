@@ -49,15 +49,15 @@ def test_answers_are_checked(pool):
     pool.add(task("a"))
     lease = pool.lease("w1")
     with pytest.raises(PoolError) as refused:
-        pool.answer("w2", lease.task_id, "pos")
+        pool.answer("w2", lease.handle, "pos")
     assert refused.value.code == "PERMISSION_DENIED"
     with pytest.raises(PoolError) as refused:
-        pool.answer("w1", lease.task_id, "maybe")
+        pool.answer("w1", lease.handle, "maybe")
     assert refused.value.code == "INVALID_ARGUMENT"
-    response, _ = pool.answer("w1", lease.task_id, "pos")
+    response = pool.answer("w1", lease.handle, "pos").response
     assert (response.worker_id, response.label, response.item_id) == ("w1", "pos", "a")
     with pytest.raises(PoolError) as refused:
-        pool.answer("w1", lease.task_id, "neg")
+        pool.answer("w1", lease.handle, "neg")
     assert refused.value.code == "ALREADY_EXISTS"
     assert [r.worker_id for r, _ in pool.unpublished(older_than_ms=-1000)] == ["w1"]
     pool.mark_published(lease.task_id, "w1")
@@ -71,7 +71,7 @@ def test_expired_lease_is_refused_and_its_slot_reassigned(pool):
     assert pool.lease("w2") is None
     time.sleep(0.3)
     with pytest.raises(PoolError) as refused:
-        pool.answer("w1", lease.task_id, "pos")
+        pool.answer("w1", lease.handle, "pos")
     assert refused.value.code == "FAILED_PRECONDITION"
     assert pool.reclaim_expired() == 1
     assert pool.lease("w2").task_id == "p:a"

@@ -65,7 +65,7 @@ def test_refit_head_is_served_as_a_new_version_while_requests_continue(stack, st
     asker.start()
     gold = {i["text"]: i["gold_label"] for i in first + later}
     try:
-        with Workforce(state.grpc_address("dispatcher"), project, gold, count=6,
+        with Workforce(state.grpc_address("dispatcher"), state.admin_token, project, gold, count=6,
                        profile=WorkerProfile(accuracy=1.0, answer_ms=5)):
             client.publish_json_items(state.kafka_bootstrap, project, first)
             client.wait_for_final_labels(state.grpc_address("monitor"), project, len(first), timeout_s=300)

@@ -20,7 +20,7 @@ def test_router_recalibrates_from_quality_events(state, db, demo_items):
     first, second = demo_items[:100], demo_items[100:120]
     gold_by_text = {i["text"]: i["gold_label"] for i in first + second}
     monitor = state.grpc_address("monitor")
-    with Workforce(state.grpc_address("dispatcher"), PROJECT, gold_by_text, count=6,
+    with Workforce(state.grpc_address("dispatcher"), state.admin_token, PROJECT, gold_by_text, count=6,
                    profile=WorkerProfile(accuracy=0.9, answer_ms=10)):
         client.publish_json_items(state.kafka_bootstrap, PROJECT, first)
         stats = client.wait_for_final_labels(monitor, PROJECT, len(first), timeout_s=300)

@@ -16,7 +16,8 @@ def test_capped_items_wait_and_are_released_when_the_cap_lifts(state, db, demo_i
     items = demo_items[200:320]
     make_project(state, project, auto_accept_threshold=0.7, human_fraction_cap=0.3, overflow="wait")
     monitor = state.grpc_address("monitor")
-    with Workforce(state.grpc_address("dispatcher"), project, {i["text"]: i["gold_label"] for i in items}, count=6,
+    gold_by_text = {i["text"]: i["gold_label"] for i in items}
+    with Workforce(state.grpc_address("dispatcher"), state.admin_token, project, gold_by_text, count=6,
                    profile=WorkerProfile(accuracy=0.9, answer_ms=10)):
         client.publish_json_items(state.kafka_bootstrap, project, items)
         waiting = eventually(lambda: db.decisions.count_documents({"project_id": project}) == len(items)
@@ -36,7 +37,8 @@ def test_near_threshold_items_are_labeled_by_the_model_and_one_person(state, db,
     project = "near"
     items = demo_items[320:420]
     make_project(state, project, auto_accept_threshold=0.75, overlap_margin=0.2, overlap_near_threshold=2)
-    with Workforce(state.grpc_address("dispatcher"), project, {i["text"]: i["gold_label"] for i in items}, count=6,
+    gold_by_text = {i["text"]: i["gold_label"] for i in items}
+    with Workforce(state.grpc_address("dispatcher"), state.admin_token, project, gold_by_text, count=6,
                    profile=WorkerProfile(accuracy=0.9, answer_ms=10)):
         client.publish_json_items(state.kafka_bootstrap, project, items)
         client.wait_for_final_labels(state.grpc_address("monitor"), project, len(items), timeout_s=300)

@@ -1,8 +1,10 @@
-"""A simulated workforce (a synthetic project): workers that lease tasks through the
-dispatcher's gRPC API and answer with a set accuracy against known gold, taking a set time."""
+"""A simulated workforce: workers with profiles (accuracy, speed, spammers, position bias,
+the longest-option shortcut, fatigue) that sign up through the admin API, then lease and
+answer tasks through the dispatcher's gRPC API like real annotators, against known gold."""
 
 from __future__ import annotations
 
+import math
 import random
 import threading
 import time
@@ -13,11 +15,46 @@ import grpc
 
 from labelstream.v1 import services_pb2, services_pb2_grpc
 
+BEHAVIOURS = ("honest", "random", "first_option", "longest_option", "constant")
+RETRY_CODES = (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
+               grpc.StatusCode.RESOURCE_EXHAUSTED)
+
 
 @dataclass(frozen=True)
 class WorkerProfile:
     accuracy: float = 0.85
-    answer_ms: float = 30.0  # mean answer time (exponentially distributed)
+    answer_ms: float = 30.0       # median answer time
+    speed_sigma: float = 0.5      # spread of answer times (log-normal)
+    behaviour: str = "honest"     # see BEHAVIOURS: how answers are chosen when not honest
+    fatigue: float = 0.0          # accuracy lost per 100 answers
+
+    def __post_init__(self) -> None:
+        if self.behaviour not in BEHAVIOURS:
+            raise ValueError(f"behaviour {self.behaviour!r} is not one of {BEHAVIOURS}")
+        if not 0.0 <= self.accuracy <= 1.0:
+            raise ValueError("accuracy must be between 0 and 1")
+
+
+def choose_label(profile: WorkerProfile, labels: list[str], gold: str | None, answered: int,
+                 rng: random.Random) -> str:
+    """What a worker of this profile answers (plain function: the Snow replay uses it too)."""
+    if profile.behaviour == "random":
+        return rng.choice(labels)
+    if profile.behaviour == "first_option":
+        return labels[0]
+    if profile.behaviour == "longest_option":
+        return max(labels, key=len)
+    if profile.behaviour == "constant":
+        return labels[-1]
+    accuracy = max(0.0, profile.accuracy - profile.fatigue * answered / 100)
+    if gold in labels and rng.random() < accuracy:
+        return gold
+    wrong = [label for label in labels if label != gold] or labels
+    return rng.choice(wrong)
+
+
+def answer_seconds(profile: WorkerProfile, rng: random.Random) -> float:
+    return profile.answer_ms / 1000 * math.exp(rng.gauss(0.0, profile.speed_sigma))
 
 
 @dataclass
@@ -25,14 +62,25 @@ class WorkforceCounters:
     answers: int = 0
     correct: int = 0
     refused: int = 0
+    blocked: set[str] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
+def sign_up(address: str, admin_token: str, worker_ids: list[str]) -> dict[str, str]:
+    """Worker accounts through the admin API (a new token for an existing id)."""
+    with grpc.insecure_channel(address) as channel:
+        admin = services_pb2_grpc.DispatcherServiceStub(channel)
+        metadata = (("authorization", f"Bearer {admin_token}"),)
+        return {w: admin.CreateWorker(services_pb2.CreateWorkerRequest(worker_id=w, rotate_token=True),
+                                      metadata=metadata, timeout=10).token for w in worker_ids}
+
+
 class SimulatedWorker(threading.Thread):
-    def __init__(self, worker_id: str, address: str, project_id: str, gold_by_text: Mapping[str, str],
+    def __init__(self, worker_id: str, token: str, address: str, project_id: str, gold_by_text: Mapping[str, str],
                  profile: WorkerProfile, stop: threading.Event, counters: WorkforceCounters, seed: int) -> None:
         super().__init__(name=worker_id, daemon=True)
         self.worker_id = worker_id
+        self.metadata = (("authorization", f"Bearer {token}"),)
         self.address = address
         self.project_id = project_id
         self.gold_by_text = gold_by_text
@@ -40,54 +88,54 @@ class SimulatedWorker(threading.Thread):
         self.stop_event = stop
         self.counters = counters
         self.rng = random.Random(seed)
-
-    def choose(self, task: services_pb2.LeasedTask) -> str:
-        gold = self.gold_by_text.get(task.text)
-        labels = list(task.labels)
-        if gold in labels and self.rng.random() < self.profile.accuracy:
-            return gold
-        wrong = [label for label in labels if label != gold] or labels
-        return self.rng.choice(wrong)
+        self.answered = 0
 
     def run(self) -> None:
         with grpc.insecure_channel(self.address) as channel:
             dispatcher = services_pb2_grpc.DispatcherServiceStub(channel)
             while not self.stop_event.is_set():
                 try:
-                    task = dispatcher.LeaseTask(services_pb2.LeaseTaskRequest(
-                        worker_id=self.worker_id, project_id=self.project_id), timeout=10)
+                    task = dispatcher.LeaseTask(services_pb2.LeaseTaskRequest(project_id=self.project_id),
+                                                metadata=self.metadata, timeout=10)
                 except grpc.RpcError as error:
+                    if error.code() == grpc.StatusCode.PERMISSION_DENIED:  # blocked from the project
+                        with self.counters.lock:
+                            self.counters.blocked.add(self.worker_id)
+                        return
                     # NOT_FOUND: nothing to do yet; UNAVAILABLE: the dispatcher is restarting.
-                    if error.code() not in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.UNAVAILABLE,
-                                            grpc.StatusCode.DEADLINE_EXCEEDED):
+                    if error.code() not in RETRY_CODES:
                         raise
                     self.stop_event.wait(0.2)
                     continue
-                self.stop_event.wait(self.rng.expovariate(1000.0 / self.profile.answer_ms))
-                label = self.choose(task)
+                self.stop_event.wait(answer_seconds(self.profile, self.rng))
+                gold = self.gold_by_text.get(task.text)
+                label = choose_label(self.profile, list(task.labels), gold, self.answered, self.rng)
                 try:
-                    dispatcher.SubmitAnswer(services_pb2.SubmitAnswerRequest(
-                        worker_id=self.worker_id, task_id=task.task_id, label=label), timeout=10)
+                    dispatcher.SubmitAnswer(services_pb2.SubmitAnswerRequest(task_id=task.task_id, label=label),
+                                            metadata=self.metadata, timeout=10)
                 except grpc.RpcError:
                     with self.counters.lock:
                         self.counters.refused += 1
                     continue
+                self.answered += 1
                 with self.counters.lock:
                     self.counters.answers += 1
-                    self.counters.correct += label == self.gold_by_text.get(task.text)
+                    self.counters.correct += label == gold
 
 
 class Workforce:
     """N simulated workers running until stopped (use as a context manager)."""
 
-    def __init__(self, address: str, project_id: str, gold_by_text: Mapping[str, str], count: int,
-                 profile: WorkerProfile, seed: int = 0) -> None:
+    def __init__(self, address: str, admin_token: str, project_id: str, gold_by_text: Mapping[str, str],
+                 count: int, profile: WorkerProfile, seed: int = 0, prefix: str = "sim") -> None:
         self.stop_event = threading.Event()
         self.counters = WorkforceCounters()
+        ids = [f"{prefix}-{seed}-{i:03d}" for i in range(count)]
+        tokens = sign_up(address, admin_token, ids)
         self.workers = [
-            SimulatedWorker(f"sim-{seed}-{i:03d}", address, project_id, gold_by_text, profile, self.stop_event,
-                            self.counters, seed * 1000 + i)
-            for i in range(count)]
+            SimulatedWorker(worker_id, tokens[worker_id], address, project_id, gold_by_text, profile,
+                            self.stop_event, self.counters, seed * 1000 + i)
+            for i, worker_id in enumerate(ids)]
 
     def __enter__(self) -> Workforce:
         for worker in self.workers:

@@ -711,7 +711,10 @@ def test_prometheus_operator_objects_scrape_everything_and_alert():
     assert {s["metadata"]["name"] for s in scraped} == {f"{RELEASE}-{c}" for c in (*SERVICES, "triton")}
     assert all(any(p["name"] == "metrics" for p in s["spec"]["ports"]) for s in scraped)
     assert [e["port"] for e in monitor["spec"]["endpoints"]] == ["metrics"]
-    (rule,) = of_kind(manifests, "PrometheusRule").values()
+    (rule,) = [r for name, r in of_kind(manifests, "PrometheusRule").items() if not name.endswith("-quality")]
+    quality_rule = of_kind(manifests, "PrometheusRule")[f"{RELEASE}-quality"]
+    assert {r["alert"] for g in quality_rule["spec"]["groups"] for r in g["rules"]} >= {
+        "LabelstreamLowAgreement", "LabelstreamLowWorkerAccuracy"}
     rules = [r for group in rule["spec"]["groups"] for r in group["rules"]]
     down = {r["labels"]["labelstream_service"]: r["expr"] for r in rules if r["alert"] == "LabelstreamServiceDown"}
     assert set(down) == set(SERVICES)

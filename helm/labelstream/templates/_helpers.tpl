@@ -75,8 +75,8 @@ would not change what the code consumes.
 ingest: [items.raw]
 inference: [items.accepted, quality.events]
 router: [predictions, quality.events]
-dispatcher: [tasks.human]
-aggregator: [labels.auto, responses.human]
+dispatcher: [tasks.human, quality.events]
+aggregator: [labels.auto, responses.human, quality.events]
 monitor: [items.accepted, items.dlq, predictions, labels.auto, tasks.human, responses.human, labels.final]
 {{- end -}}
 

@@ -1,14 +1,17 @@
-"""python -m labelstream.aggregator: consumes labels.auto and responses.human, publishes labels.final."""
+"""python -m labelstream.aggregator: consumes labels.auto, responses.human and quality.events;
+publishes labels.final (new versions on corrections) and tasks.human (more votes)."""
 
 from __future__ import annotations
 
 import contextlib
+import logging
+import threading
 
 import grpc
 from pymongo.errors import DuplicateKeyError
 
-from labelstream.aggregator.finalize import auto_final, finalize, human_final, load_final
-from labelstream.aggregator.voting import majority_vote
+from labelstream.aggregator.decide import SkillModel, decide, fit_project
+from labelstream.aggregator.finalize import auto_final, changed, finalize, human_final, load_final, revise
 from labelstream.common.kafka import (
     SCHEMA_VERSION,
     Incoming,
@@ -20,13 +23,131 @@ from labelstream.common.kafka import (
     per_record,
 )
 from labelstream.common.runtime import Runtime, run_service
-from labelstream.common.store import item_key, vote_key
-from labelstream.common.telemetry import tracer
+from labelstream.common.store import Store, insert_once, item_key, vote_key
+from labelstream.common.telemetry import log_fields, tracer
+from labelstream.dispatcher.quality import gold_accuracy
 from labelstream.v1 import events_pb2, services_pb2, services_pb2_grpc
+
+log = logging.getLogger("labelstream.aggregator")
+POSTERIOR_METHODS = ("dawid_skene", "one_coin_dawid_skene")
+
+
+def excluded_key(project_id: str, worker_id: str) -> str:
+    return f"{project_id}|{worker_id}"
+
+
+class Aggregation:
+    """An item's votes to a final label, with the project's skill model kept fresh in the
+    background (EM re-fit when votes arrived; gold accuracies from the dispatcher's records)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.db = store.db
+        self.skills: dict[str, SkillModel] = {}
+        self.fitted_votes: dict[str, int] = {}
+        self.lock = threading.Lock()
+
+    def excluded(self, project_id: str) -> set[str]:
+        return {d["worker_id"] for d in self.db.excluded_workers.find({"project_id": project_id})}
+
+    def skill(self, spec: events_pb2.ProjectSpec) -> SkillModel:
+        with self.lock:
+            model = self.skills.get(spec.project_id)
+        return model if model is not None else SkillModel(list(spec.labels))
+
+    def refit(self) -> list[Outgoing]:
+        """Re-fit every project whose votes changed; corrections for labels a fit overturns."""
+        out: list[Outgoing] = []
+        for spec_doc in self.db.projects.find({}, {"_id": 1}):
+            spec = self.store.get_project(spec_doc["_id"])
+            if spec is None:
+                continue
+            count = self.db.votes.count_documents({"project_id": spec.project_id})
+            if count == self.fitted_votes.get(spec.project_id) or not count:
+                continue
+            excluded = self.excluded(spec.project_id)
+            votes = [(v["item_id"], v["worker_id"], v["label"]) for v in self.db.votes.find(
+                {"project_id": spec.project_id}, {"item_id": 1, "worker_id": 1, "label": 1})
+                if v["worker_id"] not in excluded]
+            gold = {d["worker_id"]: gold_accuracy(d) for d in self.db.worker_quality.find(
+                {"project_id": spec.project_id, "status": {"$ne": "blocked"}})}
+            skill = SkillModel(list(spec.labels), gold_accuracy={w: a for w, a in gold.items() if a == a})
+            if spec.aggregation in POSTERIOR_METHODS and votes:
+                skill.fit, skill.fit_workers = fit_project(list(spec.labels), votes, spec.aggregation,
+                                                           self.skill(spec))
+            with self.lock:
+                self.skills[spec.project_id] = skill
+            self.fitted_votes[spec.project_id] = count
+            if spec.aggregation in POSTERIOR_METHODS:
+                for task in self.db.vote_requests.find({"project_id": spec.project_id, "final": True}):
+                    out += self.evaluate(spec, task, reason="re-fit", only_confident=True)
+        return out
+
+    def task_votes(self, task: dict) -> list[tuple[str, str]]:
+        excluded = self.excluded(task["project_id"])
+        return [(v["worker_id"], v["label"]) for v in self.db.votes.find({"task_id": task["_id"]}).sort("_id", 1)
+                if v["worker_id"] not in excluded]
+
+    def evaluate(self, spec: events_pb2.ProjectSpec, task: dict, reason: str = "",
+                 only_confident: bool = False) -> list[Outgoing]:
+        """Decide the task's item from its valid votes: final label, correction, or more votes."""
+        votes = self.task_votes(task)
+        model_vote = (task["model_label"], task["model_confidence"]) if task.get("model_label") else None
+        model_votes = int(model_vote is not None)
+        required = max(task["task_overlap"] or spec.overlap + model_votes, task.get("votes_needed", 0))
+        decision = decide(spec.aggregation, self.skill(spec), votes, model_vote, required,
+                          max(spec.max_overlap, spec.overlap) + model_votes, spec.posterior_bound)
+        key = item_key(task["project_id"], task["item_id"])
+        current = self.db.final_labels.find_one({"_id": key})
+        if decision.label is not None:
+            if only_confident and decision.posterior < (spec.posterior_bound or 0.95):
+                return []
+            final = human_final(task["project_id"], task["item_id"], task["ingested_at_ms"], decision.label,
+                                decision.posterior, [w for w, _ in votes], spec.aggregation, bool(model_votes))
+            self.db.vote_requests.update_one({"_id": task["_id"]}, {"$set": {"final": True}})
+            if current is None:
+                return finalize(self.store, final)
+            if current.get("reopened") or changed(current, final):
+                return revise(self.store, current, final, current.get("reopen_reason") or reason)
+            return finalize(self.store, load_final(current)) if not current.get("published") else []
+        if current is not None and reason and not only_confident:
+            self.db.final_labels.update_one({"_id": key}, {"$set": {"reopened": True, "reopen_reason": reason}})
+        return self.request_votes(task, decision.votes_needed - model_votes)
+
+    def request_votes(self, task: dict, humans_needed: int) -> list[Outgoing]:
+        """Ask the dispatcher for more human answers; excluded answers still hold their slots there."""
+        excluded = self.excluded(task["project_id"])
+        held = sum(1 for v in self.db.votes.find({"task_id": task["_id"]}, {"worker_id": 1})
+                   if v["worker_id"] in excluded)
+        overlap = humans_needed + held
+        if overlap <= task.get("requested_overlap", 0):
+            return []
+        self.db.vote_requests.update_one({"_id": task["_id"]}, {"$set": {
+            "requested_overlap": overlap, "votes_needed": humans_needed + bool(task.get("model_label"))}})
+        more = events_pb2.HumanTask(schema_version=SCHEMA_VERSION, project_id=task["project_id"],
+                                    item_id=task["item_id"], task_id=task["_id"], overlap=overlap)
+        return [Outgoing(Topics.TASKS_HUMAN, item_key(task["project_id"], task["item_id"]), more)]
+
+    def exclude_worker(self, project_id: str, worker_id: str, reason: str) -> list[Outgoing]:
+        """A blocked worker: their votes stop counting; unfinished items get replacement votes and
+        finished ones are re-aggregated (a new version when the label or its voters change)."""
+        with contextlib.suppress(DuplicateKeyError):
+            self.db.excluded_workers.insert_one({"_id": excluded_key(project_id, worker_id),
+                                                 "project_id": project_id, "worker_id": worker_id})
+        spec = self.store.get_project(project_id)
+        if spec is None:
+            return []
+        out: list[Outgoing] = []
+        for vote in self.db.votes.find({"project_id": project_id, "worker_id": worker_id}):
+            task = self.db.vote_requests.find_one({"_id": vote["task_id"]})
+            if task is not None:
+                out += self.evaluate(spec, task, reason=f"worker {worker_id} blocked: {reason}")
+        return out
 
 
 def make_handler(runtime: Runtime):
     store = runtime.store
+    aggregation: Aggregation = runtime.component("aggregation", lambda: Aggregation(store))
 
     def handle_auto(record: Incoming) -> list[Outgoing]:
         decision = decode(record, events_pb2.RouteDecision)
@@ -48,32 +169,27 @@ def make_handler(runtime: Runtime):
                     "_id": vote_key(response.task_id, response.worker_id), "task_id": response.task_id,
                     "worker_id": response.worker_id, "project_id": response.project_id,
                     "item_id": response.item_id, "label": response.label, "at_ms": response.answered_at_ms})
-            key = item_key(response.project_id, response.item_id)
-            existing = store.db.final_labels.find_one({"_id": key})
-            if existing is not None:
-                return finalize(store, load_final(existing))  # re-publishes only if never acknowledged
-            votes = list(store.db.votes.find({"task_id": response.task_id}).sort("_id", 1))
-            labels = [v["label"] for v in votes]
-            model_votes = 1 if response.model_label else 0
-            if model_votes:
-                labels.append(response.model_label)
-            state = store.db.vote_requests.find_one({"_id": response.task_id}) or {}
-            required = max((response.task_overlap or spec.overlap) + model_votes, state.get("votes_needed", 0))
-            outcome = majority_vote(labels, list(spec.labels), required, max(spec.max_overlap, spec.overlap))
-            if outcome.label is not None:
-                return finalize(store, human_final(response, outcome.label, outcome.share,
-                                                   [v["worker_id"] for v in votes], with_model=bool(model_votes)))
-            if outcome.votes_needed > required:
-                store.db.vote_requests.update_one({"_id": response.task_id},
-                                                  {"$set": {"votes_needed": outcome.votes_needed}}, upsert=True)
-                more = events_pb2.HumanTask(
-                    schema_version=SCHEMA_VERSION, project_id=response.project_id, item_id=response.item_id,
-                    task_id=response.task_id, overlap=outcome.votes_needed - model_votes)
-                return [Outgoing(Topics.TASKS_HUMAN, key, more)]
+            task, _ = insert_once(store.db.vote_requests, {
+                "_id": response.task_id, "project_id": response.project_id, "item_id": response.item_id,
+                "ingested_at_ms": response.ingested_at_ms, "task_overlap": response.task_overlap,
+                "model_label": response.model_label, "model_confidence": response.model_confidence,
+                "votes_needed": 0, "requested_overlap": 0, "final": False})
+            current = store.db.final_labels.find_one({"_id": item_key(response.project_id, response.item_id)})
+            if current is not None and not current.get("reopened"):
+                return finalize(store, load_final(current))  # re-publishes only if never acknowledged
+            return aggregation.evaluate(spec, task)
+
+    def handle_quality(record: Incoming) -> list[Outgoing]:
+        event = decode(record, events_pb2.QualityEvent)
+        if event.kind != "worker_blocked" or not event.worker_id:
             return []
+        log.info("excluding a blocked worker's votes", extra=log_fields(
+            project_id=event.project_id, worker_id=event.worker_id))
+        return aggregation.exclude_worker(event.project_id, event.worker_id, event.detail)
 
     return by_topic({Topics.LABELS_AUTO: per_record(handle_auto, runtime.name),
-                Topics.RESPONSES_HUMAN: per_record(handle_response, runtime.name)})
+                     Topics.RESPONSES_HUMAN: per_record(handle_response, runtime.name),
+                     Topics.QUALITY_EVENTS: per_record(handle_quality, runtime.name)})
 
 
 class AggregatorServicer(services_pb2_grpc.AggregatorServiceServicer):
@@ -90,10 +206,19 @@ class AggregatorServicer(services_pb2_grpc.AggregatorServiceServicer):
 
 def register(runtime: Runtime, server: grpc.Server) -> None:
     services_pb2_grpc.add_AggregatorServiceServicer_to_server(AggregatorServicer(runtime), server)
+    refits: Aggregation = runtime.component("aggregation", lambda: Aggregation(runtime.store))
+
+    def refit() -> None:
+        corrections = refits.refit()
+        if corrections:
+            runtime.producer.publish(corrections)
+
+    runtime.start_background(refit, 5.0, "refit")
 
 
 def main() -> None:
-    run_service("aggregator", [Topics.LABELS_AUTO, Topics.RESPONSES_HUMAN], make_handler, register)
+    run_service("aggregator", [Topics.LABELS_AUTO, Topics.RESPONSES_HUMAN, Topics.QUALITY_EVENTS],
+                make_handler, register)
 
 
 if __name__ == "__main__":

@@ -62,9 +62,9 @@ def wait_for_final_labels(monitor_address: str, project_id: str, expected: int, 
         time.sleep(0.5)
 
 
-def read_final_labels(bootstrap: str, project_id: str | None = None, topic_prefix: str = "",
-                      ) -> dict[str, events_pb2.FinalLabel]:
-    """Read labels.final from the beginning to its current end, keeping the latest version per item."""
+def read_all_final_labels(bootstrap: str, project_id: str | None = None, topic_prefix: str = "",
+                          ) -> list[events_pb2.FinalLabel]:
+    """Every message on labels.final from the beginning to its current end (all versions)."""
     topic = topic_prefix + Topics.LABELS_FINAL
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
                              consumer_timeout_ms=2000)
@@ -73,19 +73,34 @@ def read_final_labels(bootstrap: str, project_id: str | None = None, topic_prefi
         consumer.assign(partitions)
         consumer.seek_to_beginning(*partitions)
         end = consumer.end_offsets(partitions)
-        latest: dict[str, events_pb2.FinalLabel] = {}
+        labels: list[events_pb2.FinalLabel] = []
         while any(consumer.position(tp) < end[tp] for tp in partitions):
             for batch in consumer.poll(timeout_ms=1000).values():
                 for record in batch:
                     label = events_pb2.FinalLabel.FromString(record.value)
-                    if project_id and label.project_id != project_id:
-                        continue
-                    current = latest.get(label.item_id)
-                    if current is None or label.version > current.version:
-                        latest[label.item_id] = label
-        return latest
+                    if not project_id or label.project_id == project_id:
+                        labels.append(label)
+        return labels
     finally:
         consumer.close()
+
+
+def read_final_labels(bootstrap: str, project_id: str | None = None, topic_prefix: str = "",
+                      ) -> dict[str, events_pb2.FinalLabel]:
+    """The latest version per item on labels.final (what a trainer keeps)."""
+    latest: dict[str, events_pb2.FinalLabel] = {}
+    for label in read_all_final_labels(bootstrap, project_id, topic_prefix):
+        current = latest.get(label.item_id)
+        if current is None or label.version > current.version:
+            latest[label.item_id] = label
+    return latest
+
+
+def read_final_label_versions(bootstrap: str, project_id: str | None = None) -> dict[str, set[int]]:
+    versions: dict[str, set[int]] = {}
+    for label in read_all_final_labels(bootstrap, project_id):
+        versions.setdefault(label.item_id, set()).add(label.version)
+    return versions
 
 
 def final_label_json(label: events_pb2.FinalLabel) -> dict[str, Any]:

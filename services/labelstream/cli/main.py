@@ -195,7 +195,7 @@ def workers(project: Annotated[str, typer.Option()],
     """Run simulated workers against the dispatcher for a while."""
     state = _state(run_dir)
     gold_by_text = {i["text"]: i["gold_label"] for i in load_items(gold) if i.get("gold_label")}
-    with Workforce(state.grpc_address("dispatcher"), project, gold_by_text, count,
+    with Workforce(state.grpc_address("dispatcher"), state.admin_token, project, gold_by_text, count,
                    WorkerProfile(accuracy, answer_ms)) as force:
         time.sleep(duration)
     console.print(f"{force.counters.answers} answers, {force.counters.correct} correct")
@@ -242,8 +242,8 @@ def demo(items: Annotated[int, typer.Option(help="How many SST-2 items to label"
         _print_endpoints(state)
         client.apply_project(state.grpc_address("ingest"), spec)
         gold_by_text = {r["text"]: r["gold_label"] for r in rows}
-        with Workforce(state.grpc_address("dispatcher"), spec.project_id, gold_by_text, worker_count,
-                       WorkerProfile(worker_accuracy, answer_ms)):
+        with Workforce(state.grpc_address("dispatcher"), state.admin_token, spec.project_id, gold_by_text,
+                       worker_count, WorkerProfile(worker_accuracy, answer_ms)):
             _submit_with_progress(state, spec.project_id, rows)
             stats = _wait_with_progress(state, spec.project_id, len(rows), timeout_s=900)
         data = client.report_dict(stats, elapsed_s=time.monotonic() - started)

@@ -15,7 +15,8 @@ PROJECT_KEYS = {"project_id", "name", "task", "labels", "instructions", "example
                 "overlap", "max_overlap", "model", "max_text_bytes", "routing_strategy", "target_accuracy",
                 "confidence_level", "accuracy_bound", "min_verified", "refit_every", "explore_fraction",
                 "human_fraction_cap", "budget_per_hour", "pay_per_answer", "overflow", "overlap_margin",
-                "overlap_near_threshold", "model_version", "head_refit_every", "models"}
+                "overlap_near_threshold", "model_version", "head_refit_every", "models", "workers",
+                "content_warning", "aggregation", "posterior_bound"}
 PROJECT_DEFAULTS: dict[str, Any] = {
     "task": "single_label", "overlap": 3, "model": "encoder_fewshot", "auto_accept_threshold": 0.9,
     "routing_strategy": "threshold", "target_accuracy": 0.95, "confidence_level": 0.95, "accuracy_bound": "wilson",
@@ -41,8 +42,12 @@ def load_project(path: Path) -> events_pb2.ProjectSpec:
     doc = {**PROJECT_DEFAULTS, **doc}
     doc.setdefault("max_overlap", doc["overlap"] + 2)
     examples = doc.pop("examples", []) or []
+    workers = doc.pop("workers", None) or {}
     try:
-        spec = events_pb2.ProjectSpec(schema_version=events_pb2.SCHEMA_VERSION_1, **doc)
+        if not isinstance(workers, dict):
+            raise InputFileError(f"{path}: workers must be a mapping of worker policy fields")
+        spec = events_pb2.ProjectSpec(schema_version=events_pb2.SCHEMA_VERSION_1, **doc,
+                                      workers=events_pb2.WorkerPolicy(**workers))
         for i, example in enumerate(examples):
             if not isinstance(example, dict) or set(example) != {"text", "label"}:
                 raise InputFileError(f"{path}: examples[{i}] must have exactly 'text' and 'label'")

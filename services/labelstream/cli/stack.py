@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -42,13 +43,15 @@ class Ports:
     triton_metrics: int
     grpc: dict[str, int]
     metrics: dict[str, int]
+    web: dict[str, int] = field(default_factory=dict)
 
     @classmethod
     def from_base(cls, base: int) -> Ports:
         return cls(kafka=base, mongodb=base + 1, triton_grpc=base + 2, triton_http=base + 3,
                    triton_metrics=base + 4,
                    grpc={name: base + 10 + i for i, name in enumerate(SERVICES)},
-                   metrics={name: base + 20 + i for i, name in enumerate(SERVICES)})
+                   metrics={name: base + 20 + i for i, name in enumerate(SERVICES)},
+                   web={"dispatcher": base + 5, "monitor": base + 6})
 
 
 @dataclass
@@ -56,9 +59,13 @@ class StackState:
     run_dir: str
     ports: Ports
     pids: dict[str, int] = field(default_factory=dict)
+    admin_token: str = field(default_factory=lambda: "lsa_" + secrets.token_urlsafe(24))
 
     def save(self) -> None:
-        Path(self.run_dir, "stack.json").write_text(json.dumps(asdict(self), indent=2))
+        path = Path(self.run_dir, "stack.json")  # holds the admin token: readable by its owner only
+        path.touch(mode=0o600, exist_ok=True)
+        path.chmod(0o600)
+        path.write_text(json.dumps(asdict(self), indent=2))
 
     @classmethod
     def load(cls, run_dir: Path) -> StackState:
@@ -66,7 +73,8 @@ class StackState:
         if not path.exists():
             raise StackError(f"no stack state in {run_dir}; start one with: labelstream up")
         doc = json.loads(path.read_text())
-        return cls(run_dir=doc["run_dir"], ports=Ports(**doc["ports"]), pids=doc["pids"])
+        return cls(run_dir=doc["run_dir"], ports=Ports(**doc["ports"]), pids=doc["pids"],
+                   admin_token=doc["admin_token"])
 
     @property
     def kafka_bootstrap(self) -> str:
@@ -78,6 +86,9 @@ class StackState:
 
     def grpc_address(self, service: str) -> str:
         return f"127.0.0.1:{self.ports.grpc[service]}"
+
+    def web_url(self, service: str) -> str:
+        return f"http://127.0.0.1:{self.ports.web[service]}/"
 
 
 def site_packages() -> Path:
@@ -143,6 +154,8 @@ def service_env(state: StackState, service: str, extra: dict[str, str] | None = 
         "LABELSTREAM_KAFKA_SESSION_TIMEOUT_MS": "6000",
         "LABELSTREAM_KAFKA_HEARTBEAT_INTERVAL_MS": "500",
         "LABELSTREAM_TRACE_FILE": str(Path(state.run_dir) / "traces" / f"{service}.jsonl"),
+        "LABELSTREAM_ADMIN_TOKEN": state.admin_token,
+        "LABELSTREAM_HTTP_PORT": str(state.ports.web.get(service, 0)),
         "PYTHONUNBUFFERED": "1",
     })
     env.update(extra or {})

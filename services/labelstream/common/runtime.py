@@ -11,6 +11,7 @@ import threading
 from collections.abc import Callable, Sequence
 from concurrent import futures
 from dataclasses import dataclass, field
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -38,6 +39,13 @@ class Runtime:
     health: health.HealthServicer = field(default_factory=lambda: health.HealthServicer())
 
     loop: ConsumerLoop | None = None
+    # One instance of each part that a service's consumer, gRPC servicer and background jobs share.
+    components: dict[str, Any] = field(default_factory=dict)
+
+    def component(self, name: str, build: Callable[[], Any]) -> Any:
+        if name not in self.components:
+            self.components[name] = build()
+        return self.components[name]
 
     def pause_consuming(self, reason: str) -> None:
         if self.loop:

@@ -142,6 +142,15 @@ SETTINGS: dict[str, Setting] = {
         _positive_int),
     "project_cache_seconds": Setting(
         "LABELSTREAM_PROJECT_CACHE_SECONDS", "5", "How long services cache a project's spec", _positive_int),
+    "admin_token": Setting(
+        "LABELSTREAM_ADMIN_TOKEN", "", "Token for the dispatcher's admin calls (worker accounts, gold, "
+        "blocking); empty: admin calls are refused"),
+    "worker_requests_per_minute": Setting(
+        "LABELSTREAM_WORKER_REQUESTS_PER_MINUTE", "600", "Per-worker rate limit on the dispatcher's calls",
+        _positive_int),
+    "http_port": Setting(
+        "LABELSTREAM_HTTP_PORT", "0", "Port of the web page (dispatcher: annotator page; monitor: dashboard); "
+        "0: no web page", _port),
 }
 
 
@@ -175,6 +184,9 @@ class Settings:
     max_item_bytes: int
     lease_seconds: int
     project_cache_seconds: int
+    admin_token: str
+    worker_requests_per_minute: int
+    http_port: int
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -214,8 +226,9 @@ class Settings:
     def redacted(self) -> dict[str, Any]:
         """The effective settings for the start-up log, with credentials in URIs hidden."""
         shown = {f.name: getattr(self, f.name) for f in fields(self)}
-        if shown["kafka_sasl_password"]:
-            shown["kafka_sasl_password"] = "***"
+        for secret in ("kafka_sasl_password", "admin_token"):
+            if shown[secret]:
+                shown[secret] = "***"
         uri = shown["mongodb_uri"]
         if "@" in uri:
             scheme, rest = uri.split("://", 1)

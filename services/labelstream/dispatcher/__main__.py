@@ -1,30 +1,53 @@
-"""python -m labelstream.dispatcher: consumes tasks.human, serves DispatcherService to workers."""
+"""python -m labelstream.dispatcher: consumes tasks.human and quality.events, serves
+DispatcherService to workers and admins, and the annotator web page."""
 
 from __future__ import annotations
 
+import queue
+from collections.abc import Callable
+
 import grpc
 
-from labelstream.common.kafka import Incoming, Outgoing, Topics, decode, per_record
+from labelstream.common.kafka import Incoming, Outgoing, Topics, by_topic, decode, per_record
 from labelstream.common.runtime import Runtime, run_service
 from labelstream.common.store import item_key
 from labelstream.common.telemetry import context_from_traceparent, trace_headers, tracer
 from labelstream.dispatcher.pool import PoolError, TaskPool
+from labelstream.dispatcher.web import AnnotatorWeb
+from labelstream.dispatcher.workbench import Outcome, Workbench
 from labelstream.v1 import events_pb2, services_pb2, services_pb2_grpc
 
 OUTBOX_GRACE_MS = 5000
+# Alerts from the monitor that put a worker under closer watch (more gold).
+SUSPECT_KINDS = {"low_worker_accuracy"}
+
+
+def make_workbench(runtime: Runtime) -> Workbench:
+    def build() -> Workbench:
+        pool = TaskPool(runtime.store, runtime.settings.lease_seconds)
+        return Workbench(runtime.store, pool, runtime.settings.admin_token,
+                         runtime.settings.worker_requests_per_minute)
+    return runtime.component("workbench", build)
 
 
 def make_handler(runtime: Runtime):
-    pool = TaskPool(runtime.store, runtime.settings.lease_seconds)
+    workbench = make_workbench(runtime)
 
-    def handle(record: Incoming) -> list[Outgoing]:
+    def handle_task(record: Incoming) -> list[Outgoing]:
         task = decode(record, events_pb2.HumanTask)
         with tracer().start_as_current_span("dispatcher.enqueue", context=record.trace_context, attributes={
                 "labelstream.project_id": task.project_id, "labelstream.task_id": task.task_id}):
-            pool.add(task)
+            workbench.pool.add(task)
         return []
 
-    return per_record(handle, runtime.name)
+    def handle_quality(record: Incoming) -> list[Outgoing]:
+        event = decode(record, events_pb2.QualityEvent)
+        if event.kind in SUSPECT_KINDS and event.worker_id:
+            workbench.mark_suspect(event.project_id, event.worker_id, event.kind)
+        return []
+
+    return by_topic({Topics.TASKS_HUMAN: per_record(handle_task, runtime.name),
+                     Topics.QUALITY_EVENTS: per_record(handle_quality, runtime.name)})
 
 
 def response_outgoing(pool: TaskPool, response: events_pb2.HumanResponse, parent: str) -> Outgoing:
@@ -36,50 +59,156 @@ def response_outgoing(pool: TaskPool, response: events_pb2.HumanResponse, parent
                     on_published=lambda: pool.mark_published(response.task_id, response.worker_id))
 
 
-class DispatcherServicer(services_pb2_grpc.DispatcherServiceServicer):
+def quality_outgoing(event: events_pb2.QualityEvent) -> Outgoing:
+    return Outgoing(Topics.QUALITY_EVENTS, item_key(event.project_id, event.worker_id or event.kind), event)
+
+
+class Publisher:
+    """Answers are durable in the outbox before the caller hears 'accepted'; publishing them is
+    batched off the request path (the outbox sweep covers a crash in between)."""
+
     def __init__(self, runtime: Runtime, pool: TaskPool) -> None:
         self.runtime = runtime
         self.pool = pool
+        self.pending: queue.SimpleQueue[Outgoing] = queue.SimpleQueue()
+
+    def submit(self, outcome: Outcome) -> None:
+        if outcome.response is not None:
+            self.pending.put(response_outgoing(self.pool, outcome.response, outcome.traceparent))
+        for event in outcome.quality_events:
+            self.pending.put(quality_outgoing(event))
+
+    def drain(self) -> None:
+        batch: list[Outgoing] = []
+        while True:
+            try:
+                batch.append(self.pending.get(timeout=0.05) if not batch else self.pending.get_nowait())
+            except queue.Empty:
+                break
+        if batch:
+            self.runtime.producer.publish(batch)
+
+
+def bearer(context: grpc.ServicerContext) -> str:
+    for key, value in context.invocation_metadata():
+        if key == "authorization" and value.startswith("Bearer "):
+            return value.removeprefix("Bearer ").strip()
+    return ""
+
+
+def refusing(context: grpc.ServicerContext, call: Callable):
+    try:
+        return call()
+    except PoolError as error:
+        context.abort(getattr(grpc.StatusCode, error.code), str(error))
+
+
+def leased_task(workbench: Workbench, worker_id: str, project_id: str) -> services_pb2.LeasedTask:
+    lease, spec, reminder = workbench.lease(worker_id, project_id)
+    return services_pb2.LeasedTask(
+        task_id=lease.handle, project_id=lease.project_id, text=lease.text, labels=lease.labels,
+        instructions=spec.instructions, lease_expires_at_ms=lease.expires_at_ms,
+        content_warning=spec.content_warning, break_reminder=reminder, pay=workbench.pay(lease.project_id))
+
+
+class DispatcherServicer(services_pb2_grpc.DispatcherServiceServicer):
+    def __init__(self, workbench: Workbench, publisher: Publisher) -> None:
+        self.workbench = workbench
+        self.publisher = publisher
+
+    def _worker(self, context: grpc.ServicerContext) -> str:
+        return refusing(context, lambda: self.workbench.authenticate(bearer(context)))
+
+    def _admin(self, context: grpc.ServicerContext) -> None:
+        refusing(context, lambda: self.workbench.require_admin(bearer(context)))
 
     def LeaseTask(self, request: services_pb2.LeaseTaskRequest, context: grpc.ServicerContext):
-        if not request.worker_id:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "worker_id is required")
-        lease = self.pool.lease(request.worker_id, request.project_id)
-        if lease is None:
-            context.abort(grpc.StatusCode.NOT_FOUND, "no task is available for this worker right now")
-        spec = self.runtime.store.get_project(lease.project_id)
-        return services_pb2.LeasedTask(
-            task_id=lease.task_id, project_id=lease.project_id, text=lease.text, labels=lease.labels,
-            instructions=spec.instructions if spec else "", lease_expires_at_ms=lease.expires_at_ms)
+        worker_id = self._worker(context)
+        return refusing(context, lambda: leased_task(self.workbench, worker_id, request.project_id))
 
     def SubmitAnswer(self, request: services_pb2.SubmitAnswerRequest, context: grpc.ServicerContext):
-        if not request.worker_id or not request.task_id:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "worker_id and task_id are required")
-        try:
-            response, parent = self.pool.answer(request.worker_id, request.task_id, request.label)
-        except PoolError as error:
-            context.abort(getattr(grpc.StatusCode, error.code), str(error))
-        # If this publish fails, the outbox sweep sends the stored answer later.
-        self.runtime.producer.publish([response_outgoing(self.pool, response, parent)])
+        worker_id = self._worker(context)
+        if not request.task_id:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "task_id is required")
+        outcome = refusing(context, lambda: self.workbench.answer(worker_id, request.task_id, request.label))
+        self.publisher.submit(outcome)
         return services_pb2.SubmitAnswerResponse(accepted=True)
+
+    def SkipTask(self, request: services_pb2.SkipTaskRequest, context: grpc.ServicerContext):
+        worker_id = self._worker(context)
+        refusing(context, lambda: self.workbench.skip(worker_id, request.task_id))
+        return services_pb2.SkipTaskResponse()
+
+    def GetMyStats(self, request: services_pb2.GetMyStatsRequest, context: grpc.ServicerContext):
+        worker_id = self._worker(context)
+        stats = self.workbench.my_stats(worker_id, request.project_id)
+        if not stats:
+            return services_pb2.WorkerStats(worker_id=worker_id, project_id=request.project_id, status="new")
+        return stats[0]
+
+    def CreateWorker(self, request: services_pb2.CreateWorkerRequest, context: grpc.ServicerContext):
+        self._admin(context)
+        token = refusing(context, lambda: self.workbench.create_worker(request.worker_id, request.rotate_token))
+        return services_pb2.CreateWorkerResponse(worker_id=request.worker_id, token=token)
+
+    def AddGold(self, request: services_pb2.AddGoldRequest, context: grpc.ServicerContext):
+        self._admin(context)
+        spec = self.workbench.store.get_project(request.project_id)
+        if spec is None:
+            context.abort(grpc.StatusCode.NOT_FOUND, f"project {request.project_id!r} does not exist")
+        items = []
+        for item in request.items:
+            if not item.item_id or not item.text or item.label not in spec.labels:
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                              f"gold item {item.item_id!r} needs an item_id, a text and a label among "
+                              f"{list(spec.labels)}")
+            items.append({"item_id": item.item_id, "text": item.text, "label": item.label,
+                          "labels": list(spec.labels), "weight": item.weight or 1.0, "source": "admin"})
+        added, total = self.workbench.pool.add_gold(request.project_id, items)
+        return services_pb2.AddGoldResponse(added=added, total=total)
+
+    def GetWorker(self, request: services_pb2.GetWorkerRequest, context: grpc.ServicerContext):
+        self._admin(context)
+        return refusing(context, lambda: self.workbench.worker_stats(request.project_id, request.worker_id))
+
+    def ListWorkers(self, request: services_pb2.ListWorkersRequest, context: grpc.ServicerContext):
+        self._admin(context)
+        return services_pb2.ListWorkersResponse(workers=self.workbench.list_workers(request.project_id))
+
+    def BlockWorker(self, request: services_pb2.BlockWorkerRequest, context: grpc.ServicerContext):
+        self._admin(context)
+        event = self.workbench.block(request.project_id, request.worker_id, request.reason or "blocked by an admin")
+        self.publisher.pending.put(quality_outgoing(event))
+        return self.workbench.worker_stats(request.project_id, request.worker_id)
 
 
 def register(runtime: Runtime, server: grpc.Server) -> None:
-    pool = TaskPool(runtime.store, runtime.settings.lease_seconds)
-    services_pb2_grpc.add_DispatcherServiceServicer_to_server(DispatcherServicer(runtime, pool), server)
+    workbench = make_workbench(runtime)
+    publisher = Publisher(runtime, workbench.pool)
+    services_pb2_grpc.add_DispatcherServiceServicer_to_server(DispatcherServicer(workbench, publisher), server)
 
     def sweep_outbox() -> None:
-        pending = pool.unpublished(OUTBOX_GRACE_MS)
+        pending = workbench.pool.unpublished(OUTBOX_GRACE_MS)
         if pending:
-            runtime.producer.publish([response_outgoing(pool, r, parent) for r, parent in pending])
+            runtime.producer.publish([response_outgoing(workbench.pool, r, parent) for r, parent in pending])
 
-    runtime.start_background(pool.reclaim_expired, 1.0, "lease-reaper")
-    runtime.start_background(pool.repair_lost_slots, 5.0, "slot-repair")
+    def review_pay() -> None:
+        events = workbench.review_pay()
+        if events:
+            runtime.producer.publish([quality_outgoing(e) for e in events])
+
+    runtime.start_background(publisher.drain, 0.01, "publisher")
+    runtime.start_background(workbench.pool.reclaim_expired, 1.0, "lease-reaper")
+    runtime.start_background(workbench.pool.repair_lost_slots, 5.0, "slot-repair")
     runtime.start_background(sweep_outbox, 2.0, "outbox-sweep")
+    runtime.start_background(review_pay, 30.0, "pay-review")
+    if runtime.settings.http_port:
+        AnnotatorWeb(workbench, publisher.submit, runtime.settings.http_port,
+                     runtime.settings.grpc_bind_host).start(runtime.stop_event)
 
 
 def main() -> None:
-    run_service("dispatcher", [Topics.TASKS_HUMAN], make_handler, register)
+    run_service("dispatcher", [Topics.TASKS_HUMAN, Topics.QUALITY_EVENTS], make_handler, register)
 
 
 if __name__ == "__main__":

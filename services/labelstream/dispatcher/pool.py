@@ -1,5 +1,8 @@
-"""The task pool in the store: tasks with open slots, per-(task, worker) assignments with
-leases, and an outbox of answers.
+"""The task pool in the store: tasks with open slots, hidden gold items, per-(task, worker)
+assignments with leases, and an outbox of answers.
+
+What a worker holds is an opaque handle, random and alike for real and gold tasks, so
+nothing a worker receives tells the two apart.
 
 Concurrency without transactions: every claim is a compare-and-set on one document
 (`open_slots` of a task, `status` of an assignment) and every (task, worker) pair has a
@@ -9,6 +12,9 @@ answers a task twice.
 
 from __future__ import annotations
 
+import random
+import secrets
+import time
 from dataclasses import dataclass
 
 from pymongo import ASCENDING, DESCENDING
@@ -20,6 +26,7 @@ from labelstream.common.telemetry import now_ms, traceparent
 from labelstream.v1 import events_pb2
 
 CANDIDATES_PER_LEASE = 50
+GOLD_CACHE_SECONDS = 10.0
 
 
 class PoolError(Exception):
@@ -32,11 +39,34 @@ class PoolError(Exception):
 
 @dataclass(frozen=True)
 class Lease:
-    task_id: str
+    handle: str          # what the worker sees as the task id
+    task_id: str         # internal: the task, or "gold|<project>:<item>"
     project_id: str
     text: str
     labels: list[str]
     expires_at_ms: int
+    gold: bool = False
+
+
+@dataclass(frozen=True)
+class Answered:
+    """A recorded answer: a response to publish (real tasks) or a gold check."""
+    project_id: str
+    labels: list[str]
+    label: str
+    duration_ms: int
+    pay: float
+    response: events_pb2.HumanResponse | None = None
+    traceparent: str = ""
+    gold_correct: bool | None = None
+
+
+def new_handle() -> str:
+    return "t-" + secrets.token_hex(12)
+
+
+def gold_task_id(project_id: str, item_id: str) -> str:
+    return f"gold|{project_id}:{item_id}"
 
 
 class TaskPool:
@@ -44,7 +74,10 @@ class TaskPool:
         self.tasks = store.db.tasks
         self.assignments = store.db.assignments
         self.responses = store.db.responses
+        self.gold = store.db.gold
         self.lease_ms = lease_seconds * 1000
+        self._gold_cache: dict[str, tuple[float, list[dict]]] = {}
+        self._rng = random.Random()
 
     def add(self, task: events_pb2.HumanTask) -> None:
         """Create the task, or raise its overlap when the aggregator asks for more votes."""
@@ -55,6 +88,7 @@ class TaskPool:
             "ingested_at_ms": task.ingested_at_ms, "traceparent": traceparent(),
             # never shown to workers: only copied onto their responses for the aggregator
             "model_label": task.model_label if task.model_votes else "",
+            "model_confidence": task.model_confidence if task.model_votes else 0.0,
         }}, upsert=True)
         while True:
             doc = self.tasks.find_one({"_id": task.task_id})
@@ -66,10 +100,14 @@ class TaskPool:
                                      ).modified_count:
                 return
 
-    def lease(self, worker_id: str, project_id: str = "") -> Lease | None:
+    def lease(self, worker_id: str, project_id: str = "", pay: float = 0.0,
+              exclude_projects: frozenset[str] = frozenset()) -> Lease | None:
+        """Lease the highest-priority open task this worker has never held."""
         query: dict = {"status": "open", "open_slots": {"$gt": 0}}
         if project_id:
             query["project_id"] = project_id
+        elif exclude_projects:
+            query["project_id"] = {"$nin": sorted(exclude_projects)}
         candidates = list(self.tasks.find(query).sort(
             [("priority", DESCENDING), ("created_ms", ASCENDING)]).limit(CANDIDATES_PER_LEASE))
         if not candidates:
@@ -84,52 +122,144 @@ class TaskPool:
                                             ).modified_count
             if not claimed:
                 continue  # another worker took that slot first
-            expires = now_ms() + self.lease_ms
-            try:
-                self.assignments.insert_one({
-                    "_id": vote_key(task["_id"], worker_id), "task_id": task["_id"], "worker_id": worker_id,
-                    "project_id": task["project_id"], "status": "leased", "leased_at_ms": now_ms(),
-                    "lease_expires_ms": expires})
-            except DuplicateKeyError:
+            lease = self._assign(worker_id, task["_id"], task["project_id"], task["text"], task["labels"], pay)
+            if lease is None:
                 self.tasks.update_one({"_id": task["_id"]}, {"$inc": {"open_slots": 1}})
                 continue
-            return Lease(task["_id"], task["project_id"], task["text"], list(task["labels"]), expires)
+            return lease
         return None
 
-    def answer(self, worker_id: str, task_id: str, label: str) -> tuple[events_pb2.HumanResponse, str]:
-        """Record an answer; returns the response to publish and the task's trace context."""
-        key = vote_key(task_id, worker_id)
-        assignment = self.assignments.find_one({"_id": key})
-        if assignment is None:
-            raise PoolError("PERMISSION_DENIED", f"task {task_id!r} is not leased to worker {worker_id!r}")
+    def _assign(self, worker_id: str, task_id: str, project_id: str, text: str, labels: list[str],
+                pay: float, gold: bool = False) -> Lease | None:
+        expires = now_ms() + self.lease_ms
+        handle = new_handle()
+        try:
+            self.assignments.insert_one({
+                "_id": vote_key(task_id, worker_id), "task_id": task_id, "worker_id": worker_id,
+                "project_id": project_id, "status": "leased", "leased_at_ms": now_ms(),
+                "lease_expires_ms": expires, "handle": handle, "gold": gold, "pay": pay})
+        except DuplicateKeyError:
+            return None
+        return Lease(handle, task_id, project_id, text, list(labels), expires, gold)
+
+    # Gold ---------------------------------------------------------------------------------
+    def add_gold(self, project_id: str, items: list[dict]) -> tuple[int, int]:
+        """Add gold items ({item_id, text, label, labels, weight}); returns (added, total)."""
+        added = 0
+        for item in items:
+            try:
+                self.gold.insert_one({"_id": f"{project_id}:{item['item_id']}", "project_id": project_id,
+                                      **item, "weight": item.get("weight") or 1.0, "added_ms": now_ms()})
+                added += 1
+            except DuplicateKeyError:
+                continue
+        self._gold_cache.pop(project_id, None)
+        return added, self.gold.count_documents({"project_id": project_id})
+
+    def gold_items(self, project_id: str) -> list[dict]:
+        cached = self._gold_cache.get(project_id)
+        if cached and time.monotonic() - cached[0] < GOLD_CACHE_SECONDS:
+            return cached[1]
+        items = list(self.gold.find({"project_id": project_id}))
+        self._gold_cache[project_id] = (time.monotonic(), items)
+        return items
+
+    def lease_gold(self, worker_id: str, project_id: str, pay: float = 0.0) -> Lease | None:
+        """A gold item this worker has not answered, drawn by weight (anti-shortcut items weigh more)."""
+        items = self.gold_items(project_id)
+        if not items:
+            return None
+        seen = {a["task_id"] for a in self.assignments.find(
+            {"worker_id": worker_id, "project_id": project_id, "gold": True}, {"task_id": 1})}
+        fresh = [g for g in items if gold_task_id(project_id, g["item_id"]) not in seen]
+        while fresh:
+            item = self._rng.choices(fresh, weights=[g["weight"] for g in fresh])[0]
+            lease = self._assign(worker_id, gold_task_id(project_id, item["item_id"]), project_id, item["text"],
+                                 item["labels"], pay, gold=True)
+            if lease is not None:
+                return lease
+            fresh.remove(item)
+        return None
+
+    # Answers ------------------------------------------------------------------------------
+    def _held(self, worker_id: str, handle: str) -> dict:
+        assignment = self.assignments.find_one({"handle": handle})
+        if assignment is None or assignment["worker_id"] != worker_id:
+            # the same refusal whether or not the handle exists: no probing other workers' tasks
+            raise PoolError("PERMISSION_DENIED", f"task {handle!r} is not leased to you")
         if assignment["status"] == "answered":
-            raise PoolError("ALREADY_EXISTS", f"worker {worker_id!r} already answered task {task_id!r}")
-        now = now_ms()
-        if assignment["lease_expires_ms"] < now:
+            raise PoolError("ALREADY_EXISTS", f"you already answered task {handle!r}")
+        if assignment["status"] != "leased":
+            raise PoolError("FAILED_PRECONDITION", f"task {handle!r} is no longer yours ({assignment['status']})")
+        if assignment["lease_expires_ms"] < now_ms():
             raise PoolError("FAILED_PRECONDITION", "the lease on this task expired; lease a new task")
+        return assignment
+
+    def answer(self, worker_id: str, handle: str, label: str) -> Answered:
+        assignment = self._held(worker_id, handle)
+        if assignment.get("gold"):
+            return self._answer_gold(assignment, label)
+        task_id = assignment["task_id"]
+        key = assignment["_id"]
+        now = now_ms()
         task = self.tasks.find_one({"_id": task_id})
         if task is None:
-            raise PoolError("NOT_FOUND", f"task {task_id!r} does not exist")
+            raise PoolError("NOT_FOUND", f"task {handle!r} does not exist any more")
         if label not in task["labels"]:
             raise PoolError("INVALID_ARGUMENT", f"label {label!r} is not one of {task['labels']}")
         response = events_pb2.HumanResponse(
             schema_version=SCHEMA_VERSION, project_id=task["project_id"], item_id=task["item_id"],
             task_id=task_id, worker_id=worker_id, label=label, answered_at_ms=now,
             duration_ms=now - assignment["leased_at_ms"], ingested_at_ms=task.get("ingested_at_ms", 0),
-            task_overlap=task["overlap"], model_label=task.get("model_label", ""))
+            task_overlap=task["overlap"], model_label=task.get("model_label", ""),
+            model_confidence=task.get("model_confidence", 0.0))
         try:  # the outbox record first: once it exists, the answer will be published
             self.responses.insert_one({
                 "_id": key, "task_id": task_id, "worker_id": worker_id, "payload": response.SerializeToString(),
                 "traceparent": task.get("traceparent", ""), "published": False, "created_ms": now})
         except DuplicateKeyError as exc:
-            raise PoolError("ALREADY_EXISTS", f"worker {worker_id!r} already answered task {task_id!r}") from exc
-        answered = self.assignments.update_one(
-            {"_id": key, "status": "leased"},
-            {"$set": {"status": "answered", "label": label, "answered_at_ms": now}}).modified_count
-        if not answered:  # the lease was reclaimed between our checks
+            raise PoolError("ALREADY_EXISTS", f"you already answered task {handle!r}") from exc
+        if not self._mark_answered(key, label, now):  # the lease was reclaimed between our checks
             self.responses.delete_one({"_id": key})
             raise PoolError("FAILED_PRECONDITION", "the lease on this task expired; lease a new task")
-        return response, task.get("traceparent", "")
+        return Answered(task["project_id"], list(task["labels"]), label, response.duration_ms,
+                        assignment.get("pay", 0.0), response, task.get("traceparent", ""))
+
+    def _answer_gold(self, assignment: dict, label: str) -> Answered:
+        item = self.gold.find_one({"_id": assignment["task_id"].removeprefix("gold|")})
+        if item is None:
+            raise PoolError("NOT_FOUND", f"task {assignment['handle']!r} does not exist any more")
+        if label not in item["labels"]:
+            raise PoolError("INVALID_ARGUMENT", f"label {label!r} is not one of {item['labels']}")
+        now = now_ms()
+        if not self._mark_answered(assignment["_id"], label, now):
+            raise PoolError("ALREADY_EXISTS", f"you already answered task {assignment['handle']!r}")
+        return Answered(assignment["project_id"], list(item["labels"]), label, now - assignment["leased_at_ms"],
+                        assignment.get("pay", 0.0), gold_correct=label == item["label"])
+
+    def _mark_answered(self, key: str, label: str, now: int) -> bool:
+        return bool(self.assignments.update_one(
+            {"_id": key, "status": "leased"},
+            {"$set": {"status": "answered", "label": label, "answered_at_ms": now}}).modified_count)
+
+    def skip(self, worker_id: str, handle: str) -> None:
+        """Give the task back; the assignment stays (as skipped) so this worker never gets it again."""
+        assignment = self._held(worker_id, handle)
+        if self.assignments.update_one({"_id": assignment["_id"], "status": "leased"},
+                                       {"$set": {"status": "skipped"}}).modified_count and not assignment["gold"]:
+            self.tasks.update_one({"_id": assignment["task_id"]}, {"$inc": {"open_slots": 1}})
+
+    def release_worker(self, project_id: str, worker_id: str) -> int:
+        """A blocked worker's open leases go back to the pool."""
+        released = 0
+        for assignment in self.assignments.find({"project_id": project_id, "worker_id": worker_id,
+                                                 "status": "leased"}):
+            if self.assignments.update_one({"_id": assignment["_id"], "status": "leased"},
+                                           {"$set": {"status": "revoked"}}).modified_count:
+                if not assignment.get("gold"):
+                    self.tasks.update_one({"_id": assignment["task_id"]}, {"$inc": {"open_slots": 1}})
+                released += 1
+        return released
 
     def mark_published(self, task_id: str, worker_id: str) -> None:
         self.responses.update_one({"_id": vote_key(task_id, worker_id)}, {"$set": {"published": True}})
@@ -152,7 +282,9 @@ class TaskPool:
         repaired = 0
         for task in self.tasks.find({"status": "open", "claimed_at_ms": {"$gt": now - window_ms,
                                                                           "$lt": now - quiet_ms}}).limit(500):
-            free = task["overlap"] - self.assignments.count_documents({"task_id": task["_id"]})
+            holding = self.assignments.count_documents({"task_id": task["_id"], "status": {"$in": ["leased",
+                                                                                               "answered"]}})
+            free = task["overlap"] - holding
             if free > task["open_slots"] and self.tasks.update_one(
                     {"_id": task["_id"], "open_slots": task["open_slots"], "claimed_at_ms": task["claimed_at_ms"]},
                     {"$set": {"open_slots": free}}).modified_count:
@@ -169,7 +301,8 @@ class TaskPool:
                                             {"$set": {"status": "answered"}})
                 continue
             if self.assignments.delete_one({"_id": assignment["_id"], "status": "leased"}).deleted_count:
-                self.tasks.update_one({"_id": assignment["task_id"]}, {"$inc": {"open_slots": 1}})
+                if not assignment.get("gold"):
+                    self.tasks.update_one({"_id": assignment["task_id"]}, {"$inc": {"open_slots": 1}})
                 reclaimed += 1
         return reclaimed
 

@@ -112,6 +112,36 @@ def validate_project(spec: events_pb2.ProjectSpec) -> list[str]:
     if spec.max_text_bytes < 0:
         problems.append("max_text_bytes must not be negative")
     problems += _routing_problems(spec)
+    problems += _worker_problems(spec)
+    return problems
+
+
+AGGREGATIONS = ("majority_vote", "weighted_vote", "dawid_skene", "one_coin_dawid_skene")
+PAY_POLICIES = ("raise", "alert")
+
+
+def _worker_problems(spec: events_pb2.ProjectSpec) -> list[str]:
+    problems = []
+    if (spec.aggregation or "majority_vote") not in AGGREGATIONS:
+        problems.append(f"aggregation must be one of {list(AGGREGATIONS)}, not {spec.aggregation!r}")
+    if spec.posterior_bound and not 0.5 <= spec.posterior_bound < 1.0:
+        problems.append("posterior_bound must be in [0.5, 1) (0: the default 0.95)")
+    w = spec.workers
+    shares = {"qualification_accuracy": w.qualification_accuracy, "block_accuracy": w.block_accuracy,
+              "block_confidence": w.block_confidence, "gold_rate_new": w.gold_rate_new,
+              "gold_rate_trusted": w.gold_rate_trusted, "gold_rate_suspect": w.gold_rate_suspect,
+              "max_position_share": w.max_position_share, "max_shortcut_share": w.max_shortcut_share}
+    problems += [f"workers.{name} must be in [0, 1]" for name, value in shares.items() if not 0.0 <= value <= 1.0]
+    counts = {"qualification_tasks": w.qualification_tasks, "min_gold_to_block": w.min_gold_to_block,
+              "trusted_after": w.trusted_after, "max_constant_streak": w.max_constant_streak}
+    problems += [f"workers.{name} must not be negative" for name, value in counts.items() if value < 0]
+    amounts = {"min_seconds_per_task": w.min_seconds_per_task, "min_hourly_wage": w.min_hourly_wage,
+               "max_continuous_minutes": w.max_continuous_minutes, "break_minutes": w.break_minutes}
+    problems += [f"workers.{name} must not be negative" for name, value in amounts.items() if value < 0]
+    if w.pay_policy and w.pay_policy not in PAY_POLICIES:
+        problems.append(f"workers.pay_policy must be one of {list(PAY_POLICIES)}")
+    if w.min_hourly_wage and not spec.pay_per_answer:
+        problems.append("workers.min_hourly_wage needs pay_per_answer (the pay it adjusts)")
     return problems
 
 

@@ -41,7 +41,7 @@ class FewShotExample(_message.Message):
     def __init__(self, text: _Optional[str] = ..., label: _Optional[str] = ...) -> None: ...
 
 class ProjectSpec(_message.Message):
-    __slots__ = ("schema_version", "project_id", "name", "task", "labels", "instructions", "examples", "auto_accept_threshold", "overlap", "max_overlap", "model", "max_text_bytes", "routing_strategy", "target_accuracy", "confidence_level", "accuracy_bound", "min_verified", "refit_every", "explore_fraction", "human_fraction_cap", "budget_per_hour", "pay_per_answer", "overflow", "overlap_margin", "overlap_near_threshold", "model_version", "head_refit_every", "models")
+    __slots__ = ("schema_version", "project_id", "name", "task", "labels", "instructions", "examples", "auto_accept_threshold", "overlap", "max_overlap", "model", "max_text_bytes", "routing_strategy", "target_accuracy", "confidence_level", "accuracy_bound", "min_verified", "refit_every", "explore_fraction", "human_fraction_cap", "budget_per_hour", "pay_per_answer", "overflow", "overlap_margin", "overlap_near_threshold", "model_version", "head_refit_every", "models", "workers", "content_warning", "aggregation", "posterior_bound")
     SCHEMA_VERSION_FIELD_NUMBER: _ClassVar[int]
     PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
@@ -70,6 +70,10 @@ class ProjectSpec(_message.Message):
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
     HEAD_REFIT_EVERY_FIELD_NUMBER: _ClassVar[int]
     MODELS_FIELD_NUMBER: _ClassVar[int]
+    WORKERS_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_WARNING_FIELD_NUMBER: _ClassVar[int]
+    AGGREGATION_FIELD_NUMBER: _ClassVar[int]
+    POSTERIOR_BOUND_FIELD_NUMBER: _ClassVar[int]
     schema_version: SchemaVersion
     project_id: str
     name: str
@@ -98,7 +102,49 @@ class ProjectSpec(_message.Message):
     model_version: str
     head_refit_every: int
     models: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, schema_version: _Optional[_Union[SchemaVersion, str]] = ..., project_id: _Optional[str] = ..., name: _Optional[str] = ..., task: _Optional[str] = ..., labels: _Optional[_Iterable[str]] = ..., instructions: _Optional[str] = ..., examples: _Optional[_Iterable[_Union[FewShotExample, _Mapping]]] = ..., auto_accept_threshold: _Optional[float] = ..., overlap: _Optional[int] = ..., max_overlap: _Optional[int] = ..., model: _Optional[str] = ..., max_text_bytes: _Optional[int] = ..., routing_strategy: _Optional[str] = ..., target_accuracy: _Optional[float] = ..., confidence_level: _Optional[float] = ..., accuracy_bound: _Optional[str] = ..., min_verified: _Optional[int] = ..., refit_every: _Optional[int] = ..., explore_fraction: _Optional[float] = ..., human_fraction_cap: _Optional[float] = ..., budget_per_hour: _Optional[float] = ..., pay_per_answer: _Optional[float] = ..., overflow: _Optional[str] = ..., overlap_margin: _Optional[float] = ..., overlap_near_threshold: _Optional[int] = ..., model_version: _Optional[str] = ..., head_refit_every: _Optional[int] = ..., models: _Optional[_Iterable[str]] = ...) -> None: ...
+    workers: WorkerPolicy
+    content_warning: str
+    aggregation: str
+    posterior_bound: float
+    def __init__(self, schema_version: _Optional[_Union[SchemaVersion, str]] = ..., project_id: _Optional[str] = ..., name: _Optional[str] = ..., task: _Optional[str] = ..., labels: _Optional[_Iterable[str]] = ..., instructions: _Optional[str] = ..., examples: _Optional[_Iterable[_Union[FewShotExample, _Mapping]]] = ..., auto_accept_threshold: _Optional[float] = ..., overlap: _Optional[int] = ..., max_overlap: _Optional[int] = ..., model: _Optional[str] = ..., max_text_bytes: _Optional[int] = ..., routing_strategy: _Optional[str] = ..., target_accuracy: _Optional[float] = ..., confidence_level: _Optional[float] = ..., accuracy_bound: _Optional[str] = ..., min_verified: _Optional[int] = ..., refit_every: _Optional[int] = ..., explore_fraction: _Optional[float] = ..., human_fraction_cap: _Optional[float] = ..., budget_per_hour: _Optional[float] = ..., pay_per_answer: _Optional[float] = ..., overflow: _Optional[str] = ..., overlap_margin: _Optional[float] = ..., overlap_near_threshold: _Optional[int] = ..., model_version: _Optional[str] = ..., head_refit_every: _Optional[int] = ..., models: _Optional[_Iterable[str]] = ..., workers: _Optional[_Union[WorkerPolicy, _Mapping]] = ..., content_warning: _Optional[str] = ..., aggregation: _Optional[str] = ..., posterior_bound: _Optional[float] = ...) -> None: ...
+
+class WorkerPolicy(_message.Message):
+    __slots__ = ("qualification_tasks", "qualification_accuracy", "block_accuracy", "block_confidence", "min_gold_to_block", "gold_rate_new", "gold_rate_trusted", "gold_rate_suspect", "trusted_after", "min_seconds_per_task", "max_constant_streak", "max_position_share", "max_shortcut_share", "min_hourly_wage", "pay_policy", "max_continuous_minutes", "break_minutes")
+    QUALIFICATION_TASKS_FIELD_NUMBER: _ClassVar[int]
+    QUALIFICATION_ACCURACY_FIELD_NUMBER: _ClassVar[int]
+    BLOCK_ACCURACY_FIELD_NUMBER: _ClassVar[int]
+    BLOCK_CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
+    MIN_GOLD_TO_BLOCK_FIELD_NUMBER: _ClassVar[int]
+    GOLD_RATE_NEW_FIELD_NUMBER: _ClassVar[int]
+    GOLD_RATE_TRUSTED_FIELD_NUMBER: _ClassVar[int]
+    GOLD_RATE_SUSPECT_FIELD_NUMBER: _ClassVar[int]
+    TRUSTED_AFTER_FIELD_NUMBER: _ClassVar[int]
+    MIN_SECONDS_PER_TASK_FIELD_NUMBER: _ClassVar[int]
+    MAX_CONSTANT_STREAK_FIELD_NUMBER: _ClassVar[int]
+    MAX_POSITION_SHARE_FIELD_NUMBER: _ClassVar[int]
+    MAX_SHORTCUT_SHARE_FIELD_NUMBER: _ClassVar[int]
+    MIN_HOURLY_WAGE_FIELD_NUMBER: _ClassVar[int]
+    PAY_POLICY_FIELD_NUMBER: _ClassVar[int]
+    MAX_CONTINUOUS_MINUTES_FIELD_NUMBER: _ClassVar[int]
+    BREAK_MINUTES_FIELD_NUMBER: _ClassVar[int]
+    qualification_tasks: int
+    qualification_accuracy: float
+    block_accuracy: float
+    block_confidence: float
+    min_gold_to_block: int
+    gold_rate_new: float
+    gold_rate_trusted: float
+    gold_rate_suspect: float
+    trusted_after: int
+    min_seconds_per_task: float
+    max_constant_streak: int
+    max_position_share: float
+    max_shortcut_share: float
+    min_hourly_wage: float
+    pay_policy: str
+    max_continuous_minutes: float
+    break_minutes: float
+    def __init__(self, qualification_tasks: _Optional[int] = ..., qualification_accuracy: _Optional[float] = ..., block_accuracy: _Optional[float] = ..., block_confidence: _Optional[float] = ..., min_gold_to_block: _Optional[int] = ..., gold_rate_new: _Optional[float] = ..., gold_rate_trusted: _Optional[float] = ..., gold_rate_suspect: _Optional[float] = ..., trusted_after: _Optional[int] = ..., min_seconds_per_task: _Optional[float] = ..., max_constant_streak: _Optional[int] = ..., max_position_share: _Optional[float] = ..., max_shortcut_share: _Optional[float] = ..., min_hourly_wage: _Optional[float] = ..., pay_policy: _Optional[str] = ..., max_continuous_minutes: _Optional[float] = ..., break_minutes: _Optional[float] = ...) -> None: ...
 
 class Item(_message.Message):
     __slots__ = ("schema_version", "project_id", "item_id", "text", "metadata", "gold_label", "ingested_at_ms")
@@ -242,7 +288,7 @@ class HumanTask(_message.Message):
     def __init__(self, schema_version: _Optional[_Union[SchemaVersion, str]] = ..., project_id: _Optional[str] = ..., item_id: _Optional[str] = ..., task_id: _Optional[str] = ..., text: _Optional[str] = ..., labels: _Optional[_Iterable[str]] = ..., overlap: _Optional[int] = ..., priority: _Optional[float] = ..., model_label: _Optional[str] = ..., model_confidence: _Optional[float] = ..., ingested_at_ms: _Optional[int] = ..., model_votes: _Optional[bool] = ...) -> None: ...
 
 class HumanResponse(_message.Message):
-    __slots__ = ("schema_version", "project_id", "item_id", "task_id", "worker_id", "label", "answered_at_ms", "duration_ms", "ingested_at_ms", "task_overlap", "model_label")
+    __slots__ = ("schema_version", "project_id", "item_id", "task_id", "worker_id", "label", "answered_at_ms", "duration_ms", "ingested_at_ms", "task_overlap", "model_label", "model_confidence")
     SCHEMA_VERSION_FIELD_NUMBER: _ClassVar[int]
     PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
     ITEM_ID_FIELD_NUMBER: _ClassVar[int]
@@ -254,6 +300,7 @@ class HumanResponse(_message.Message):
     INGESTED_AT_MS_FIELD_NUMBER: _ClassVar[int]
     TASK_OVERLAP_FIELD_NUMBER: _ClassVar[int]
     MODEL_LABEL_FIELD_NUMBER: _ClassVar[int]
+    MODEL_CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
     schema_version: SchemaVersion
     project_id: str
     item_id: str
@@ -265,10 +312,11 @@ class HumanResponse(_message.Message):
     ingested_at_ms: int
     task_overlap: int
     model_label: str
-    def __init__(self, schema_version: _Optional[_Union[SchemaVersion, str]] = ..., project_id: _Optional[str] = ..., item_id: _Optional[str] = ..., task_id: _Optional[str] = ..., worker_id: _Optional[str] = ..., label: _Optional[str] = ..., answered_at_ms: _Optional[int] = ..., duration_ms: _Optional[int] = ..., ingested_at_ms: _Optional[int] = ..., task_overlap: _Optional[int] = ..., model_label: _Optional[str] = ...) -> None: ...
+    model_confidence: float
+    def __init__(self, schema_version: _Optional[_Union[SchemaVersion, str]] = ..., project_id: _Optional[str] = ..., item_id: _Optional[str] = ..., task_id: _Optional[str] = ..., worker_id: _Optional[str] = ..., label: _Optional[str] = ..., answered_at_ms: _Optional[int] = ..., duration_ms: _Optional[int] = ..., ingested_at_ms: _Optional[int] = ..., task_overlap: _Optional[int] = ..., model_label: _Optional[str] = ..., model_confidence: _Optional[float] = ...) -> None: ...
 
 class FinalLabel(_message.Message):
-    __slots__ = ("schema_version", "project_id", "item_id", "label", "source", "confidence", "method", "version", "workers", "model_name", "model_version", "ingested_at_ms", "finalized_at_ms")
+    __slots__ = ("schema_version", "project_id", "item_id", "label", "source", "confidence", "method", "version", "workers", "model_name", "model_version", "ingested_at_ms", "finalized_at_ms", "with_model", "revision_reason")
     SCHEMA_VERSION_FIELD_NUMBER: _ClassVar[int]
     PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
     ITEM_ID_FIELD_NUMBER: _ClassVar[int]
@@ -282,6 +330,8 @@ class FinalLabel(_message.Message):
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
     INGESTED_AT_MS_FIELD_NUMBER: _ClassVar[int]
     FINALIZED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    WITH_MODEL_FIELD_NUMBER: _ClassVar[int]
+    REVISION_REASON_FIELD_NUMBER: _ClassVar[int]
     schema_version: SchemaVersion
     project_id: str
     item_id: str
@@ -295,10 +345,12 @@ class FinalLabel(_message.Message):
     model_version: str
     ingested_at_ms: int
     finalized_at_ms: int
-    def __init__(self, schema_version: _Optional[_Union[SchemaVersion, str]] = ..., project_id: _Optional[str] = ..., item_id: _Optional[str] = ..., label: _Optional[str] = ..., source: _Optional[_Union[LabelSource, str]] = ..., confidence: _Optional[float] = ..., method: _Optional[str] = ..., version: _Optional[int] = ..., workers: _Optional[_Iterable[str]] = ..., model_name: _Optional[str] = ..., model_version: _Optional[str] = ..., ingested_at_ms: _Optional[int] = ..., finalized_at_ms: _Optional[int] = ...) -> None: ...
+    with_model: bool
+    revision_reason: str
+    def __init__(self, schema_version: _Optional[_Union[SchemaVersion, str]] = ..., project_id: _Optional[str] = ..., item_id: _Optional[str] = ..., label: _Optional[str] = ..., source: _Optional[_Union[LabelSource, str]] = ..., confidence: _Optional[float] = ..., method: _Optional[str] = ..., version: _Optional[int] = ..., workers: _Optional[_Iterable[str]] = ..., model_name: _Optional[str] = ..., model_version: _Optional[str] = ..., ingested_at_ms: _Optional[int] = ..., finalized_at_ms: _Optional[int] = ..., with_model: _Optional[bool] = ..., revision_reason: _Optional[str] = ...) -> None: ...
 
 class QualityEvent(_message.Message):
-    __slots__ = ("schema_version", "project_id", "item_id", "kind", "worker_id", "correct", "value", "at_ms", "label")
+    __slots__ = ("schema_version", "project_id", "item_id", "kind", "worker_id", "correct", "value", "at_ms", "label", "threshold", "detail")
     SCHEMA_VERSION_FIELD_NUMBER: _ClassVar[int]
     PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
     ITEM_ID_FIELD_NUMBER: _ClassVar[int]
@@ -308,6 +360,8 @@ class QualityEvent(_message.Message):
     VALUE_FIELD_NUMBER: _ClassVar[int]
     AT_MS_FIELD_NUMBER: _ClassVar[int]
     LABEL_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
     schema_version: SchemaVersion
     project_id: str
     item_id: str
@@ -317,7 +371,9 @@ class QualityEvent(_message.Message):
     value: float
     at_ms: int
     label: str
-    def __init__(self, schema_version: _Optional[_Union[SchemaVersion, str]] = ..., project_id: _Optional[str] = ..., item_id: _Optional[str] = ..., kind: _Optional[str] = ..., worker_id: _Optional[str] = ..., correct: _Optional[bool] = ..., value: _Optional[float] = ..., at_ms: _Optional[int] = ..., label: _Optional[str] = ...) -> None: ...
+    threshold: float
+    detail: str
+    def __init__(self, schema_version: _Optional[_Union[SchemaVersion, str]] = ..., project_id: _Optional[str] = ..., item_id: _Optional[str] = ..., kind: _Optional[str] = ..., worker_id: _Optional[str] = ..., correct: _Optional[bool] = ..., value: _Optional[float] = ..., at_ms: _Optional[int] = ..., label: _Optional[str] = ..., threshold: _Optional[float] = ..., detail: _Optional[str] = ...) -> None: ...
 
 class DeadLetter(_message.Message):
     __slots__ = ("schema_version", "reason", "detail", "source_topic", "source_partition", "source_offset", "payload", "service", "project_id", "item_id", "at_ms")

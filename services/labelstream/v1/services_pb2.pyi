@@ -64,44 +64,164 @@ class ExplainRequest(_message.Message):
     def __init__(self, project_id: _Optional[str] = ..., item_id: _Optional[str] = ...) -> None: ...
 
 class LeaseTaskRequest(_message.Message):
-    __slots__ = ("worker_id", "project_id")
-    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    __slots__ = ("project_id",)
     PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
-    worker_id: str
     project_id: str
-    def __init__(self, worker_id: _Optional[str] = ..., project_id: _Optional[str] = ...) -> None: ...
+    def __init__(self, project_id: _Optional[str] = ...) -> None: ...
 
 class LeasedTask(_message.Message):
-    __slots__ = ("task_id", "project_id", "text", "labels", "instructions", "lease_expires_at_ms")
+    __slots__ = ("task_id", "project_id", "text", "labels", "instructions", "lease_expires_at_ms", "content_warning", "break_reminder", "pay")
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
     LABELS_FIELD_NUMBER: _ClassVar[int]
     INSTRUCTIONS_FIELD_NUMBER: _ClassVar[int]
     LEASE_EXPIRES_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_WARNING_FIELD_NUMBER: _ClassVar[int]
+    BREAK_REMINDER_FIELD_NUMBER: _ClassVar[int]
+    PAY_FIELD_NUMBER: _ClassVar[int]
     task_id: str
     project_id: str
     text: str
     labels: _containers.RepeatedScalarFieldContainer[str]
     instructions: str
     lease_expires_at_ms: int
-    def __init__(self, task_id: _Optional[str] = ..., project_id: _Optional[str] = ..., text: _Optional[str] = ..., labels: _Optional[_Iterable[str]] = ..., instructions: _Optional[str] = ..., lease_expires_at_ms: _Optional[int] = ...) -> None: ...
+    content_warning: str
+    break_reminder: str
+    pay: float
+    def __init__(self, task_id: _Optional[str] = ..., project_id: _Optional[str] = ..., text: _Optional[str] = ..., labels: _Optional[_Iterable[str]] = ..., instructions: _Optional[str] = ..., lease_expires_at_ms: _Optional[int] = ..., content_warning: _Optional[str] = ..., break_reminder: _Optional[str] = ..., pay: _Optional[float] = ...) -> None: ...
 
 class SubmitAnswerRequest(_message.Message):
-    __slots__ = ("worker_id", "task_id", "label")
-    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    __slots__ = ("task_id", "label")
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     LABEL_FIELD_NUMBER: _ClassVar[int]
-    worker_id: str
     task_id: str
     label: str
-    def __init__(self, worker_id: _Optional[str] = ..., task_id: _Optional[str] = ..., label: _Optional[str] = ...) -> None: ...
+    def __init__(self, task_id: _Optional[str] = ..., label: _Optional[str] = ...) -> None: ...
 
 class SubmitAnswerResponse(_message.Message):
     __slots__ = ("accepted",)
     ACCEPTED_FIELD_NUMBER: _ClassVar[int]
     accepted: bool
     def __init__(self, accepted: _Optional[bool] = ...) -> None: ...
+
+class SkipTaskRequest(_message.Message):
+    __slots__ = ("task_id",)
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    task_id: str
+    def __init__(self, task_id: _Optional[str] = ...) -> None: ...
+
+class SkipTaskResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class GetMyStatsRequest(_message.Message):
+    __slots__ = ("project_id",)
+    PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    project_id: str
+    def __init__(self, project_id: _Optional[str] = ...) -> None: ...
+
+class WorkerStats(_message.Message):
+    __slots__ = ("worker_id", "project_id", "status", "tasks_done", "gold_answered", "gold_accuracy", "earnings", "hourly_rate", "median_seconds_per_task", "fraud_signals", "gold_rate", "blocked_reason")
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    TASKS_DONE_FIELD_NUMBER: _ClassVar[int]
+    GOLD_ANSWERED_FIELD_NUMBER: _ClassVar[int]
+    GOLD_ACCURACY_FIELD_NUMBER: _ClassVar[int]
+    EARNINGS_FIELD_NUMBER: _ClassVar[int]
+    HOURLY_RATE_FIELD_NUMBER: _ClassVar[int]
+    MEDIAN_SECONDS_PER_TASK_FIELD_NUMBER: _ClassVar[int]
+    FRAUD_SIGNALS_FIELD_NUMBER: _ClassVar[int]
+    GOLD_RATE_FIELD_NUMBER: _ClassVar[int]
+    BLOCKED_REASON_FIELD_NUMBER: _ClassVar[int]
+    worker_id: str
+    project_id: str
+    status: str
+    tasks_done: int
+    gold_answered: int
+    gold_accuracy: float
+    earnings: float
+    hourly_rate: float
+    median_seconds_per_task: float
+    fraud_signals: _containers.RepeatedScalarFieldContainer[str]
+    gold_rate: float
+    blocked_reason: str
+    def __init__(self, worker_id: _Optional[str] = ..., project_id: _Optional[str] = ..., status: _Optional[str] = ..., tasks_done: _Optional[int] = ..., gold_answered: _Optional[int] = ..., gold_accuracy: _Optional[float] = ..., earnings: _Optional[float] = ..., hourly_rate: _Optional[float] = ..., median_seconds_per_task: _Optional[float] = ..., fraud_signals: _Optional[_Iterable[str]] = ..., gold_rate: _Optional[float] = ..., blocked_reason: _Optional[str] = ...) -> None: ...
+
+class CreateWorkerRequest(_message.Message):
+    __slots__ = ("worker_id", "rotate_token")
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    ROTATE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    worker_id: str
+    rotate_token: bool
+    def __init__(self, worker_id: _Optional[str] = ..., rotate_token: _Optional[bool] = ...) -> None: ...
+
+class CreateWorkerResponse(_message.Message):
+    __slots__ = ("worker_id", "token")
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    worker_id: str
+    token: str
+    def __init__(self, worker_id: _Optional[str] = ..., token: _Optional[str] = ...) -> None: ...
+
+class GoldItem(_message.Message):
+    __slots__ = ("item_id", "text", "label", "weight")
+    ITEM_ID_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    WEIGHT_FIELD_NUMBER: _ClassVar[int]
+    item_id: str
+    text: str
+    label: str
+    weight: float
+    def __init__(self, item_id: _Optional[str] = ..., text: _Optional[str] = ..., label: _Optional[str] = ..., weight: _Optional[float] = ...) -> None: ...
+
+class AddGoldRequest(_message.Message):
+    __slots__ = ("project_id", "items")
+    PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    project_id: str
+    items: _containers.RepeatedCompositeFieldContainer[GoldItem]
+    def __init__(self, project_id: _Optional[str] = ..., items: _Optional[_Iterable[_Union[GoldItem, _Mapping]]] = ...) -> None: ...
+
+class AddGoldResponse(_message.Message):
+    __slots__ = ("added", "total")
+    ADDED_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    added: int
+    total: int
+    def __init__(self, added: _Optional[int] = ..., total: _Optional[int] = ...) -> None: ...
+
+class GetWorkerRequest(_message.Message):
+    __slots__ = ("project_id", "worker_id")
+    PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    project_id: str
+    worker_id: str
+    def __init__(self, project_id: _Optional[str] = ..., worker_id: _Optional[str] = ...) -> None: ...
+
+class ListWorkersRequest(_message.Message):
+    __slots__ = ("project_id",)
+    PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    project_id: str
+    def __init__(self, project_id: _Optional[str] = ...) -> None: ...
+
+class ListWorkersResponse(_message.Message):
+    __slots__ = ("workers",)
+    WORKERS_FIELD_NUMBER: _ClassVar[int]
+    workers: _containers.RepeatedCompositeFieldContainer[WorkerStats]
+    def __init__(self, workers: _Optional[_Iterable[_Union[WorkerStats, _Mapping]]] = ...) -> None: ...
+
+class BlockWorkerRequest(_message.Message):
+    __slots__ = ("project_id", "worker_id", "reason")
+    PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    project_id: str
+    worker_id: str
+    reason: str
+    def __init__(self, project_id: _Optional[str] = ..., worker_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class GetFinalLabelRequest(_message.Message):
     __slots__ = ("project_id", "item_id")

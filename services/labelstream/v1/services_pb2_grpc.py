@@ -330,7 +330,11 @@ class RouterService:
 
 
 class DispatcherServiceStub:
-    """Missing associated documentation comment in .proto file."""
+    """Workers authenticate with `authorization: Bearer <worker token>` metadata; the admin calls
+    need the admin token. Refusals: UNAUTHENTICATED (no or bad token), PERMISSION_DENIED (not
+    leased to you, blocked, admin only), ALREADY_EXISTS (answered twice), RESOURCE_EXHAUSTED
+    (rate limit, break time), FAILED_PRECONDITION (lease expired), INVALID_ARGUMENT.
+    """
 
     def __init__(self, channel):
         """Constructor.
@@ -348,10 +352,49 @@ class DispatcherServiceStub:
                 request_serializer=labelstream_dot_v1_dot_services__pb2.SubmitAnswerRequest.SerializeToString,
                 response_deserializer=labelstream_dot_v1_dot_services__pb2.SubmitAnswerResponse.FromString,
                 _registered_method=True)
+        self.SkipTask = channel.unary_unary(
+                '/labelstream.v1.DispatcherService/SkipTask',
+                request_serializer=labelstream_dot_v1_dot_services__pb2.SkipTaskRequest.SerializeToString,
+                response_deserializer=labelstream_dot_v1_dot_services__pb2.SkipTaskResponse.FromString,
+                _registered_method=True)
+        self.GetMyStats = channel.unary_unary(
+                '/labelstream.v1.DispatcherService/GetMyStats',
+                request_serializer=labelstream_dot_v1_dot_services__pb2.GetMyStatsRequest.SerializeToString,
+                response_deserializer=labelstream_dot_v1_dot_services__pb2.WorkerStats.FromString,
+                _registered_method=True)
+        self.CreateWorker = channel.unary_unary(
+                '/labelstream.v1.DispatcherService/CreateWorker',
+                request_serializer=labelstream_dot_v1_dot_services__pb2.CreateWorkerRequest.SerializeToString,
+                response_deserializer=labelstream_dot_v1_dot_services__pb2.CreateWorkerResponse.FromString,
+                _registered_method=True)
+        self.AddGold = channel.unary_unary(
+                '/labelstream.v1.DispatcherService/AddGold',
+                request_serializer=labelstream_dot_v1_dot_services__pb2.AddGoldRequest.SerializeToString,
+                response_deserializer=labelstream_dot_v1_dot_services__pb2.AddGoldResponse.FromString,
+                _registered_method=True)
+        self.GetWorker = channel.unary_unary(
+                '/labelstream.v1.DispatcherService/GetWorker',
+                request_serializer=labelstream_dot_v1_dot_services__pb2.GetWorkerRequest.SerializeToString,
+                response_deserializer=labelstream_dot_v1_dot_services__pb2.WorkerStats.FromString,
+                _registered_method=True)
+        self.ListWorkers = channel.unary_unary(
+                '/labelstream.v1.DispatcherService/ListWorkers',
+                request_serializer=labelstream_dot_v1_dot_services__pb2.ListWorkersRequest.SerializeToString,
+                response_deserializer=labelstream_dot_v1_dot_services__pb2.ListWorkersResponse.FromString,
+                _registered_method=True)
+        self.BlockWorker = channel.unary_unary(
+                '/labelstream.v1.DispatcherService/BlockWorker',
+                request_serializer=labelstream_dot_v1_dot_services__pb2.BlockWorkerRequest.SerializeToString,
+                response_deserializer=labelstream_dot_v1_dot_services__pb2.WorkerStats.FromString,
+                _registered_method=True)
 
 
 class DispatcherServiceServicer:
-    """Missing associated documentation comment in .proto file."""
+    """Workers authenticate with `authorization: Bearer <worker token>` metadata; the admin calls
+    need the admin token. Refusals: UNAUTHENTICATED (no or bad token), PERMISSION_DENIED (not
+    leased to you, blocked, admin only), ALREADY_EXISTS (answered twice), RESOURCE_EXHAUSTED
+    (rate limit, break time), FAILED_PRECONDITION (lease expired), INVALID_ARGUMENT.
+    """
 
     def LeaseTask(self, request, context):
         """Leases the next task this worker may answer; NOT_FOUND when there is none.
@@ -363,6 +406,50 @@ class DispatcherServiceServicer:
     def SubmitAnswer(self, request, context):
         """Only the worker holding an unexpired lease may answer, once.
         """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SkipTask(self, request, context):
+        """Gives a leased task back (it goes to someone else; this worker never sees it again).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetMyStats(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateWorker(self, request, context):
+        """Admin (admin token): worker accounts, gold, blocking.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AddGold(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetWorker(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListWorkers(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def BlockWorker(self, request, context):
+        """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -380,6 +467,41 @@ def add_DispatcherServiceServicer_to_server(servicer, server):
                     request_deserializer=labelstream_dot_v1_dot_services__pb2.SubmitAnswerRequest.FromString,
                     response_serializer=labelstream_dot_v1_dot_services__pb2.SubmitAnswerResponse.SerializeToString,
             ),
+            'SkipTask': grpc.unary_unary_rpc_method_handler(
+                    servicer.SkipTask,
+                    request_deserializer=labelstream_dot_v1_dot_services__pb2.SkipTaskRequest.FromString,
+                    response_serializer=labelstream_dot_v1_dot_services__pb2.SkipTaskResponse.SerializeToString,
+            ),
+            'GetMyStats': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetMyStats,
+                    request_deserializer=labelstream_dot_v1_dot_services__pb2.GetMyStatsRequest.FromString,
+                    response_serializer=labelstream_dot_v1_dot_services__pb2.WorkerStats.SerializeToString,
+            ),
+            'CreateWorker': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateWorker,
+                    request_deserializer=labelstream_dot_v1_dot_services__pb2.CreateWorkerRequest.FromString,
+                    response_serializer=labelstream_dot_v1_dot_services__pb2.CreateWorkerResponse.SerializeToString,
+            ),
+            'AddGold': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddGold,
+                    request_deserializer=labelstream_dot_v1_dot_services__pb2.AddGoldRequest.FromString,
+                    response_serializer=labelstream_dot_v1_dot_services__pb2.AddGoldResponse.SerializeToString,
+            ),
+            'GetWorker': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetWorker,
+                    request_deserializer=labelstream_dot_v1_dot_services__pb2.GetWorkerRequest.FromString,
+                    response_serializer=labelstream_dot_v1_dot_services__pb2.WorkerStats.SerializeToString,
+            ),
+            'ListWorkers': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListWorkers,
+                    request_deserializer=labelstream_dot_v1_dot_services__pb2.ListWorkersRequest.FromString,
+                    response_serializer=labelstream_dot_v1_dot_services__pb2.ListWorkersResponse.SerializeToString,
+            ),
+            'BlockWorker': grpc.unary_unary_rpc_method_handler(
+                    servicer.BlockWorker,
+                    request_deserializer=labelstream_dot_v1_dot_services__pb2.BlockWorkerRequest.FromString,
+                    response_serializer=labelstream_dot_v1_dot_services__pb2.WorkerStats.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'labelstream.v1.DispatcherService', rpc_method_handlers)
@@ -389,7 +511,11 @@ def add_DispatcherServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class DispatcherService:
-    """Missing associated documentation comment in .proto file."""
+    """Workers authenticate with `authorization: Bearer <worker token>` metadata; the admin calls
+    need the admin token. Refusals: UNAUTHENTICATED (no or bad token), PERMISSION_DENIED (not
+    leased to you, blocked, admin only), ALREADY_EXISTS (answered twice), RESOURCE_EXHAUSTED
+    (rate limit, break time), FAILED_PRECONDITION (lease expired), INVALID_ARGUMENT.
+    """
 
     @staticmethod
     def LeaseTask(request,
@@ -435,6 +561,195 @@ class DispatcherService:
             '/labelstream.v1.DispatcherService/SubmitAnswer',
             labelstream_dot_v1_dot_services__pb2.SubmitAnswerRequest.SerializeToString,
             labelstream_dot_v1_dot_services__pb2.SubmitAnswerResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SkipTask(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/labelstream.v1.DispatcherService/SkipTask',
+            labelstream_dot_v1_dot_services__pb2.SkipTaskRequest.SerializeToString,
+            labelstream_dot_v1_dot_services__pb2.SkipTaskResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetMyStats(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/labelstream.v1.DispatcherService/GetMyStats',
+            labelstream_dot_v1_dot_services__pb2.GetMyStatsRequest.SerializeToString,
+            labelstream_dot_v1_dot_services__pb2.WorkerStats.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateWorker(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/labelstream.v1.DispatcherService/CreateWorker',
+            labelstream_dot_v1_dot_services__pb2.CreateWorkerRequest.SerializeToString,
+            labelstream_dot_v1_dot_services__pb2.CreateWorkerResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddGold(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/labelstream.v1.DispatcherService/AddGold',
+            labelstream_dot_v1_dot_services__pb2.AddGoldRequest.SerializeToString,
+            labelstream_dot_v1_dot_services__pb2.AddGoldResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetWorker(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/labelstream.v1.DispatcherService/GetWorker',
+            labelstream_dot_v1_dot_services__pb2.GetWorkerRequest.SerializeToString,
+            labelstream_dot_v1_dot_services__pb2.WorkerStats.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListWorkers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/labelstream.v1.DispatcherService/ListWorkers',
+            labelstream_dot_v1_dot_services__pb2.ListWorkersRequest.SerializeToString,
+            labelstream_dot_v1_dot_services__pb2.ListWorkersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BlockWorker(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/labelstream.v1.DispatcherService/BlockWorker',
+            labelstream_dot_v1_dot_services__pb2.BlockWorkerRequest.SerializeToString,
+            labelstream_dot_v1_dot_services__pb2.WorkerStats.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,135 @@
+"""The annotator page in a real browser against the real stack: headless Debian Chromium driven by
+Playwright signs in with a worker token, labels with the keyboard, skips, and sees its own stats,
+while the stack's dispatcher serves the page, records the answers and publishes them to Kafka.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from collections.abc import Iterator
+
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+from pymongo.database import Database
+
+from integration_tests.conftest import eventually, make_project
+from labelstream.cli.stack import REPO_ROOT, StackState
+from labelstream.common.kafka import SCHEMA_VERSION
+from labelstream.common.settings import Settings
+from labelstream.common.store import Store
+from labelstream.dispatcher.pool import TaskPool
+from labelstream.dispatcher.workbench import Workbench
+from labelstream.v1 import events_pb2
+
+pytestmark = pytest.mark.integration
+
+CHROMIUM = "/usr/bin/chromium"  # Debian's; Playwright never downloads a browser here
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--disable-quic"]
+SCREENSHOT = REPO_ROOT / "reports" / "screenshots" / "annotator.png"
+PROJECT = "annotator-chromium"
+WORKER = "w-chromium"
+INSTRUCTIONS = "Is the sentiment of this movie review negative or positive?"
+WARNING = "some reviews contain strong language"
+PAY = 0.05
+TEXTS = [f"review {i}: {text}" for i, text in enumerate([
+    "a quietly moving film with a superb cast", "two hours i will never get back",
+    "funny, warm and far too short", "the plot collapses in the last act", "an easy recommendation"])]
+
+
+@pytest.fixture(scope="module")
+def workbench(state: StackState) -> Iterator[Workbench]:
+    """A Workbench on the stack's store, for what an admin and the router would do: a worker
+    account and tasks in the pool. The page itself is served by the stack's dispatcher."""
+    store = Store(Settings.from_env({"LABELSTREAM_MONGODB_URI": state.mongodb_uri}))
+    yield Workbench(store, TaskPool(store, 60), admin_token="", requests_per_minute=600)
+    store.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    assert shutil.which(CHROMIUM), "chromium is missing: scripts/install-test-tools.sh installs it"
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+def add_tasks(workbench: Workbench) -> None:
+    """One slot each, in falling priority, so the page shows TEXTS in order."""
+    for i, text in enumerate(TEXTS):
+        workbench.pool.add(events_pb2.HumanTask(
+            schema_version=SCHEMA_VERSION, project_id=PROJECT, item_id=f"item-{i}", task_id=f"{PROJECT}:item-{i}",
+            text=text, labels=["negative", "positive"], overlap=1, priority=0.9 - i / 10))
+
+
+def earnings(page: Page) -> float:
+    return float(page.get_by_test_id("stat-earnings").inner_text().replace(",", ""))
+
+
+def test_a_worker_labels_with_the_keyboard(state: StackState, db: Database, workbench: Workbench,
+                                           browser: Browser):
+    make_project(state, PROJECT, instructions=INSTRUCTIONS, content_warning=WARNING, pay_per_answer=PAY)
+    add_tasks(workbench)
+    token = workbench.create_worker(WORKER, rotate=True)
+
+    page = browser.new_page(viewport={"width": 1100, "height": 760})
+    page.goto(f"{state.web_url('dispatcher')}?project_id={PROJECT}")
+    page.get_by_test_id("token-input").fill(token)
+    page.get_by_test_id("signin-button").click()
+
+    expect(page.get_by_test_id("whoami")).to_have_text(f"Signed in as {WORKER}")
+    expect(page.get_by_test_id("guidelines")).to_have_text(INSTRUCTIONS)
+    expect(page.get_by_test_id("content-warning")).to_contain_text(WARNING)
+    expect(page.get_by_test_id("task-text")).to_have_text(TEXTS[0])
+    expect(page.get_by_test_id("label-button")).to_have_text(["1negative", "2positive"])
+    expect(page.get_by_test_id("task-pay")).to_contain_text("0.05")
+    expect(page.get_by_test_id("stat-status")).to_have_text("active")
+    expect(page.get_by_test_id("stat-tasks-done")).to_have_text("0")
+    expect(page.get_by_test_id("stat-gold-accuracy")).to_have_text("not yet known")
+    expect(page.get_by_test_id("alert")).to_be_hidden()
+    seen_earnings = [earnings(page)]
+
+    for done in range(1, 4):  # "2" is the second label: positive
+        page.keyboard.press("2")
+        expect(page.get_by_test_id("task-text")).to_have_text(TEXTS[done])
+        expect(page.get_by_test_id("stat-tasks-done")).to_have_text(str(done))
+        expect(page.get_by_test_id("status-message")).to_have_text("Saved “positive”.")
+        seen_earnings.append(earnings(page))
+    assert seen_earnings == sorted(set(seen_earnings)), f"earnings must grow with each answer: {seen_earnings}"
+    assert seen_earnings[0] == 0 and seen_earnings[-1] == pytest.approx(3 * PAY)
+
+    page.keyboard.press("s")
+    expect(page.get_by_test_id("status-message")).to_have_text("Skipped.")
+    expect(page.get_by_test_id("task-text")).to_have_text(TEXTS[4])
+    expect(page.get_by_test_id("stat-tasks-done")).to_have_text("3")
+    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOT), full_page=True)
+
+    page.keyboard.press("1")  # the last task; then the pool is empty for this worker
+    expect(page.get_by_test_id("waiting")).to_contain_text("No task is available")
+    expect(page.get_by_test_id("task")).to_be_hidden()
+    expect(page.get_by_test_id("stat-tasks-done")).to_have_text("4")
+    page.close()
+
+    held = {a["task_id"]: (a["status"], a.get("label")) for a in db.assignments.find({"worker_id": WORKER})}
+    assert held == {f"{PROJECT}:item-{i}": state_label for i, state_label in enumerate(
+        [("answered", "positive")] * 3 + [("skipped", None), ("answered", "negative")])}
+    # The dispatcher published every answer to Kafka (its outbox record is marked once the broker acked).
+    published = eventually(lambda: db.responses.count_documents({"worker_id": WORKER, "published": True}) == 4)
+    assert published, "the dispatcher did not publish the answers"
+
+
+def test_a_bad_token_shows_an_error(state: StackState, browser: Browser):
+    context = browser.new_context()  # its own sessionStorage: not signed in
+    page = context.new_page()
+    page.goto(state.web_url("dispatcher"))
+    page.get_by_test_id("token-input").fill("lsw_not-a-real-token")
+    page.get_by_test_id("signin-button").click()
+    expect(page.get_by_test_id("alert")).to_be_visible()
+    expect(page.get_by_test_id("alert")).to_have_text(re.compile(r"Sign-in failed: this token is not valid"))
+    expect(page.get_by_test_id("signin-view")).to_be_visible()
+    expect(page.get_by_test_id("work-view")).to_be_hidden()
+    assert page.evaluate("sessionStorage.getItem('labelstream.token')") is None, "a refused token is not kept"
+    context.close()

@@ -1,0 +1,182 @@
+"""Worker quality: qualification, hidden-gold rate, Bayesian accuracy, blocking and anti-fraud
+signals. Plain functions on a worker's record; no I/O, so the service, the Snow replay and the
+tests all run the same rules.
+
+A worker's record per project is a flat dict of counters (stored as one document, updated with
+$set/$inc only), so the same code works on the store's document and on an in-memory one.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass, field
+
+from scipy.stats import beta
+
+from labelstream.v1 import events_pb2
+
+QUALIFYING, ACTIVE, BLOCKED = "qualifying", "active", "blocked"
+RECENT_GOLD = 10       # gold outcomes remembered for "recent accuracy dipped"
+RECENT_ANSWERS = 20    # answers remembered for position and shortcut signals
+PRIOR = (1.0, 1.0)     # Beta prior on a worker's accuracy: uniform, so gold decides
+
+DEFAULT_POLICY = events_pb2.WorkerPolicy(
+    qualification_tasks=0, qualification_accuracy=0.0, block_accuracy=0.0, block_confidence=0.9,
+    min_gold_to_block=4, gold_rate_new=0.0, gold_rate_trusted=0.0, gold_rate_suspect=0.0, trusted_after=20,
+    min_seconds_per_task=0.0, max_constant_streak=0, max_position_share=0.0, max_shortcut_share=0.0,
+    min_hourly_wage=0.0, pay_policy="alert", max_continuous_minutes=0.0, break_minutes=10.0)
+
+
+def effective_policy(spec: events_pb2.ProjectSpec | None) -> events_pb2.WorkerPolicy:
+    """The project's policy with unset fields taken from DEFAULT_POLICY."""
+    policy = events_pb2.WorkerPolicy()
+    policy.CopyFrom(DEFAULT_POLICY)
+    if spec is not None and spec.HasField("workers"):
+        for descriptor, value in spec.workers.ListFields():
+            setattr(policy, descriptor.name, value)
+    return policy
+
+
+def new_record(project_id: str, worker_id: str, policy: events_pb2.WorkerPolicy) -> dict:
+    return {
+        "project_id": project_id, "worker_id": worker_id,
+        "status": QUALIFYING if policy.qualification_tasks > 0 else ACTIVE,
+        "gold_correct": 0, "gold_wrong": 0, "recent_gold": "",
+        "tasks_done": 0, "work_ms": 0, "earnings": 0.0, "fast_answers": 0,
+        "last_label": "", "streak": 0, "recent_positions": "", "recent_shortcut": "",
+        "fraud_signals": [], "blocked_reason": "",
+    }
+
+
+def accuracy_posterior(record: dict) -> tuple[float, float]:
+    """Beta posterior (a, b) of the worker's accuracy on gold."""
+    return PRIOR[0] + record["gold_correct"], PRIOR[1] + record["gold_wrong"]
+
+
+def gold_accuracy(record: dict) -> float:
+    a, b = accuracy_posterior(record)
+    return a / (a + b) if record["gold_correct"] + record["gold_wrong"] else math.nan
+
+
+def is_suspect(record: dict, policy: events_pb2.WorkerPolicy) -> bool:
+    """Recent gold accuracy dipped below the block bound, or a fraud signal is on."""
+    if record["fraud_signals"]:
+        return True
+    recent = record["recent_gold"]
+    return (policy.block_accuracy > 0 and len(recent) >= 4
+            and recent.count("1") / len(recent) < policy.block_accuracy)
+
+
+def gold_rate(record: dict, policy: events_pb2.WorkerPolicy) -> float:
+    """Share of this worker's leases that are hidden gold."""
+    if record["status"] == QUALIFYING:
+        return 1.0
+    if is_suspect(record, policy):
+        return max(policy.gold_rate_suspect, policy.gold_rate_new)
+    answered = record["gold_correct"] + record["gold_wrong"]
+    return policy.gold_rate_new if answered < policy.trusted_after else policy.gold_rate_trusted
+
+
+def wants_gold(record: dict, policy: events_pb2.WorkerPolicy, rng: random.Random) -> bool:
+    return rng.random() < gold_rate(record, policy)
+
+
+def record_gold(record: dict, correct: bool, policy: events_pb2.WorkerPolicy) -> dict:
+    """The fields to $set after a gold answer (status may become active or blocked)."""
+    gold_correct = record["gold_correct"] + int(correct)
+    gold_wrong = record["gold_wrong"] + int(not correct)
+    updated = {**record, "gold_correct": gold_correct, "gold_wrong": gold_wrong,
+               "recent_gold": (record["recent_gold"] + ("1" if correct else "0"))[-RECENT_GOLD:]}
+    answered = gold_correct + gold_wrong
+    status, reason = record["status"], record["blocked_reason"]
+    if status == QUALIFYING and answered >= policy.qualification_tasks:
+        if gold_correct / answered >= policy.qualification_accuracy:
+            status = ACTIVE
+        else:
+            status, reason = BLOCKED, (f"failed qualification: {gold_correct}/{answered} gold answers right, "
+                                       f"{policy.qualification_accuracy:.0%} needed")
+    elif status == ACTIVE and should_block(updated, policy):
+        status, reason = BLOCKED, (f"gold accuracy {gold_correct}/{answered}: P(accuracy < "
+                                   f"{policy.block_accuracy:.2f}) above {policy.block_confidence:.2f}")
+    return {"gold_correct": gold_correct, "gold_wrong": gold_wrong, "recent_gold": updated["recent_gold"],
+            "status": status, "blocked_reason": reason}
+
+
+def should_block(record: dict, policy: events_pb2.WorkerPolicy) -> bool:
+    """Block once the posterior is confident the worker is below the project's bound."""
+    if policy.block_accuracy <= 0:
+        return False
+    answered = record["gold_correct"] + record["gold_wrong"]
+    if answered < max(1, policy.min_gold_to_block):
+        return False
+    a, b = accuracy_posterior(record)
+    return float(beta.cdf(policy.block_accuracy, a, b)) > policy.block_confidence
+
+
+@dataclass(frozen=True)
+class AnswerFacts:
+    """What the dispatcher knows about one answer, for the fraud signals."""
+    label: str
+    labels: list[str]
+    duration_ms: int
+
+
+@dataclass
+class AnswerUpdate:
+    fields: dict = field(default_factory=dict)
+    increments: dict = field(default_factory=dict)
+
+
+def record_answer(record: dict, facts: AnswerFacts, pay: float,
+                  policy: events_pb2.WorkerPolicy) -> AnswerUpdate:
+    """Counters and fraud signals after any answer (real or gold)."""
+    position = facts.labels.index(facts.label) if facts.label in facts.labels else -1
+    longest = max(facts.labels, key=len) if facts.labels else ""
+    shortcut_applies = bool(longest) and sum(len(x) == len(longest) for x in facts.labels) == 1
+    streak = record["streak"] + 1 if facts.label == record["last_label"] else 1
+    positions = (record["recent_positions"] + ("1" if position == 0 else "0"))[-RECENT_ANSWERS:]
+    shortcut = record["recent_shortcut"]
+    if shortcut_applies:
+        shortcut = (shortcut + ("1" if facts.label == longest else "0"))[-RECENT_ANSWERS:]
+    fast = policy.min_seconds_per_task > 0 and facts.duration_ms < policy.min_seconds_per_task * 1000
+    increments = {"tasks_done": 1, "work_ms": facts.duration_ms, "earnings": pay, "fast_answers": int(fast)}
+    state = {**record, "streak": streak, "recent_positions": positions, "recent_shortcut": shortcut,
+             "fast_answers": record["fast_answers"] + int(fast), "tasks_done": record["tasks_done"] + 1}
+    fields = {"last_label": facts.label, "streak": streak, "recent_positions": positions,
+              "recent_shortcut": shortcut, "fraud_signals": fraud_signals(state, len(facts.labels), policy)}
+    return AnswerUpdate(fields, increments)
+
+
+def fraud_signals(record: dict, n_labels: int, policy: events_pb2.WorkerPolicy) -> list[str]:
+    signals = []
+    done = record["tasks_done"]
+    if policy.min_seconds_per_task > 0 and done >= 5 and record["fast_answers"] / done > 0.5:
+        signals.append("too_fast")
+    if policy.max_constant_streak > 0 and record["streak"] >= policy.max_constant_streak:
+        signals.append("constant_answers")
+    positions = record["recent_positions"]
+    # With k options an honest worker picks the first about 1/k of the time.
+    if (policy.max_position_share > 0 and len(positions) >= RECENT_ANSWERS and n_labels > 1
+            and positions.count("1") / len(positions) > policy.max_position_share):
+        signals.append("position_bias")
+    shortcut = record["recent_shortcut"]
+    if (policy.max_shortcut_share > 0 and len(shortcut) >= RECENT_ANSWERS
+            and shortcut.count("1") / len(shortcut) > policy.max_shortcut_share):
+        signals.append("longest_option")
+    return signals
+
+
+def hourly_rate(record: dict) -> float:
+    hours = record["work_ms"] / 3_600_000
+    return record["earnings"] / hours if hours > 0 else math.nan
+
+
+def adjusted_pay(pay: float, median_rate: float, policy: events_pb2.WorkerPolicy) -> float | None:
+    """The raised pay per answer when the median hourly rate is under the minimum wage; None
+    when no change is due."""
+    if policy.min_hourly_wage <= 0 or not median_rate or math.isnan(median_rate):
+        return None
+    if median_rate >= policy.min_hourly_wage:
+        return None
+    return round(pay * policy.min_hourly_wage / median_rate, 4)
