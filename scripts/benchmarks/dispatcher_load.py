@@ -306,10 +306,11 @@ def run_load(address: str, tokens: list[str], stack_pids: dict[str, int], option
 
 
 def stop_clients(processes: list[Any]) -> None:
-    for process in processes:
+    started = [p for p in processes if p.pid is not None]  # a failed start leaves the rest unstarted
+    for process in started:
         if process.is_alive():
             process.terminate()
-    for process in processes:
+    for process in started:
         process.join(5)
         if process.is_alive():
             process.kill()

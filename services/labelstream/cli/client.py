@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import grpc
+from google.protobuf.message import Message
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from labelstream.common.kafka import Topics
@@ -62,10 +63,9 @@ def wait_for_final_labels(monitor_address: str, project_id: str, expected: int, 
         time.sleep(0.5)
 
 
-def read_all_final_labels(bootstrap: str, project_id: str | None = None, topic_prefix: str = "",
-                          ) -> list[events_pb2.FinalLabel]:
-    """Every message on labels.final from the beginning to its current end (all versions)."""
-    topic = topic_prefix + Topics.LABELS_FINAL
+def read_topic(bootstrap: str, topic: str, message_type: type[Message], topic_prefix: str = "") -> list:
+    """Every message on a topic from the beginning to its current end."""
+    topic = topic_prefix + topic
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
                              consumer_timeout_ms=2000)
     try:
@@ -73,16 +73,25 @@ def read_all_final_labels(bootstrap: str, project_id: str | None = None, topic_p
         consumer.assign(partitions)
         consumer.seek_to_beginning(*partitions)
         end = consumer.end_offsets(partitions)
-        labels: list[events_pb2.FinalLabel] = []
+        messages = []
         while any(consumer.position(tp) < end[tp] for tp in partitions):
             for batch in consumer.poll(timeout_ms=1000).values():
-                for record in batch:
-                    label = events_pb2.FinalLabel.FromString(record.value)
-                    if not project_id or label.project_id == project_id:
-                        labels.append(label)
-        return labels
+                messages += [message_type.FromString(record.value) for record in batch]
+        return messages
     finally:
         consumer.close()
+
+
+def read_all_final_labels(bootstrap: str, project_id: str | None = None, topic_prefix: str = "",
+                          ) -> list[events_pb2.FinalLabel]:
+    """Every final label on labels.final (all versions)."""
+    return [label for label in read_topic(bootstrap, Topics.LABELS_FINAL, events_pb2.FinalLabel, topic_prefix)
+            if not project_id or label.project_id == project_id]
+
+
+def read_quality_events(bootstrap: str, project_id: str) -> list[events_pb2.QualityEvent]:
+    return [e for e in read_topic(bootstrap, Topics.QUALITY_EVENTS, events_pb2.QualityEvent)
+            if e.project_id == project_id]
 
 
 def read_final_labels(bootstrap: str, project_id: str | None = None, topic_prefix: str = "",

@@ -151,6 +151,9 @@ SETTINGS: dict[str, Setting] = {
     "http_port": Setting(
         "LABELSTREAM_HTTP_PORT", "0", "Port of the web page (dispatcher: annotator page; monitor: dashboard); "
         "0: no web page", _port),
+    "quality_watch_seconds": Setting(
+        "LABELSTREAM_QUALITY_WATCH_SECONDS", "10", "How often the monitor checks quality gauges against "
+        "their ranges and publishes alerts as quality events", _positive_int),
 }
 
 
@@ -187,6 +190,7 @@ class Settings:
     admin_token: str
     worker_requests_per_minute: int
     http_port: int
+    quality_watch_seconds: int
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

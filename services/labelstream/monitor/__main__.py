@@ -15,8 +15,18 @@ from labelstream.common.runtime import Runtime, run_service
 from labelstream.common.store import item_key, vote_key
 from labelstream.common.telemetry import MESSAGES, log_fields, now_ms, trace_headers
 from labelstream.monitor.stats import compute_stats
+from labelstream.monitor.watch import new_breaches, project_metrics
 from labelstream.v1 import events_pb2, services_pb2, services_pb2_grpc
 
+QUALITY_GAUGES = {metric: Gauge(f"labelstream_{metric}", help_text, ["project", "worker"] if metric ==
+                                 "worker_accuracy" else ["project"])
+                  for metric, help_text in (
+                      ("agreement_alpha", "Krippendorff's alpha of human answers over the last hour"),
+                      ("worker_accuracy", "A worker's accuracy on hidden gold (Beta posterior mean)"),
+                      ("model_accuracy", "The model's label against final human labels over the last hour"),
+                      ("throughput_per_s", "Final labels per second over the last hour"),
+                      ("backlog_tasks", "Human tasks with open slots"),
+                      ("time_per_task_seconds", "Median seconds a worker spends on a task, last hour"))}
 PROJECT_GAUGES = {
     "human_fraction": Gauge("labelstream_human_fraction", "Share of final labels that came from people",
                             ["project"]),
@@ -125,7 +135,26 @@ def register(runtime: Runtime, server: grpc.Server) -> None:
         for project in runtime.store.db.projects.find({}, {"_id": 1}):
             project_stats(runtime, project["_id"])
 
+    def watch_quality() -> None:
+        """Quality gauges for Prometheus, and the same alert conditions as quality events."""
+        events = []
+        for project in runtime.store.db.projects.find({}, {"_id": 1}):
+            metrics = project_metrics(runtime.store.db, project["_id"], now_ms())
+            for key, value in metrics.items():
+                gauge = QUALITY_GAUGES[key.metric]
+                labels = (key.project, key.worker) if key.metric == "worker_accuracy" else (key.project,)
+                gauge.labels(*labels).set(value)
+            events += new_breaches(runtime.store.db, metrics, now_ms())
+        if events:
+            for event in events:
+                log.warning("quality alert", extra=log_fields(project_id=event.project_id, kind=event.kind,
+                                                               worker_id=event.worker_id, detail=event.detail))
+            runtime.producer.publish([Outgoing(Topics.QUALITY_EVENTS, item_key(e.project_id, e.kind), e)
+                                      for e in events])
+
     runtime.start_background(refresh_gauges, 10.0, "gauges")
+    runtime.start_background(watch_quality, float(runtime.settings.quality_watch_seconds),
+                             "quality-watch")
 
 
 def main() -> None:

@@ -101,6 +101,13 @@ def make_handler(runtime: Runtime):
 
     def handle_quality(record: Incoming) -> list[Outgoing]:
         event = decode(record, events_pb2.QualityEvent)
+        if event.kind == "low_model_accuracy":
+            spec = runtime.store.get_project(event.project_id)
+            if spec is not None:
+                target = models.tighten(spec)
+                log.info("model accuracy low: recalibrated, target raised", extra=log_fields(
+                    project_id=spec.project_id, target_accuracy=target, model_accuracy=event.value))
+            return []
         if event.kind != "verified_label":
             return []
         spec = project(event.project_id, event.item_id)

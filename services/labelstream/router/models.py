@@ -68,20 +68,37 @@ class RoutingModels:
             return None
         return doc
 
-    def refit_if_due(self, spec: events_pb2.ProjectSpec, model: str) -> int:
-        """Refit when enough new verified items arrived; returns the new version (0: no refit)."""
+    def target_accuracy(self, spec: events_pb2.ProjectSpec) -> float:
+        """The project's target, raised while the monitor reports low model accuracy."""
+        override = self.store.db.routing_overrides.find_one({"_id": spec.project_id})
+        return max(spec.target_accuracy, override["target_accuracy"]) if override else spec.target_accuracy
+
+    def tighten(self, spec: events_pb2.ProjectSpec, step: float = 0.02, ceiling: float = 0.995) -> float:
+        """Low model accuracy: raise the target (so thresholds rise) and recalibrate every model now."""
+        target = min(ceiling, self.target_accuracy(spec) + step)
+        self.store.db.routing_overrides.replace_one(
+            {"_id": spec.project_id}, {"_id": spec.project_id, "target_accuracy": target, "at_ms": now_ms()},
+            upsert=True)
+        for model in {v["model"] for v in self.store.db.verified.find({"project_id": spec.project_id}, {"model": 1})}:
+            self.refit_if_due(spec, model, force=True)
+        return target
+
+    def refit_if_due(self, spec: events_pb2.ProjectSpec, model: str, force: bool = False) -> int:
+        """Refit when enough new verified items arrived (or now, when forced); returns the new
+        version (0: no refit)."""
         if (spec.routing_strategy or "threshold") == "threshold":
             return 0
         verified = list(self.store.db.verified.find({"project_id": spec.project_id, "model": model}))
         key = f"{spec.project_id}|{model}"
         current = self.store.db.routing_models.find_one({"_id": key})
         fitted_on = current["model"]["n_verified"] if current else 0
-        if len(verified) < spec.min_verified or len(verified) - fitted_on < max(1, spec.refit_every):
+        if len(verified) < spec.min_verified or (
+                not force and len(verified) - fitted_on < max(1, spec.refit_every)):
             return 0
         probabilities = np.array([v["probabilities"] for v in verified], dtype=float)
         labels = np.array([v["label_index"] for v in verified])
         context = item_context([v["text_length"] for v in verified], [v.get("models_agree", 1.0) for v in verified])
-        fitted = fit_routing_model(spec.routing_strategy, probabilities, context, labels, spec.target_accuracy,
+        fitted = fit_routing_model(spec.routing_strategy, probabilities, context, labels, self.target_accuracy(spec),
                                    spec.confidence_level or 0.95, spec.accuracy_bound or "wilson")
         version = (current["version"] if current else 0) + 1
         self.store.db.routing_models.replace_one({"_id": key}, {

@@ -1,0 +1,81 @@
+"""The quality gauges of a project over a recent window, and the alerts they raise as quality
+events (the same conditions as the chart's Prometheus rules, labelstream.monitor.alerts)."""
+
+from __future__ import annotations
+
+import math
+import statistics
+
+from pymongo.database import Database
+
+from labelstream.common.kafka import SCHEMA_VERSION
+from labelstream.monitor.agreement import krippendorff_alpha
+from labelstream.monitor.alerts import Breach, MetricKey, evaluate
+from labelstream.v1 import events_pb2
+
+WINDOW_MS = 3_600_000
+MIN_SPAN_MS = 60_000            # a young project's throughput is over at least a minute
+MIN_RESPONSES = 20              # before agreement or time per task means anything
+MIN_GOLD_ANSWERS = 5            # before a worker's gold accuracy is exported
+MIN_MODEL_CHECKS = 20           # final human labels before model accuracy is exported
+
+
+def project_metrics(db: Database, project_id: str, now_ms: int) -> dict[MetricKey, float]:
+    since = now_ms - WINDOW_MS
+    metrics: dict[MetricKey, float] = {}
+    responses = list(db.monitor_events.find(
+        {"project_id": project_id, "kind": "human_response", "at_ms": {"$gte": since}},
+        {"item_id": 1, "worker_id": 1, "label": 1, "duration_ms": 1}))
+    if len(responses) >= MIN_RESPONSES:
+        metrics[MetricKey("agreement_alpha", project_id)] = krippendorff_alpha(
+            [(r["item_id"], r["worker_id"], r["label"]) for r in responses])
+        metrics[MetricKey("time_per_task_seconds", project_id)] = statistics.median(
+            r.get("duration_ms", 0) for r in responses) / 1000
+    for record in db.worker_quality.find({"project_id": project_id, "status": {"$ne": "blocked"}}):
+        answered = record["gold_correct"] + record["gold_wrong"]
+        if answered >= MIN_GOLD_ANSWERS:
+            metrics[MetricKey("worker_accuracy", project_id, record["worker_id"])] = \
+                (1 + record["gold_correct"]) / (2 + answered)
+    finals: dict[str, dict] = {}
+    for event in db.monitor_events.find({"project_id": project_id, "kind": "final_label", "at_ms": {"$gte": since}}):
+        if event["item_id"] not in finals or event["version"] > finals[event["item_id"]]["version"]:
+            finals[event["item_id"]] = event
+    human = [f for f in finals.values() if f["source"] == "human"]
+    if len(human) >= MIN_MODEL_CHECKS:
+        model_labels = {d["item_id"]: d.get("label") for d in db.decisions.find(
+            {"project_id": project_id, "item_id": {"$in": [f["item_id"] for f in human]}}, {"item_id": 1, "label": 1})}
+        judged = [f for f in human if model_labels.get(f["item_id"])]
+        if len(judged) >= MIN_MODEL_CHECKS:
+            metrics[MetricKey("model_accuracy", project_id)] = \
+                sum(model_labels[f["item_id"]] == f["label"] for f in judged) / len(judged)
+    if finals:
+        first = min(f["at_ms"] for f in finals.values())
+        metrics[MetricKey("throughput_per_s", project_id)] = len(finals) / (max(MIN_SPAN_MS, now_ms - first) / 1000)
+    metrics[MetricKey("backlog_tasks", project_id)] = float(db.tasks.count_documents(
+        {"project_id": project_id, "status": "open", "open_slots": {"$gt": 0}}))
+    return metrics
+
+
+def alert_key(breach: Breach) -> str:
+    return f"{breach.kind}|{breach.project}|{breach.worker}"
+
+
+def new_breaches(db: Database, metrics: dict[MetricKey, float], now_ms: int) -> list[events_pb2.QualityEvent]:
+    """Quality events for breaches that were not already active; resolved ones are cleared."""
+    breaches = evaluate(metrics)
+    projects = {key.project for key in metrics}
+    active = {doc["_id"] for doc in db.active_alerts.find({"project": {"$in": sorted(projects)}})}
+    current = {alert_key(b): b for b in breaches}
+    for resolved in active - set(current):
+        db.active_alerts.delete_one({"_id": resolved})
+    events = []
+    for key, breach in current.items():
+        if key in active:
+            continue
+        db.active_alerts.replace_one({"_id": key}, {"_id": key, "project": breach.project, "since_ms": now_ms},
+                                     upsert=True)
+        events.append(events_pb2.QualityEvent(
+            schema_version=SCHEMA_VERSION, project_id=breach.project, kind=breach.kind, worker_id=breach.worker,
+            value=breach.value if not math.isnan(breach.value) else 0.0, threshold=breach.threshold,
+            detail=breach.summary, at_ms=now_ms))
+    return events
