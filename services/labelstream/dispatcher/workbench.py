@@ -175,6 +175,10 @@ class Workbench:
         if record["status"] == quality.BLOCKED:
             raise PoolError("PERMISSION_DENIED", f"you can no longer work on project {project_id!r}: "
                                                  f"{record['blocked_reason']}")
+        if record["status"] == quality.QUALIFYING and len(self.pool.gold_items(project_id)) < \
+                policy.qualification_tasks:
+            raise PoolError("NOT_FOUND", f"project {project_id!r} is not admitting new workers yet: it has too "
+                                         "few gold tasks for qualification; try again later")
         reminder = self._check_break(record, policy)
         pay = self.pay(project_id)
         lease = None

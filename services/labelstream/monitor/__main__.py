@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 from collections.abc import Sequence
@@ -9,11 +10,14 @@ from collections.abc import Sequence
 import grpc
 from prometheus_client import Gauge
 from pymongo import UpdateOne
+from pymongo.errors import DuplicateKeyError
 
 from labelstream.common.kafka import Incoming, InvalidMessage, Outgoing, Topics, dead_letter, decode
 from labelstream.common.runtime import Runtime, run_service
 from labelstream.common.store import item_key, vote_key
 from labelstream.common.telemetry import MESSAGES, log_fields, now_ms, trace_headers
+from labelstream.monitor.dashboard_web import DashboardWeb
+from labelstream.monitor.mining import mine_project
 from labelstream.monitor.stats import compute_stats
 from labelstream.monitor.watch import new_breaches, project_metrics
 from labelstream.v1 import events_pb2, services_pb2, services_pb2_grpc
@@ -152,9 +156,25 @@ def register(runtime: Runtime, server: grpc.Server) -> None:
             runtime.producer.publish([Outgoing(Topics.QUALITY_EVENTS, item_key(e.project_id, e.kind), e)
                                       for e in events])
 
+    def mine_gold() -> None:
+        for doc in runtime.store.db.projects.find({}, {"_id": 1}):
+            spec = runtime.store.get_project(doc["_id"])
+            if spec is None:
+                continue
+            for found in mine_project(runtime.store.db, spec.project_id, list(spec.labels)):
+                with contextlib.suppress(DuplicateKeyError):
+                    runtime.store.db.gold.insert_one({
+                        "_id": f"{spec.project_id}:{found.item_id}", "project_id": spec.project_id,
+                        "item_id": found.item_id, "text": found.text, "label": found.label,
+                        "labels": list(spec.labels), "weight": found.weight, "source": "mined", "added_ms": now_ms()})
+
     runtime.start_background(refresh_gauges, 10.0, "gauges")
+    runtime.start_background(mine_gold, 30.0, "gold-mining")
     runtime.start_background(watch_quality, float(runtime.settings.quality_watch_seconds),
                              "quality-watch")
+    if runtime.settings.http_port:
+        DashboardWeb(runtime.store, runtime.settings.http_port, runtime.settings.grpc_bind_host).start(
+            runtime.stop_event)
 
 
 def main() -> None:

@@ -1,0 +1,70 @@
+"""Benchmark mining: items on which enough trusted workers agree become gold, as Scale does it.
+The mined set is balanced against shortcuts: classes stay in the proportion of the project's
+final labels, and items whose answer is not the shortcut's (the longest or the first option)
+weigh more when gold is drawn, so a worker who always takes the shortcut fails more gold."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+
+from pymongo.database import Database
+
+MIN_AGREEING = 3             # trusted workers who gave the same answer, and nobody disagreed
+TRUSTED_ACCURACY = 0.8       # Beta posterior mean on gold
+TRUSTED_MIN_GOLD = 5
+SHORTCUT_WEIGHT = 2.0        # sampling weight of items the shortcut gets wrong
+
+
+@dataclass(frozen=True)
+class Candidate:
+    item_id: str
+    text: str
+    label: str
+    weight: float
+
+
+def shortcut_answers(labels: list[str]) -> set[str]:
+    return {labels[0], max(labels, key=len)} if labels else set()
+
+
+def mine(votes: list[tuple[str, str, str]], trusted: set[str], texts: dict[str, str], labels: list[str],
+         class_shares: dict[str, float], existing: set[str], limit: int) -> list[Candidate]:
+    """New gold from (item, worker, label) votes: unanimous items with MIN_AGREEING trusted votes,
+    at most `limit`, classes kept near `class_shares`."""
+    by_item: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    for item, worker, label in votes:
+        by_item[item].append((worker, label))
+    shortcuts = shortcut_answers(labels)
+    pool: dict[str, list[Candidate]] = defaultdict(list)
+    for item, item_votes in sorted(by_item.items()):
+        if item in existing or item not in texts or len({label for _, label in item_votes}) != 1:
+            continue
+        label = item_votes[0][1]
+        if sum(worker in trusted for worker, _ in item_votes) < MIN_AGREEING:
+            continue
+        pool[label].append(Candidate(item, texts[item], label, SHORTCUT_WEIGHT if label not in shortcuts else 1.0))
+    chosen: list[Candidate] = []
+    quota = {label: max(1, round(limit * class_shares.get(label, 1 / max(1, len(labels))))) for label in labels}
+    for label, candidates in pool.items():
+        # anti-shortcut items first, so the mined set tests more than the shortcut
+        candidates.sort(key=lambda c: -c.weight)
+        chosen += candidates[:quota.get(label, 0)]
+    return chosen[:limit]
+
+
+def mine_project(db: Database, project_id: str, labels: list[str], limit: int = 200) -> list[Candidate]:
+    trusted = {r["worker_id"] for r in db.worker_quality.find({"project_id": project_id, "status": "active"})
+               if r["gold_correct"] + r["gold_wrong"] >= TRUSTED_MIN_GOLD
+               and (1 + r["gold_correct"]) / (2 + r["gold_correct"] + r["gold_wrong"]) >= TRUSTED_ACCURACY}
+    if not trusted:
+        return []
+    existing = {g["item_id"] for g in db.gold.find({"project_id": project_id}, {"item_id": 1})}
+    if len(existing) >= limit:
+        return []
+    votes = [(v["item_id"], v["worker_id"], v["label"]) for v in db.votes.find({"project_id": project_id})]
+    texts = {t["item_id"]: t["text"] for t in db.tasks.find({"project_id": project_id}, {"item_id": 1, "text": 1})}
+    finals = Counter(f["label"] for f in db.final_labels.find({"project_id": project_id}, {"label": 1}))
+    total = sum(finals.values())
+    shares = {label: finals[label] / total for label in labels} if total else {}
+    return mine(votes, trusted, texts, labels, shares, existing, limit - len(existing))
