@@ -66,12 +66,12 @@ class WorkforceCounters:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-def sign_up(address: str, admin_token: str, worker_ids: list[str]) -> dict[str, str]:
-    """Worker accounts through the admin API (a new token for an existing id)."""
+def sign_up(address: str, admin_token: str, worker_ids: list[str], rotate: bool = True) -> dict[str, str]:
+    """Worker accounts through the admin API (rotate: a new token for an existing id)."""
     with grpc.insecure_channel(address) as channel:
         admin = services_pb2_grpc.DispatcherServiceStub(channel)
         metadata = (("authorization", f"Bearer {admin_token}"),)
-        return {w: admin.CreateWorker(services_pb2.CreateWorkerRequest(worker_id=w, rotate_token=True),
+        return {w: admin.CreateWorker(services_pb2.CreateWorkerRequest(worker_id=w, rotate_token=rotate),
                                       metadata=metadata, timeout=10).token for w in worker_ids}
 
 

@@ -138,3 +138,12 @@ def report_dict(stats: services_pb2.ProjectStats, elapsed_s: float | None = None
     if elapsed_s is not None:
         report["wall_time_s"] = round(elapsed_s, 1)
     return report
+
+
+def add_gold(address: str, admin_token: str, project_id: str, rows: list[dict]) -> tuple[int, int]:
+    with grpc.insecure_channel(address) as channel:
+        added = services_pb2_grpc.DispatcherServiceStub(channel).AddGold(services_pb2.AddGoldRequest(
+            project_id=project_id, items=[services_pb2.GoldItem(item_id=r["item_id"], text=r["text"],
+                                                                label=r["gold_label"]) for r in rows]),
+            metadata=(("authorization", f"Bearer {admin_token}"),), timeout=30)
+    return added.added, added.total

@@ -13,14 +13,14 @@ from typing import Annotated
 import grpc
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, track
 from rich.table import Table
 
 from labelstream.cli import client
 from labelstream.cli.projects import InputFileError, load_items, load_project
 from labelstream.cli.stack import REPO_ROOT, SERVICES, LocalStack, StackError, StackState
 from labelstream.common.settings import settings_table
-from labelstream.workforce import WorkerProfile, Workforce
+from labelstream.workforce import BEHAVIOURS, WorkerProfile, Workforce, sign_up
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, pretty_exceptions_enable=False)
 project_app = typer.Typer(help="Projects: what to label and how.", no_args_is_help=True)
@@ -67,6 +67,8 @@ def _print_endpoints(state: StackState) -> None:
     for service in SERVICES:
         table.add_row(service, state.grpc_address(service), f":{ports.metrics[service]}/metrics",
                       str(logs / f"{service}.log"))
+    table.add_row("annotator page", state.web_url("dispatcher"), "", "")
+    table.add_row("dashboard", state.web_url("monitor"), "", "")
     Console(width=160).print(table)
 
 
@@ -191,14 +193,76 @@ def export(project: Annotated[str, typer.Option()], out: Annotated[Path, typer.O
 def workers(project: Annotated[str, typer.Option()],
             gold: Annotated[Path, typer.Option(help="Items file with gold_label: what simulated workers know")],
             count: int = 8, accuracy: float = 0.85, answer_ms: float = 30.0,
+            behaviour: Annotated[str, typer.Option(help=f"One of {', '.join(BEHAVIOURS)}")] = "honest",
+            fatigue: Annotated[float, typer.Option(help="Accuracy lost per 100 answers")] = 0.0,
             duration: Annotated[float, typer.Option(help="Seconds to work")] = 60, run_dir: RunDir = None) -> None:
-    """Run simulated workers against the dispatcher for a while."""
+    """Run simulated workers (a profile: accuracy, speed, behaviour, fatigue) against the dispatcher."""
     state = _state(run_dir)
     gold_by_text = {i["text"]: i["gold_label"] for i in load_items(gold) if i.get("gold_label")}
+    try:
+        profile = WorkerProfile(accuracy, answer_ms, behaviour=behaviour, fatigue=fatigue)
+    except ValueError as exc:
+        raise _fail(str(exc)) from exc
     with Workforce(state.grpc_address("dispatcher"), state.admin_token, project, gold_by_text, count,
-                   WorkerProfile(accuracy, answer_ms)) as force:
+                   profile) as force:
         time.sleep(duration)
-    console.print(f"{force.counters.answers} answers, {force.counters.correct} correct")
+    console.print(f"{force.counters.answers} answers, {force.counters.correct} correct, "
+                  f"{len(force.counters.blocked)} workers blocked")
+
+
+@app.command("replay-snow")
+def replay_snow(seeds: int = 3, extra_fraction: float = 0.2,
+                out: Annotated[Path, typer.Option()] = REPO_ROOT / "reports" / "replay" / "snow_rte.json") -> None:
+    """Replay the real Snow RTE crowd under the worker rules, with and without random workers."""
+    from labelstream.replay import load_snow, replay
+
+    data = load_snow()
+    runs = []
+    for seed in track(range(seeds), description="replaying", console=console):
+        runs.append({"seed": seed, "without_extra": replay(data, seed=seed).as_dict(),
+                     "with_extra": replay(data, extra_fraction=extra_fraction, seed=seed).as_dict()})
+    table = Table(title="Snow RTE replay")
+    for column in ("seed", "accuracy", "accuracy with random", "random stopped in 20", "real blocked"):
+        table.add_column(column, justify="right")
+    for run in runs:
+        a, b = run["without_extra"], run["with_extra"]
+        table.add_row(str(run["seed"]), f"{a['accuracy']:.4f}", f"{b['accuracy']:.4f}",
+                      f"{b['extra_stopped_within_20_fraction']:.1%}", f"{b['real_blocked_fraction']:.1%}")
+    console.print(table)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"extra_fraction": extra_fraction, "runs": runs}, indent=2))
+    console.print(f"written to {out}")
+
+
+@app.command("create-worker")
+def create_worker(worker_id: str, rotate: bool = False, run_dir: RunDir = None) -> None:
+    """Create an annotator account and print its token (shown once; only its hash is stored)."""
+    state = _state(run_dir)
+    try:
+        token = sign_up(state.grpc_address("dispatcher"), state.admin_token, [worker_id], rotate)[worker_id]
+    except grpc.RpcError as exc:
+        raise _fail(f"cannot create worker {worker_id!r}: {exc.details()}") from exc
+    console.print(f"worker {worker_id}: sign in at {state.web_url('dispatcher')} with this token:")
+    print(token)  # noqa: T201 - the token is the command's output
+
+
+@app.command("add-gold")
+def add_gold(project: Annotated[str, typer.Option()],
+             items: Annotated[Path, typer.Option(help="JSONL/CSV items with gold_label: hidden control tasks")],
+             run_dir: RunDir = None) -> None:
+    """Add hidden gold tasks to a project (items need a gold_label)."""
+    state = _state(run_dir)
+    try:
+        rows = [r for r in load_items(items) if r.get("gold_label")]
+    except InputFileError as exc:
+        raise _fail(str(exc)) from exc
+    if not rows:
+        raise _fail(f"{items}: no item has a gold_label; gold tasks need their true label")
+    try:
+        added, total = client.add_gold(state.grpc_address("dispatcher"), state.admin_token, project, rows)
+    except grpc.RpcError as exc:
+        raise _fail(f"cannot add gold to {project!r}: {exc.details()}") from exc
+    console.print(f"{added} gold tasks added; project {project} has {total}")
 
 
 def print_report(data: dict) -> None:
