@@ -42,7 +42,7 @@ from rich.table import Table
 from labelstream.aggregator import dawid_skene as ds
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-SNOW = REPO_ROOT.parent / "shared" / "datasets" / "crowd" / "snow2008"
+SNOW = REPO_ROOT / "deploy" / "examples" / "crowd" / "snow2008"
 OUT = REPO_ROOT / "reports" / "benchmarks" / "aggregation.json"
 DATASETS = ("rte", "temp")
 SETTINGS = (0, 1, 3, 5)            # answers per item; 0 = all

@@ -23,7 +23,7 @@ from labelstream.aggregator.decide import fit_project
 from labelstream.dispatcher import quality
 from labelstream.v1 import events_pb2
 
-SNOW_RTE = Path(__file__).resolve().parents[2].parent / "shared" / "datasets" / "crowd" / "snow2008" / \
+SNOW_RTE = Path(__file__).resolve().parents[2] / "deploy" / "examples" / "crowd" / "snow2008" / \
     "rte.standardized.tsv"
 LABELS = ["0", "1"]
 FIRST_TASKS = 20  # "stopped within their first 20 tasks"
@@ -43,7 +43,7 @@ class CrowdData:
 
 def load_snow(path: Path = SNOW_RTE) -> CrowdData:
     if not path.exists():
-        raise FileNotFoundError(f"{path} not found: the Snow 2008 crowd data ships in shared/datasets/crowd")
+        raise FileNotFoundError(f"{path} not found: the Snow 2008 crowd data ships in deploy/examples/crowd")
     answers: dict[str, list[tuple[str, str]]] = defaultdict(list)
     gold: dict[str, str] = {}
     with path.open() as handle:
