@@ -622,11 +622,14 @@ def parse_options() -> argparse.Namespace:
     return options
 
 
-def raise_on_sigterm() -> None:
+def interrupt_on_signals() -> None:
+    """SIGTERM, and SIGINT even when started in the background (where a shell ignores it), raise
+    KeyboardInterrupt, so that the finally blocks stop the clients and the stack."""
     def handler(_signum: int, _frame: object) -> None:
-        raise KeyboardInterrupt  # so that the finally blocks stop the clients and the stack
+        raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
 
 
 def run(options: argparse.Namespace, run_dir: Path, texts: list[str]) -> dict[str, Any]:
@@ -668,7 +671,7 @@ def run(options: argparse.Namespace, run_dir: Path, texts: list[str]) -> dict[st
 
 def main() -> None:
     options = parse_options()
-    raise_on_sigterm()
+    interrupt_on_signals()
     texts = [row["text"] for row in load_items(TEXTS)]
     machine = machine_info()
     with tempfile.TemporaryDirectory() as tmp:
