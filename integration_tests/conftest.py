@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import socket
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +15,7 @@ from pymongo.database import Database
 
 from labelstream.cli import client
 from labelstream.cli.projects import load_items, load_project
-from labelstream.cli.stack import REPO_ROOT, LocalStack, StackState, free_port_block
+from labelstream.cli.stack import REPO_ROOT, LocalStack, StackState, free_port_block, store_command
 from labelstream.v1 import events_pb2
 
 DEMO = REPO_ROOT / "deploy" / "examples" / "sst2"
@@ -26,6 +28,25 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     local.start()
     yield local
     local.stop()
+
+
+@pytest.fixture(scope="session")
+def scratch_mongodb_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A store server of its own for tests that drop databases (the local server's databases
+    share collections, so dropping one in the stack's server would empty the stack's store)."""
+    run_dir = tmp_path_factory.mktemp("scratch-store")
+    (run_dir / "logs").mkdir()
+    port = free_port_block(size=1, start=45000)
+    server = subprocess.Popen(store_command(run_dir, port), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                break
+        time.sleep(0.2)
+    yield f"mongodb://127.0.0.1:{port}"
+    server.terminate()
+    server.wait(timeout=10)
 
 
 @pytest.fixture(scope="session")

@@ -16,9 +16,9 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def pool(state):
+def pool(scratch_mongodb_uri):
     database = f"pool_{uuid.uuid4().hex[:8]}"
-    store = Store(Settings.from_env({"LABELSTREAM_MONGODB_URI": state.mongodb_uri,
+    store = Store(Settings.from_env({"LABELSTREAM_MONGODB_URI": scratch_mongodb_uri,
                                      "LABELSTREAM_MONGODB_DATABASE": database}))
     store.ensure_indexes()
     yield TaskPool(store, lease_seconds=60)
@@ -26,8 +26,18 @@ def pool(state):
     store.close()
 
 
+# Each test's tasks belong to a project of their own, so no test sees another's tasks.
+P = ""
+
+
+@pytest.fixture(autouse=True)
+def fresh_project():
+    global P
+    P = f"pool-{uuid.uuid4().hex[:8]}"
+
+
 def task(task_id: str, overlap: int = 2, priority: float = 0.5) -> events_pb2.HumanTask:
-    return events_pb2.HumanTask(project_id="p", item_id=task_id, task_id=f"p:{task_id}", text=f"text {task_id}",
+    return events_pb2.HumanTask(project_id=P, item_id=task_id, task_id=f"{P}:{task_id}", text=f"text {task_id}",
                                 labels=["neg", "pos"], overlap=overlap, priority=priority)
 
 
@@ -35,19 +45,19 @@ def test_overlap_distinct_workers_and_priority_order(pool):
     pool.add(task("low", priority=0.1))
     pool.add(task("high", priority=0.9))
     pool.add(task("high", priority=0.9))  # a replayed message changes nothing
-    first = pool.lease("w1")
-    assert first.task_id == "p:high"
-    second = pool.lease("w1")
-    assert second.task_id == "p:low", "a worker never gets the same task twice"
-    assert pool.lease("w1") is None
-    assert pool.lease("w2").task_id == "p:high"
-    assert pool.lease("w3").task_id == "p:low"
-    assert pool.lease("w4") is None, "each task had exactly two slots"
+    first = pool.lease("w1", P)
+    assert first.task_id == f"{P}:high"
+    second = pool.lease("w1", P)
+    assert second.task_id == f"{P}:low", "a worker never gets the same task twice"
+    assert pool.lease("w1", P) is None
+    assert pool.lease("w2", P).task_id == f"{P}:high"
+    assert pool.lease("w3", P).task_id == f"{P}:low"
+    assert pool.lease("w4", P) is None, "each task had exactly two slots"
 
 
 def test_answers_are_checked(pool):
     pool.add(task("a"))
-    lease = pool.lease("w1")
+    lease = pool.lease("w1", P)
     with pytest.raises(PoolError) as refused:
         pool.answer("w2", lease.handle, "pos")
     assert refused.value.code == "PERMISSION_DENIED"
@@ -67,32 +77,32 @@ def test_answers_are_checked(pool):
 def test_expired_lease_is_refused_and_its_slot_reassigned(pool):
     pool.lease_ms = 200
     pool.add(task("a", overlap=1))
-    lease = pool.lease("w1")
-    assert pool.lease("w2") is None
+    lease = pool.lease("w1", P)
+    assert pool.lease("w2", P) is None
     time.sleep(0.3)
     with pytest.raises(PoolError) as refused:
         pool.answer("w1", lease.handle, "pos")
     assert refused.value.code == "FAILED_PRECONDITION"
     assert pool.reclaim_expired() == 1
-    assert pool.lease("w2").task_id == "p:a"
+    assert pool.lease("w2", P).task_id == f"{P}:a"
 
 
 def test_more_votes_raise_the_overlap(pool):
     pool.add(task("a", overlap=1))
-    assert pool.lease("w1") is not None and pool.lease("w2") is None
-    pool.add(events_pb2.HumanTask(project_id="p", item_id="a", task_id="p:a", overlap=2))
-    assert pool.lease("w2").task_id == "p:a"
+    assert pool.lease("w1", P) is not None and pool.lease("w2", P) is None
+    pool.add(events_pb2.HumanTask(project_id=P, item_id="a", task_id=f"{P}:a", overlap=2))
+    assert pool.lease("w2", P).task_id == f"{P}:a"
 
 
 def test_a_slot_lost_in_a_crash_between_claim_and_assignment_is_given_back(pool):
     pool.add(task("a", overlap=2))
-    assert pool.lease("w1") is not None
+    assert pool.lease("w1", P) is not None
     # A dispatcher died after taking the second slot and before writing its assignment:
-    pool.tasks.update_one({"_id": "p:a"}, {"$inc": {"open_slots": -1},
+    pool.tasks.update_one({"_id": f"{P}:a"}, {"$inc": {"open_slots": -1},
                                            "$set": {"claimed_at_ms": int(time.time() * 1000)}})
-    assert pool.lease("w2") is None
+    assert pool.lease("w2", P) is None
     assert pool.repair_lost_slots() == 0, "a claim this recent may still be in flight"
-    pool.tasks.update_one({"_id": "p:a"}, {"$set": {"claimed_at_ms": int(time.time() * 1000) - 60_000}})
+    pool.tasks.update_one({"_id": f"{P}:a"}, {"$set": {"claimed_at_ms": int(time.time() * 1000) - 60_000}})
     assert pool.repair_lost_slots() == 1
-    assert pool.lease("w2").task_id == "p:a"
+    assert pool.lease("w2", P).task_id == f"{P}:a"
     assert pool.repair_lost_slots() == 0  # both slots are assignments now

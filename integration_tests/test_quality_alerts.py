@@ -43,5 +43,5 @@ def test_random_workers_raise_agreement_and_worker_accuracy_alerts(state, demo_i
     event = next(e for e in client.read_quality_events(state.kafka_bootstrap, PROJECT) if e.kind == "low_agreement")
     assert event.value < event.threshold and "agree too little" in event.detail
     flagged = eventually(lambda: db.worker_quality.count_documents(
-        {"project_id": PROJECT, "fraud_signals": "low_worker_accuracy"}), timeout_s=30)
+        {"project_id": PROJECT, "flags": "low_worker_accuracy"}), timeout_s=30)
     assert flagged >= 1, "the dispatcher raised the gold rate of workers the monitor flagged"

@@ -21,8 +21,8 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def store(state):
-    uri = os.environ.get("LABELSTREAM_TEST_MONGODB_URI", state.mongodb_uri)
+def store(scratch_mongodb_uri):
+    uri = os.environ.get("LABELSTREAM_TEST_MONGODB_URI", scratch_mongodb_uri)
     database = f"conformance_{uuid.uuid4().hex[:8]}"
     store = Store(Settings.from_env({"LABELSTREAM_MONGODB_URI": uri, "LABELSTREAM_MONGODB_DATABASE": database}))
     store.ensure_indexes()

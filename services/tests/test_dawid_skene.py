@@ -190,8 +190,6 @@ def test_leave_one_out_majority():
 
 
 def load_snow_rte():
-    if not SNOW_RTE.exists():
-        pytest.skip(f"{SNOW_RTE} not present")
     with SNOW_RTE.open(encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle, delimiter="\t"))
     item_ids, items = np.unique([r["orig_id"] for r in rows], return_inverse=True)

@@ -141,6 +141,16 @@ def _port_open(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
+def store_command(run_dir: Path, port: int) -> list[str]:
+    """The local MongoDB-protocol server (NX-27017) keeping its data in run_dir. Note that its
+    databases share collections (and drop_database empties them all): isolate with a server of
+    its own, not with a database name."""
+    # Its own pid and log files: the defaults in /tmp allow one server per machine.
+    return [str(Path(sys.executable).parent / "nx-27017"), "--db", str(run_dir / "store.sqlite"), "--host",
+            "127.0.0.1", "-p", str(port), "--pid-file", str(run_dir / "store.pid"),
+            "--log-file", str(run_dir / "logs" / "store-server.log")]
+
+
 def service_env(state: StackState, service: str, extra: dict[str, str] | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LABELSTREAM_")}
     env.update({
@@ -239,12 +249,7 @@ class LocalStack:
 
     def _start_store(self) -> None:
         self.progress(f"starting MongoDB-protocol server (NX-27017) on {self.state.mongodb_uri}")
-        db = self.run_dir / "store.sqlite"
-        # Its own pid and log files: the defaults in /tmp allow one server per machine.
-        self._spawn("store", [str(Path(sys.executable).parent / "nx-27017"), "--db", str(db), "--host",
-                              "127.0.0.1", "-p", str(self.state.ports.mongodb),
-                              "--pid-file", str(self.run_dir / "store.pid"),
-                              "--log-file", str(self.run_dir / "logs" / "store-server.log")])
+        self._spawn("store", store_command(self.run_dir, self.state.ports.mongodb))
         self._wait("store", lambda: _port_open(self.state.ports.mongodb), 30)
 
     @property

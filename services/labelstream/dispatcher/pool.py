@@ -133,13 +133,15 @@ class TaskPool:
                 pay: float, gold: bool = False) -> Lease | None:
         expires = now_ms() + self.lease_ms
         handle = new_handle()
+        doc = {"_id": vote_key(task_id, worker_id), "task_id": task_id, "worker_id": worker_id,
+               "project_id": project_id, "status": "leased", "leased_at_ms": now_ms(),
+               "lease_expires_ms": expires, "handle": handle, "gold": gold, "pay": pay}
         try:
-            self.assignments.insert_one({
-                "_id": vote_key(task_id, worker_id), "task_id": task_id, "worker_id": worker_id,
-                "project_id": project_id, "status": "leased", "leased_at_ms": now_ms(),
-                "lease_expires_ms": expires, "handle": handle, "gold": gold, "pay": pay})
+            self.assignments.insert_one(doc)
         except DuplicateKeyError:
-            return None
+            # a lease of this worker's that expired unanswered may be taken up again
+            if not self.assignments.replace_one({"_id": doc["_id"], "status": "expired"}, doc).modified_count:
+                return None
         return Lease(handle, task_id, project_id, text, list(labels), expires, gold)
 
     # Gold ---------------------------------------------------------------------------------
@@ -189,10 +191,10 @@ class TaskPool:
             raise PoolError("PERMISSION_DENIED", f"task {handle!r} is not leased to you")
         if assignment["status"] == "answered":
             raise PoolError("ALREADY_EXISTS", f"you already answered task {handle!r}")
+        if assignment["status"] == "expired" or assignment["lease_expires_ms"] < now_ms():
+            raise PoolError("FAILED_PRECONDITION", "the lease on this task expired; lease a new task")
         if assignment["status"] != "leased":
             raise PoolError("FAILED_PRECONDITION", f"task {handle!r} is no longer yours ({assignment['status']})")
-        if assignment["lease_expires_ms"] < now_ms():
-            raise PoolError("FAILED_PRECONDITION", "the lease on this task expired; lease a new task")
         return assignment
 
     def answer(self, worker_id: str, handle: str, label: str) -> Answered:
@@ -300,7 +302,9 @@ class TaskPool:
                 self.assignments.update_one({"_id": assignment["_id"], "status": "leased"},
                                             {"$set": {"status": "answered"}})
                 continue
-            if self.assignments.delete_one({"_id": assignment["_id"], "status": "leased"}).deleted_count:
+            # kept as "expired" (not deleted) so a late answer is told its lease expired
+            if self.assignments.update_one({"_id": assignment["_id"], "status": "leased"},
+                                           {"$set": {"status": "expired"}}).modified_count:
                 if not assignment.get("gold"):
                     self.tasks.update_one({"_id": assignment["task_id"]}, {"$inc": {"open_slots": 1}})
                 reclaimed += 1

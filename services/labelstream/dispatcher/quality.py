@@ -45,7 +45,7 @@ def new_record(project_id: str, worker_id: str, policy: events_pb2.WorkerPolicy)
         "gold_correct": 0, "gold_wrong": 0, "recent_gold": "",
         "tasks_done": 0, "work_ms": 0, "earnings": 0.0, "fast_answers": 0,
         "last_label": "", "streak": 0, "recent_positions": "", "recent_shortcut": "",
-        "fraud_signals": [], "blocked_reason": "",
+        "fraud_signals": [], "flags": [], "blocked_reason": "",
     }
 
 
@@ -61,7 +61,8 @@ def gold_accuracy(record: dict) -> float:
 
 def is_suspect(record: dict, policy: events_pb2.WorkerPolicy) -> bool:
     """Recent gold accuracy dipped below the block bound, or a fraud signal is on."""
-    if record["fraud_signals"]:
+    # fraud_signals are recomputed on every answer; flags come from outside (the monitor's alerts)
+    if record["fraud_signals"] or record.get("flags"):
         return True
     recent = record["recent_gold"]
     return (policy.block_accuracy > 0 and len(recent) >= 4

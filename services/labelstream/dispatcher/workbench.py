@@ -257,9 +257,9 @@ class Workbench:
     def mark_suspect(self, project_id: str, worker_id: str, signal: str) -> None:
         """An outside signal (the monitor's alert): more gold for this worker."""
         record = self.record(project_id, worker_id)
-        if signal not in record["fraud_signals"]:
-            self.db.worker_quality.update_one({"_id": record["_id"]},
-                                              {"$set": {"fraud_signals": [*record["fraud_signals"], signal]}})
+        flags = record.get("flags", [])
+        if signal not in flags:
+            self.db.worker_quality.update_one({"_id": record["_id"]}, {"$set": {"flags": [*flags, signal]}})
 
     # Stats and pay ------------------------------------------------------------------------
     def stats(self, record: dict, admin: bool) -> services_pb2.WorkerStats:
@@ -278,7 +278,7 @@ class Workbench:
             blocked_reason=record["blocked_reason"])
         if admin:
             out.gold_answered = record["gold_correct"] + record["gold_wrong"]
-            out.fraud_signals.extend(record["fraud_signals"])
+            out.fraud_signals.extend([*record["fraud_signals"], *record.get("flags", [])])
             out.gold_rate = quality.gold_rate(record, self.policy(record["project_id"]))
         return out
 

@@ -162,7 +162,8 @@ def worker_rows(records: Iterable[dict], responses: Sequence[dict]) -> list[dict
             "gold_accuracy": (1 + correct) / (2 + correct + wrong) if correct + wrong else None,
             "gold_answered": correct + wrong,
             "median_seconds": float(np.median(spent)) / 1000 if spent else None,
-            "earnings": rec.get("earnings", 0.0), "fraud_signals": list(rec.get("fraud_signals", [])),
+            "earnings": rec.get("earnings", 0.0),
+            "fraud_signals": [*rec.get("fraud_signals", []), *rec.get("flags", [])],
             "blocked_reason": rec.get("blocked_reason", "")})
     return sorted(rows, key=lambda r: r["worker_id"])
 
