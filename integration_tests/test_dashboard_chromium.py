@@ -67,6 +67,8 @@ def test_the_dashboard_shows_every_section_with_real_data(state: StackState, lab
     assert 0 < operating["human_fraction"] < 1, "threshold 0.8 should send some items to people, not all"
     assert data["accuracy_vs_human_fraction"]["items"] == len(labeled)
     assert any(r["krippendorff_alpha"] is not None for r in data["agreement_over_time"])
+    assert all(w["ds_accuracy"] is not None for w in data["workers"]), "Dawid-Skene skill for every worker"
+    assert data["summary"]["cost_per_label"] is not None
 
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     console_errors: list[str] = []

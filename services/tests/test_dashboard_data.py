@@ -238,3 +238,20 @@ def test_the_web_api_serves_the_page_projects_and_data():
     finally:
         stop.set()
 
+
+
+def test_dawid_skene_accuracy_tells_a_spammer_from_good_workers_without_gold():
+    import random
+
+    from labelstream.monitor.dashboard import dawid_skene_accuracy
+
+    rng = random.Random(1)
+    responses = []
+    for i in range(150):
+        truth = rng.choice(["neg", "pos"])
+        for worker, accuracy in (("a", 0.95), ("b", 0.9), ("c", 0.9), ("spam", 0.5)):
+            label = truth if rng.random() < accuracy else ("pos" if truth == "neg" else "neg")
+            responses.append({"item_id": f"i{i}", "worker_id": worker, "label": label})
+    skill = dawid_skene_accuracy(responses, ["neg", "pos"])
+    assert min(skill["a"], skill["b"], skill["c"]) > 0.8 > 0.65 > skill["spam"]
+    assert dawid_skene_accuracy([], ["neg", "pos"]) == {}

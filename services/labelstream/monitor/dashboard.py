@@ -14,6 +14,8 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 from pymongo.database import Database
 
+from labelstream.aggregator.dawid_skene import worker_accuracy
+from labelstream.aggregator.decide import fit_project
 from labelstream.monitor.agreement import agreement
 from labelstream.monitor.stats import compute_stats
 
@@ -146,7 +148,19 @@ def throughput_latency(finals: Sequence[dict], count: int = TIME_WINDOWS) -> lis
 
 # Workers -----------------------------------------------------------------------------------------
 
-def worker_rows(records: Iterable[dict], responses: Sequence[dict]) -> list[dict]:
+def dawid_skene_accuracy(responses: Sequence[dict], labels: list[str]) -> dict[str, float]:
+    """Each worker's accuracy under a Dawid-Skene fit of the project's answers (prior-weighted
+    diagonal of their confusion matrix): skill without gold."""
+    votes = [(r["item_id"], r["worker_id"], r["label"]) for r in responses if r.get("label") in labels]
+    if len(labels) < 2 or not votes:
+        return {}
+    fit, workers = fit_project(labels, votes, "dawid_skene")
+    accuracy = worker_accuracy(fit)
+    return {worker: float(accuracy[index]) for worker, index in workers.items()}
+
+
+def worker_rows(records: Iterable[dict], responses: Sequence[dict],
+                ds_accuracy: dict[str, float] | None = None) -> list[dict]:
     """One row per worker record; median seconds per task from the worker's answers."""
     durations: dict[str, list[float]] = defaultdict(list)
     for r in responses:
@@ -161,6 +175,7 @@ def worker_rows(records: Iterable[dict], responses: Sequence[dict]) -> list[dict
             # Beta(1, 1) posterior mean; no gold answered yet means no evidence, not 50 %
             "gold_accuracy": (1 + correct) / (2 + correct + wrong) if correct + wrong else None,
             "gold_answered": correct + wrong,
+            "ds_accuracy": (ds_accuracy or {}).get(rec["worker_id"]),
             "median_seconds": float(np.median(spent)) / 1000 if spent else None,
             "earnings": rec.get("earnings", 0.0),
             "fraud_signals": [*rec.get("fraud_signals", []), *rec.get("flags", [])],
@@ -203,8 +218,10 @@ def dashboard_data(db: Database, project_id: str) -> dict:
     decisions = list(db.decisions.find({"project_id": project_id},
                                        {"_id": 0, "item_id": 1, "label": 1, "confidence": 1, "route": 1}))
     items = routed_items(decisions, gold, finals)
-    records = db.worker_quality.find({"project_id": project_id}, {"_id": 0, "recent_gold": 0,
-                                                                   "recent_positions": 0})
+    records = list(db.worker_quality.find({"project_id": project_id}, {"_id": 0, "recent_gold": 0,
+                                                                        "recent_positions": 0}))
+    project = db.projects.find_one({"_id": project_id}, {"labels": 1}) or {}
+    spent = sum(r.get("earnings", 0.0) for r in records)
     return {
         "project_id": project_id,
         "summary": {"items_accepted": stats.items_accepted, "final_labels": stats.final_labels,
@@ -213,13 +230,14 @@ def dashboard_data(db: Database, project_id: str) -> dict:
                     # the proto leaves these 0 until there is a final label; 0 ms would be a lie
                     "latency_p50_ms": finite(stats.latency_p50_ms) if finals else None,
                     "latency_p95_ms": finite(stats.latency_p95_ms) if finals else None,
-                    "throughput_per_s": finite(stats.throughput_per_s) if finals else None},
+                    "throughput_per_s": finite(stats.throughput_per_s) if finals else None,
+                    "cost_per_label": spent / len(finals) if finals else None},
         "accuracy_vs_human_fraction": {
             "items": len(items), "curve": accuracy_curve(items),
             "operating_point": {"human_fraction": finite(stats.human_fraction),
                                 "accuracy": finite(stats.overall.accuracy),
                                 "with_gold": stats.overall.with_gold}},
-        "workers": worker_rows(records, responses),
+        "workers": worker_rows(records, responses, dawid_skene_accuracy(responses, list(project.get("labels", [])))),
         "agreement_over_time": agreement_over_time(responses),
         "reliability": reliability_bins([i["confidence"] for i in items],
                                         [i["model_label"] == i["gold"] for i in items]),
