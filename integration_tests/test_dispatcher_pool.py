@@ -102,7 +102,8 @@ def test_a_slot_lost_in_a_crash_between_claim_and_assignment_is_given_back(pool)
                                            "$set": {"claimed_at_ms": int(time.time() * 1000)}})
     assert pool.lease("w2", P) is None
     assert pool.repair_lost_slots() == 0, "a claim this recent may still be in flight"
-    pool.tasks.update_one({"_id": f"{P}:a"}, {"$set": {"claimed_at_ms": int(time.time() * 1000) - 60_000}})
+    # older than the quiet period (10 s) and inside the window each pass rechecks (the 30 s after it)
+    pool.tasks.update_one({"_id": f"{P}:a"}, {"$set": {"claimed_at_ms": int(time.time() * 1000) - 20_000}})
     assert pool.repair_lost_slots() == 1
     assert pool.lease("w2", P).task_id == f"{P}:a"
     assert pool.repair_lost_slots() == 0  # both slots are assignments now

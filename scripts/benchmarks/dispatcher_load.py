@@ -5,11 +5,13 @@ tasks straight into the pool with TaskPool.add (what the tasks.human consumer do
 backlog there while the load runs (one new task per --overlap answers, as a steady stream of items
 would), signs --workers accounts up through the admin API, then runs the workers as grpc.aio
 coroutines in --processes client processes (one event loop each, one connection per worker unless
---connections says otherwise). Each worker loops LeaseTask -> SubmitAnswer without think time
-(--think-ms). The first --warmup seconds are not counted; over the next --seconds it measures
-pairs/s, p50/p95/p99 latency of the pair (lease + submit, without think time) and of each call,
-errors by status code, and the CPU split between the client, the stack's processes and anything
-else on the machine (from /proc).
+--connections says otherwise). Each worker loops LeaseTask -> think -> SubmitAnswer; --think-ms takes
+one or more think times and each gets a run of its own on a fresh stack (default: 0, a closed loop
+that finds the most pairs/s, and 2000, 1,000 workers each answering about every 2 s: the 500 pairs/s
+the goal is about, where its p99 can be judged). The first --warmup seconds are not counted; over
+the next --seconds it measures pairs/s, p50/p95/p99 latency of the pair (lease + submit, without
+think time) and of each call, errors by status code, and the CPU split between the client, the
+stack's processes and anything else on the machine (from /proc).
 
 Then, in this process, with the dispatcher stopped and the store idle, it runs the dispatcher's own
 request code (Workbench, TaskPool, the servicer's leased_task) for a few hundred pairs with a
@@ -20,8 +22,10 @@ stopped: on 2 cores they would take CPU the dispatcher needs); --full-stack keep
 dispatcher's per-worker rate limit (LABELSTREAM_WORKER_REQUESTS_PER_MINUTE) is raised for the run
 so that the limiter does not decide the figures.
 
-Writes reports/benchmarks/dispatcher_load.json and prints a table.
+Writes reports/benchmarks/dispatcher_load.json (one entry in "runs" per think time) and prints a table
+per run.
 Usage: python scripts/benchmarks/dispatcher_load.py [--workers 1000] [--processes 4] [--seconds 30]
+                                                    [--think-ms 0 2000]
 """
 
 from __future__ import annotations
@@ -574,10 +578,10 @@ def machine_info() -> dict[str, Any]:
             "pymongo": metadata.version("pymongo"), "load_average_at_start": [round(v, 2) for v in os.getloadavg()]}
 
 
-def print_table(report: dict[str, Any]) -> None:
-    figures = report["result"]
-    table = Table(title=f"dispatcher load: {report['parameters']['workers']} workers, "
-                        f"{report['parameters']['seconds']} s measured")
+def print_table(report: dict[str, Any], measured: dict[str, Any]) -> None:
+    figures = measured["result"]
+    table = Table(title=f"dispatcher load: {report['parameters']['workers']} workers, think "
+                        f"{measured['think_ms']:.0f} ms, {report['parameters']['seconds']} s measured")
     table.add_column("figure")
     table.add_column("value", justify="right")
     table.add_column("goal", justify="right")
@@ -588,9 +592,9 @@ def print_table(report: dict[str, Any]) -> None:
                       " / ".join(str(values.get(k, "-")) for k in ("p50", "p95", "p99", "max")), goal)
     for key, count in figures["errors_in_window"].items():
         table.add_row(f"errors: {key}", str(count), "")
-    for name, cores in report["cpu_cores"].items():
+    for name, cores in measured["cpu_cores"].items():
         table.add_row(f"CPU cores: {name}", f"{cores:.2f}", "")
-    ops = report.get("store_ops")
+    ops = measured.get("store_ops")
     if ops:
         table.add_row("store round-trips per pair (request path)", str(ops["request_path_round_trips_per_pair"]), "")
         table.add_row("store wait ms per pair, sequential (mean)", str(ops["request_path_store_wait_ms_per_pair"]),
@@ -610,7 +614,8 @@ def parse_options() -> argparse.Namespace:
     parser.add_argument("--overlap", type=int, default=3, help="answers per task")
     parser.add_argument("--backlog", type=int, default=2000,
                         help="open tasks in the pool, kept there while the load runs")
-    parser.add_argument("--think-ms", type=float, default=0.0, help="pause between lease and submit")
+    parser.add_argument("--think-ms", type=float, nargs="+", default=[0.0, 2000.0],
+                        help="pause between lease and submit; one run (on a fresh stack) per value given")
     parser.add_argument("--timeout", type=float, default=30.0, help="deadline of each call, seconds")
     parser.add_argument("--ops-pairs", type=int, default=300, help="pairs run in-process to count store round-trips")
     parser.add_argument("--full-stack", action="store_true",
@@ -619,6 +624,8 @@ def parse_options() -> argparse.Namespace:
     options = parser.parse_args()
     if min(options.workers, options.processes, options.overlap, options.backlog) < 1 or options.seconds <= 0:
         parser.error("--workers, --processes, --seconds, --overlap and --backlog must be positive")
+    if min(options.think_ms) < 0:
+        parser.error("--think-ms must not be negative")
     return options
 
 
@@ -633,6 +640,7 @@ def interrupt_on_signals() -> None:
 
 
 def run(options: argparse.Namespace, run_dir: Path, texts: list[str]) -> dict[str, Any]:
+    """One run, with one think time (options.think_ms is a number here), on a stack of its own."""
     stack = LocalStack(run_dir, free_port_block(), progress=print)
     stack.service_env_overrides["dispatcher"] = {"LABELSTREAM_WORKER_REQUESTS_PER_MINUTE": NO_RATE_LIMIT}
     stack.start()
@@ -662,7 +670,8 @@ def run(options: argparse.Namespace, run_dir: Path, texts: list[str]) -> dict[st
         wait_idle(state.pids["store"])
         ops = profile_store_ops(state, tokens, options.overlap, options.ops_pairs, texts,
                                 first_index=options.backlog + added)
-        return {"result": figures, "cpu_cores": cpu, "store_ops": ops, "services_running": running,
+        return {"think_ms": options.think_ms, "result": figures, "cpu_cores": cpu, "store_ops": ops,
+                "services_running": running,
                 "pool": {"backlog_preloaded": options.backlog, "tasks_added_during_run": added,
                          "open_tasks_after_run": open_tasks}}
     finally:
@@ -674,14 +683,19 @@ def main() -> None:
     interrupt_on_signals()
     texts = [row["text"] for row in load_items(TEXTS)]
     machine = machine_info()
-    with tempfile.TemporaryDirectory() as tmp:
-        measured = run(options, Path(tmp), texts)
+    runs = []
+    for think_ms in options.think_ms:
+        # a fresh stack per run: the pool and the store's size are the same for every think time
+        with tempfile.TemporaryDirectory() as tmp:
+            runs.append(run(argparse.Namespace(**{**vars(options), "think_ms": think_ms}), Path(tmp), texts))
     report = {
         "goal": {"pairs_per_s": GOAL_PAIRS_PER_S, "pair_p99_ms": GOAL_P99_MS},
         "parameters": {key: (str(value) if isinstance(value, Path) else value) for key, value in vars(options).items()},
         "machine": machine,
-        **measured,
+        "runs": runs,
         "notes": [
+            "runs: one per --think-ms value, each on a fresh stack; think_ms is the pause between a worker's "
+            "lease and its submit",
             "pair latency = LeaseTask + SubmitAnswer round-trips as the client sees them (think time excluded)",
             "cpu_cores: cores used over the measured window, from /proc (2 cores = 2.0); 'everything else' is "
             "other work on the machine (other agents' tests): the figures are noisy when it is high",
@@ -693,7 +707,8 @@ def main() -> None:
     }
     options.out.parent.mkdir(parents=True, exist_ok=True)
     options.out.write_text(json.dumps(report, indent=2))
-    print_table(report)
+    for measured in runs:
+        print_table(report, measured)
     print(f"wrote {options.out}")
 
 

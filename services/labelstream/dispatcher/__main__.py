@@ -50,13 +50,17 @@ def make_handler(runtime: Runtime):
                      Topics.QUALITY_EVENTS: per_record(handle_quality, runtime.name)})
 
 
-def response_outgoing(pool: TaskPool, response: events_pb2.HumanResponse, parent: str) -> Outgoing:
+def response_outgoing(response: events_pb2.HumanResponse, parent: str,
+                      published: list[tuple[str, str]]) -> Outgoing:
+    """The answer as a message; once the broker acknowledged it, its key lands in `published`,
+    for the publishing thread to mark the whole batch in the outbox with one write."""
+    key = (response.task_id, response.worker_id)
     with tracer().start_as_current_span("dispatcher.answer", context=context_from_traceparent(parent),
                                         attributes={"labelstream.task_id": response.task_id,
                                                     "labelstream.worker_id": response.worker_id}):
         headers = trace_headers()
     return Outgoing(Topics.RESPONSES_HUMAN, item_key(response.project_id, response.item_id), response, headers,
-                    on_published=lambda: pool.mark_published(response.task_id, response.worker_id))
+                    on_published=lambda: published.append(key))
 
 
 def quality_outgoing(event: events_pb2.QualityEvent) -> Outgoing:
@@ -71,10 +75,13 @@ class Publisher:
         self.runtime = runtime
         self.pool = pool
         self.pending: queue.SimpleQueue[Outgoing] = queue.SimpleQueue()
+        # acknowledged answers not yet marked in the outbox; only the drain thread touches it
+        # (the producer calls on_published in the thread that publishes)
+        self.published: list[tuple[str, str]] = []
 
     def submit(self, outcome: Outcome) -> None:
         if outcome.response is not None:
-            self.pending.put(response_outgoing(self.pool, outcome.response, outcome.traceparent))
+            self.pending.put(response_outgoing(outcome.response, outcome.traceparent, self.published))
         for event in outcome.quality_events:
             self.pending.put(quality_outgoing(event))
 
@@ -87,6 +94,11 @@ class Publisher:
                 break
         if batch:
             self.runtime.producer.publish(batch)
+        if self.published:
+            # kept until this write succeeds: a store error marks them on the next drain (and if
+            # the process dies first, the outbox sweep sends them again: at-least-once)
+            self.pool.mark_published_many(self.published)
+            self.published.clear()
 
 
 def bearer(context: grpc.ServicerContext) -> str:
@@ -108,7 +120,7 @@ def leased_task(workbench: Workbench, worker_id: str, project_id: str) -> servic
     return services_pb2.LeasedTask(
         task_id=lease.handle, project_id=lease.project_id, text=lease.text, labels=lease.labels,
         instructions=spec.instructions, lease_expires_at_ms=lease.expires_at_ms,
-        content_warning=spec.content_warning, break_reminder=reminder, pay=workbench.pay(lease.project_id))
+        content_warning=spec.content_warning, break_reminder=reminder, pay=lease.pay)
 
 
 class DispatcherServicer(services_pb2_grpc.DispatcherServiceServicer):
@@ -124,6 +136,10 @@ class DispatcherServicer(services_pb2_grpc.DispatcherServiceServicer):
 
     def LeaseTask(self, request: services_pb2.LeaseTaskRequest, context: grpc.ServicerContext):
         worker_id = self._worker(context)
+        if not context.is_active():
+            # the caller gave up (deadline or cancel) while this waited for a thread: a lease now
+            # would hold a slot nobody answers until it expires
+            context.abort(grpc.StatusCode.CANCELLED, "the call ended before a task was leased")
         return refusing(context, lambda: leased_task(self.workbench, worker_id, request.project_id))
 
     def SubmitAnswer(self, request: services_pb2.SubmitAnswerRequest, context: grpc.ServicerContext):
@@ -190,7 +206,9 @@ def register(runtime: Runtime, server: grpc.Server) -> None:
     def sweep_outbox() -> None:
         pending = workbench.pool.unpublished(OUTBOX_GRACE_MS)
         if pending:
-            runtime.producer.publish([response_outgoing(workbench.pool, r, parent) for r, parent in pending])
+            published: list[tuple[str, str]] = []
+            runtime.producer.publish([response_outgoing(r, parent, published) for r, parent in pending])
+            workbench.pool.mark_published_many(published)
 
     def review_pay() -> None:
         events = workbench.review_pay()

@@ -15,9 +15,10 @@ from __future__ import annotations
 import random
 import secrets
 import time
+from collections import Counter
 from dataclasses import dataclass
 
-from pymongo import ASCENDING, DESCENDING
+from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from labelstream.common.kafka import SCHEMA_VERSION
@@ -27,6 +28,15 @@ from labelstream.v1 import events_pb2
 
 CANDIDATES_PER_LEASE = 50
 GOLD_CACHE_SECONDS = 10.0
+LEASE_ORDER = [("priority", DESCENDING), ("created_ms", ASCENDING)]
+REPAIR_PAGE = 500
+# A task with no open slot is "full", so the lease query (on status) passes over it; every
+# write that gives a slot back sets it "open" again in the same update.
+SLOT_BACK = {"$inc": {"open_slots": 1}, "$set": {"status": "open"}}
+# What an answer needs from its task, copied onto the assignment at lease time so that the
+# submit does not read the task again.
+ANSWER_FIELDS = ("item_id", "labels", "overlap", "model_label", "model_confidence", "traceparent",
+                 "ingested_at_ms")
 
 
 class PoolError(Exception):
@@ -46,6 +56,7 @@ class Lease:
     labels: list[str]
     expires_at_ms: int
     gold: bool = False
+    pay: float = 0.0     # per answer, as shown to the worker with the task
 
 
 @dataclass(frozen=True)
@@ -78,6 +89,8 @@ class TaskPool:
         self.lease_ms = lease_seconds * 1000
         self._gold_cache: dict[str, tuple[float, list[dict]]] = {}
         self._rng = random.Random()
+        # upper end of the claims the last repair pass checked; None until the first pass
+        self._repaired_to_ms: int | None = None
 
     def add(self, task: events_pb2.HumanTask) -> None:
         """Create the task, or raise its overlap when the aggregator asks for more votes."""
@@ -96,8 +109,8 @@ class TaskPool:
                 return
             extra = task.overlap - doc["overlap"]
             if self.tasks.update_one({"_id": task.task_id, "overlap": doc["overlap"]},
-                                     {"$set": {"overlap": task.overlap}, "$inc": {"open_slots": extra}}
-                                     ).modified_count:
+                                     {"$set": {"overlap": task.overlap, "status": "open"},
+                                      "$inc": {"open_slots": extra}}).modified_count:
                 return
 
     def lease(self, worker_id: str, project_id: str = "", pay: float = 0.0,
@@ -108,41 +121,52 @@ class TaskPool:
             query["project_id"] = project_id
         elif exclude_projects:
             query["project_id"] = {"$nin": sorted(exclude_projects)}
-        candidates = list(self.tasks.find(query).sort(
-            [("priority", DESCENDING), ("created_ms", ASCENDING)]).limit(CANDIDATES_PER_LEASE))
-        if not candidates:
+        # ids only: the claim below returns the one task document this lease needs
+        ids = [t["_id"] for t in self.tasks.find(query, {"_id": 1}).sort(LEASE_ORDER).limit(CANDIDATES_PER_LEASE)]
+        if not ids:
             return None
         seen = {a["task_id"] for a in self.assignments.find(
-            {"worker_id": worker_id, "task_id": {"$in": [t["_id"] for t in candidates]}}, {"task_id": 1})}
-        for task in candidates:
-            if task["_id"] in seen:
-                continue
-            claimed = self.tasks.update_one({"_id": task["_id"], "open_slots": task["open_slots"]},
-                                            {"$inc": {"open_slots": -1}, "$set": {"claimed_at_ms": now_ms()}}
-                                            ).modified_count
-            if not claimed:
-                continue  # another worker took that slot first
-            lease = self._assign(worker_id, task["_id"], task["project_id"], task["text"], task["labels"], pay)
+            {"worker_id": worker_id, "task_id": {"$in": ids}}, {"task_id": 1})}
+        unseen = [i for i in ids if i not in seen]
+        while unseen:
+            # One atomic claim of the best candidate that still has a slot: concurrent workers
+            # no longer compare-and-set the same open_slots value and retry in turn.
+            task = self.tasks.find_one_and_update(
+                {"_id": {"$in": unseen}, "open_slots": {"$gt": 0}},
+                {"$inc": {"open_slots": -1}, "$set": {"claimed_at_ms": now_ms()}},
+                sort=LEASE_ORDER, return_document=ReturnDocument.AFTER)
+            if task is None:
+                return None  # every candidate filled up meanwhile; the worker asks again
+            unseen.remove(task["_id"])
+            if task["open_slots"] <= 0:
+                # conditional: a slot given back meanwhile (which sets "open") wins
+                self.tasks.update_one({"_id": task["_id"], "open_slots": {"$lte": 0}, "status": "open"},
+                                      {"$set": {"status": "full"}})
+            lease = self._assign(worker_id, task["_id"], task["project_id"], task["text"], task["labels"], pay,
+                                 answer_fields={k: task[k] for k in ANSWER_FIELDS if k in task})
             if lease is None:
-                self.tasks.update_one({"_id": task["_id"]}, {"$inc": {"open_slots": 1}})
+                self.tasks.update_one({"_id": task["_id"]}, SLOT_BACK)
                 continue
             return lease
         return None
 
     def _assign(self, worker_id: str, task_id: str, project_id: str, text: str, labels: list[str],
-                pay: float, gold: bool = False) -> Lease | None:
+                pay: float, gold: bool = False, answer_fields: dict | None = None) -> Lease | None:
         expires = now_ms() + self.lease_ms
         handle = new_handle()
         doc = {"_id": vote_key(task_id, worker_id), "task_id": task_id, "worker_id": worker_id,
                "project_id": project_id, "status": "leased", "leased_at_ms": now_ms(),
                "lease_expires_ms": expires, "handle": handle, "gold": gold, "pay": pay}
+        if answer_fields:
+            # kept under one key, never sent to the worker (model_label stays hidden)
+            doc["task"] = answer_fields
         try:
             self.assignments.insert_one(doc)
         except DuplicateKeyError:
             # a lease of this worker's that expired unanswered may be taken up again
             if not self.assignments.replace_one({"_id": doc["_id"], "status": "expired"}, doc).modified_count:
                 return None
-        return Lease(handle, task_id, project_id, text, list(labels), expires, gold)
+        return Lease(handle, task_id, project_id, text, list(labels), expires, gold, pay)
 
     # Gold ---------------------------------------------------------------------------------
     def add_gold(self, project_id: str, items: list[dict]) -> tuple[int, int]:
@@ -204,13 +228,14 @@ class TaskPool:
         task_id = assignment["task_id"]
         key = assignment["_id"]
         now = now_ms()
-        task = self.tasks.find_one({"_id": task_id})
+        # the lease copied what the answer needs; assignments leased before that was done read the task
+        task = assignment.get("task") or self.tasks.find_one({"_id": task_id})
         if task is None:
             raise PoolError("NOT_FOUND", f"task {handle!r} does not exist any more")
         if label not in task["labels"]:
             raise PoolError("INVALID_ARGUMENT", f"label {label!r} is not one of {task['labels']}")
         response = events_pb2.HumanResponse(
-            schema_version=SCHEMA_VERSION, project_id=task["project_id"], item_id=task["item_id"],
+            schema_version=SCHEMA_VERSION, project_id=assignment["project_id"], item_id=task["item_id"],
             task_id=task_id, worker_id=worker_id, label=label, answered_at_ms=now,
             duration_ms=now - assignment["leased_at_ms"], ingested_at_ms=task.get("ingested_at_ms", 0),
             task_overlap=task["overlap"], model_label=task.get("model_label", ""),
@@ -224,7 +249,7 @@ class TaskPool:
         if not self._mark_answered(key, label, now):  # the lease was reclaimed between our checks
             self.responses.delete_one({"_id": key})
             raise PoolError("FAILED_PRECONDITION", "the lease on this task expired; lease a new task")
-        return Answered(task["project_id"], list(task["labels"]), label, response.duration_ms,
+        return Answered(assignment["project_id"], list(task["labels"]), label, response.duration_ms,
                         assignment.get("pay", 0.0), response, task.get("traceparent", ""))
 
     def _answer_gold(self, assignment: dict, label: str) -> Answered:
@@ -249,7 +274,7 @@ class TaskPool:
         assignment = self._held(worker_id, handle)
         if self.assignments.update_one({"_id": assignment["_id"], "status": "leased"},
                                        {"$set": {"status": "skipped"}}).modified_count and not assignment["gold"]:
-            self.tasks.update_one({"_id": assignment["task_id"]}, {"$inc": {"open_slots": 1}})
+            self.tasks.update_one({"_id": assignment["task_id"]}, SLOT_BACK)
 
     def release_worker(self, project_id: str, worker_id: str) -> int:
         """A blocked worker's open leases go back to the pool."""
@@ -259,12 +284,18 @@ class TaskPool:
             if self.assignments.update_one({"_id": assignment["_id"], "status": "leased"},
                                            {"$set": {"status": "revoked"}}).modified_count:
                 if not assignment.get("gold"):
-                    self.tasks.update_one({"_id": assignment["task_id"]}, {"$inc": {"open_slots": 1}})
+                    self.tasks.update_one({"_id": assignment["task_id"]}, SLOT_BACK)
                 released += 1
         return released
 
     def mark_published(self, task_id: str, worker_id: str) -> None:
         self.responses.update_one({"_id": vote_key(task_id, worker_id)}, {"$set": {"published": True}})
+
+    def mark_published_many(self, keys: list[tuple[str, str]]) -> None:
+        """mark_published for a batch of (task_id, worker_id): one store round-trip."""
+        if keys:
+            self.responses.update_many({"_id": {"$in": [vote_key(t, w) for t, w in keys]}},
+                                       {"$set": {"published": True}})
 
     def unpublished(self, older_than_ms: int) -> list[tuple[events_pb2.HumanResponse, str]]:
         """Answers whose publish did not complete (a crash): the outbox sweep sends them again."""
@@ -276,20 +307,49 @@ class TaskPool:
             out.append((response, doc.get("traceparent", "")))
         return out
 
-    def repair_lost_slots(self, quiet_ms: int = 10_000, window_ms: int = 600_000) -> int:
+    def repair_lost_slots(self, quiet_ms: int = 10_000, window_ms: int = 30_000,
+                          catch_up_ms: int = 600_000) -> int:
         """Give back slots whose claim never became an assignment (the process died between the
-        two writes). Only tasks claimed between `window_ms` and `quiet_ms` ago are checked, so a
-        claim still in flight is never mistaken for a lost one."""
+        two writes). Each pass checks the tasks claimed between `quiet_ms` and `quiet_ms +
+        window_ms` ago, so a claim still in flight is never mistaken for a lost one while recent
+        claims are rechecked a few times. The window reaches back to where the previous pass
+        stopped if passes were delayed, and the first pass of a process back `catch_up_ms`, so
+        that claims lost while no dispatcher ran are found too."""
         now = now_ms()
+        upper = now - quiet_ms
+        lower = upper - window_ms
+        lower = min(lower, now - catch_up_ms if self._repaired_to_ms is None else self._repaired_to_ms)
         repaired = 0
-        for task in self.tasks.find({"status": "open", "claimed_at_ms": {"$gt": now - window_ms,
-                                                                          "$lt": now - quiet_ms}}).limit(500):
-            holding = self.assignments.count_documents({"task_id": task["_id"], "status": {"$in": ["leased",
-                                                                                               "answered"]}})
-            free = task["overlap"] - holding
+        checked: set[str] = set()
+        while True:
+            # status is not in the query: a lost slot may be exactly what made a task "full"
+            page = list(self.tasks.find({"claimed_at_ms": {"$gte": lower, "$lt": upper}},
+                                        {"overlap": 1, "open_slots": 1, "claimed_at_ms": 1}
+                                        ).sort("claimed_at_ms", ASCENDING).limit(REPAIR_PAGE))
+            fresh = [t for t in page if t["_id"] not in checked]
+            if not fresh:
+                break
+            repaired += self._repair(fresh)
+            checked.update(t["_id"] for t in fresh)
+            if len(page) < REPAIR_PAGE:
+                break
+            lower = page[-1]["claimed_at_ms"]  # $gte: ties at the boundary come again, and are skipped
+        self._repaired_to_ms = upper
+        return repaired
+
+    def _repair(self, tasks: list[dict]) -> int:
+        # one query for the whole page, counted here (not one count per task: each is a scan)
+        holding = Counter(a["task_id"] for a in self.assignments.find(
+            {"task_id": {"$in": [t["_id"] for t in tasks]}, "status": {"$in": ["leased", "answered"]}},
+            {"task_id": 1}))
+        repaired = 0
+        for task in tasks:
+            free = task["overlap"] - holding[task["_id"]]
+            # compare-and-set on open_slots and claimed_at_ms: a claim or a slot given back since
+            # the reads above makes this update miss, and the next pass looks again
             if free > task["open_slots"] and self.tasks.update_one(
                     {"_id": task["_id"], "open_slots": task["open_slots"], "claimed_at_ms": task["claimed_at_ms"]},
-                    {"$set": {"open_slots": free}}).modified_count:
+                    {"$set": {"open_slots": free, "status": "open"}}).modified_count:
                 repaired += free - task["open_slots"]
         return repaired
 
@@ -306,7 +366,7 @@ class TaskPool:
             if self.assignments.update_one({"_id": assignment["_id"], "status": "leased"},
                                            {"$set": {"status": "expired"}}).modified_count:
                 if not assignment.get("gold"):
-                    self.tasks.update_one({"_id": assignment["task_id"]}, {"$inc": {"open_slots": 1}})
+                    self.tasks.update_one({"_id": assignment["task_id"]}, SLOT_BACK)
                 reclaimed += 1
         return reclaimed
 

@@ -25,6 +25,7 @@ from labelstream.dispatcher.pool import Answered, Lease, PoolError, TaskPool
 from labelstream.v1 import events_pb2, services_pb2
 
 TOKEN_CACHE_SECONDS = 30.0
+PAY_CACHE_SECONDS = 5.0      # pay is read on every lease; it changes only on a pay review
 SESSION_GAP_MS = 5 * 60_000  # a pause this long ends a stretch of continuous work
 STATS_REFRESH_TASKS = 10     # the worker's own gold accuracy is refreshed this rarely, so that a
                              # change right after an answer never tells them that task was gold
@@ -77,6 +78,7 @@ class Workbench:
         self.limiter = RateLimiter(requests_per_minute)
         self.rng = random.Random(seed)
         self._tokens: dict[str, tuple[float, str]] = {}
+        self._pay: dict[str, tuple[float, float]] = {}
 
     # Identity -----------------------------------------------------------------------------
     def authenticate(self, token: str) -> str:
@@ -140,11 +142,17 @@ class Workbench:
         return doc
 
     def pay(self, project_id: str) -> float:
+        cached = self._pay.get(project_id)
+        if cached and time.monotonic() - cached[0] < PAY_CACHE_SECONDS:
+            return cached[1]
         doc = self.db.pay_rates.find_one({"_id": project_id})
         if doc is not None:
-            return doc["pay_per_answer"]
-        spec = self.store.get_project(project_id)
-        return spec.pay_per_answer if spec else 0.0
+            pay = doc["pay_per_answer"]
+        else:
+            spec = self.store.get_project(project_id)
+            pay = spec.pay_per_answer if spec else 0.0
+        self._pay[project_id] = (time.monotonic(), pay)
+        return pay
 
     def blocked_projects(self, worker_id: str) -> frozenset[str]:
         return frozenset(d["project_id"] for d in self.db.worker_quality.find(
@@ -194,14 +202,14 @@ class Workbench:
         return lease, spec, reminder
 
     def _check_break(self, record: dict, policy: events_pb2.WorkerPolicy) -> str:
+        if policy.max_continuous_minutes <= 0:
+            return ""  # no break rule: the session clock is not needed, so no write per lease
         now = now_ms()
         start = record["session_start_ms"]
         if not start or now - record["last_active_ms"] > max(SESSION_GAP_MS, policy.break_minutes * 60_000):
             start = now
         self.db.worker_quality.update_one({"_id": record["_id"]},
                                           {"$set": {"session_start_ms": start, "last_active_ms": now}})
-        if policy.max_continuous_minutes <= 0:
-            return ""
         worked_min = (now - start) / 60_000
         if worked_min >= policy.max_continuous_minutes:
             raise PoolError("RESOURCE_EXHAUSTED",
@@ -321,6 +329,7 @@ class Workbench:
                 self.db.pay_rates.update_one({"_id": project_id}, {"$set": {"pay_per_answer": raised,
                                                                               "raised_at_ms": now_ms()}},
                                              upsert=True)
+                self._pay.pop(project_id, None)  # this process pays the new rate at once
                 detail += f"; pay per answer raised from {current:.4f} to {raised:.4f}"
             events.append(events_pb2.QualityEvent(
                 schema_version=SCHEMA_VERSION, project_id=project_id, kind="low_pay", value=median,
