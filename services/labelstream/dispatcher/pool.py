@@ -27,6 +27,11 @@ from labelstream.common.telemetry import now_ms, traceparent
 from labelstream.v1 import events_pb2
 
 CANDIDATES_PER_LEASE = 50
+# The candidate list (the sorted query over all open tasks, the store's costliest command) is
+# shared by the leases of this process for this long. The claim itself still checks open_slots,
+# so a stale list costs at most this much delay before a new higher-priority task is offered;
+# a list that yields nothing is read again at once, so it never makes a worker go without a task.
+CANDIDATE_CACHE_SECONDS = 0.2
 GOLD_CACHE_SECONDS = 10.0
 LEASE_ORDER = [("priority", DESCENDING), ("created_ms", ASCENDING)]
 REPAIR_PAGE = 500
@@ -91,6 +96,8 @@ class TaskPool:
         self._rng = random.Random()
         # upper end of the claims the last repair pass checked; None until the first pass
         self._repaired_to_ms: int | None = None
+        # (project, excluded projects) -> (read at, task ids in lease order)
+        self._candidates: dict[tuple[str, tuple[str, ...]], tuple[float, list[str]]] = {}
 
     def add(self, task: events_pb2.HumanTask) -> None:
         """Create the task, or raise its overlap when the aggregator asks for more votes."""
@@ -121,8 +128,26 @@ class TaskPool:
             query["project_id"] = project_id
         elif exclude_projects:
             query["project_id"] = {"$nin": sorted(exclude_projects)}
-        # ids only: the claim below returns the one task document this lease needs
+        key = (project_id, tuple(sorted(exclude_projects)) if not project_id else ())
+        cached = self._candidates.get(key)
+        if cached and time.monotonic() - cached[0] < CANDIDATE_CACHE_SECONDS:
+            lease = self._claim(worker_id, key, cached[1], pay)
+            if lease is not None:
+                return lease
+        return self._claim(worker_id, key, self._read_candidates(key, query), pay)
+
+    def _read_candidates(self, key: tuple[str, tuple[str, ...]], query: dict) -> list[str]:
+        read_at = time.monotonic()
+        # ids only: the claim returns the one task document a lease needs
         ids = [t["_id"] for t in self.tasks.find(query, {"_id": 1}).sort(LEASE_ORDER).limit(CANDIDATES_PER_LEASE)]
+        if len(self._candidates) > 1000:  # keys vary with workers' blocked projects: keep it bounded
+            self._candidates.clear()
+        self._candidates[key] = (read_at, ids)
+        return ids
+
+    def _claim(self, worker_id: str, key: tuple[str, tuple[str, ...]], ids: list[str], pay: float
+               ) -> Lease | None:
+        """Lease the first of `ids` (in lease order) that has a slot and this worker never held."""
         if not ids:
             return None
         seen = {a["task_id"] for a in self.assignments.find(
@@ -136,12 +161,13 @@ class TaskPool:
                 {"$inc": {"open_slots": -1}, "$set": {"claimed_at_ms": now_ms()}},
                 sort=LEASE_ORDER, return_document=ReturnDocument.AFTER)
             if task is None:
-                return None  # every candidate filled up meanwhile; the worker asks again
+                return None  # every candidate filled up meanwhile
             unseen.remove(task["_id"])
             if task["open_slots"] <= 0:
                 # conditional: a slot given back meanwhile (which sets "open") wins
                 self.tasks.update_one({"_id": task["_id"], "open_slots": {"$lte": 0}, "status": "open"},
                                       {"$set": {"status": "full"}})
+                self._drop_candidate(key, task["_id"])
             lease = self._assign(worker_id, task["_id"], task["project_id"], task["text"], task["labels"], pay,
                                  answer_fields={k: task[k] for k in ANSWER_FIELDS if k in task})
             if lease is None:
@@ -149,6 +175,13 @@ class TaskPool:
                 continue
             return lease
         return None
+
+    def _drop_candidate(self, key: tuple[str, tuple[str, ...]], task_id: str) -> None:
+        """A full task leaves the shared list, so later leases do not send it to the store again.
+        (Unlocked: a drop lost to a concurrent refresh only costs a claim that finds no slot.)"""
+        cached = self._candidates.get(key)
+        if cached and task_id in cached[1]:
+            self._candidates[key] = (cached[0], [i for i in cached[1] if i != task_id])
 
     def _assign(self, worker_id: str, task_id: str, project_id: str, text: str, labels: list[str],
                 pay: float, gold: bool = False, answer_fields: dict | None = None) -> Lease | None:
