@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import socket
 import subprocess
 import time
@@ -10,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import Browser, sync_playwright
 from pymongo import MongoClient
 from pymongo.database import Database
 
@@ -47,6 +49,21 @@ def scratch_mongodb_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[st
     yield f"mongodb://127.0.0.1:{port}"
     server.terminate()
     server.wait(timeout=10)
+
+
+CHROMIUM = "/usr/bin/chromium"  # Debian's; Playwright never downloads a browser here
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--disable-quic"]
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    """Headless Chromium driven by Playwright, for the web pages' end-to-end tests."""
+    assert shutil.which(CHROMIUM), "chromium is missing: scripts/install-test-tools.sh installs it"
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
 
 
 @pytest.fixture(scope="session")

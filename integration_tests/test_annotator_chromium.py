@@ -6,11 +6,10 @@ while the stack's dispatcher serves the page, records the answers and publishes 
 from __future__ import annotations
 
 import re
-import shutil
 from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 from pymongo.database import Database
 
 from integration_tests.conftest import eventually, make_project
@@ -24,9 +23,6 @@ from labelstream.v1 import events_pb2
 
 pytestmark = pytest.mark.integration
 
-CHROMIUM = "/usr/bin/chromium"  # Debian's; Playwright never downloads a browser here
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--disable-quic"]
 SCREENSHOT = REPO_ROOT / "reports" / "screenshots" / "annotator.png"
 PROJECT = "annotator-chromium"
 WORKER = "w-chromium"
@@ -45,15 +41,6 @@ def workbench(state: StackState) -> Iterator[Workbench]:
     store = Store(Settings.from_env({"LABELSTREAM_MONGODB_URI": state.mongodb_uri}))
     yield Workbench(store, TaskPool(store, 60), admin_token="", requests_per_minute=600)
     store.close()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    assert shutil.which(CHROMIUM), "chromium is missing: scripts/install-test-tools.sh installs it"
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
 
 
 def add_tasks(workbench: Workbench) -> None:

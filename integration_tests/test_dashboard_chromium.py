@@ -6,12 +6,10 @@ serves, picks the project and checks that every chart drew real data; a screensh
 from __future__ import annotations
 
 import json
-import shutil
 import urllib.request
-from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import Browser, expect, sync_playwright
+from playwright.sync_api import Browser, expect
 
 from integration_tests.conftest import eventually, make_project
 from labelstream.cli import client
@@ -20,21 +18,9 @@ from labelstream.workforce import WorkerProfile, Workforce
 
 pytestmark = pytest.mark.integration
 
-CHROMIUM = "/usr/bin/chromium"  # Debian's; Playwright never downloads a browser here
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--disable-quic"]
 SCREENSHOT = REPO_ROOT / "reports" / "screenshots" / "dashboard.png"
 PROJECT = "dashboard-demo"
 WORKERS = 6
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    assert shutil.which(CHROMIUM), "chromium is missing: scripts/install-test-tools.sh installs it"
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
 
 
 @pytest.fixture(scope="module")

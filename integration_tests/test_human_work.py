@@ -63,15 +63,17 @@ def code_of(call) -> grpc.StatusCode:
     return refused.value.code()
 
 
+def lease_now(dispatcher, token) -> services_pb2.LeasedTask | None:
+    try:
+        return dispatcher.LeaseTask(services_pb2.LeaseTaskRequest(project_id=PROJECT), metadata=token)
+    except grpc.RpcError as error:
+        if error.code() != grpc.StatusCode.NOT_FOUND:
+            raise
+        return None
+
+
 def lease(dispatcher, token, timeout_s: float = 30.0) -> services_pb2.LeasedTask | None:
-    def attempt():
-        try:
-            return dispatcher.LeaseTask(services_pb2.LeaseTaskRequest(project_id=PROJECT), metadata=token)
-        except grpc.RpcError as error:
-            if error.code() != grpc.StatusCode.NOT_FOUND:
-                raise
-            return None
-    return eventually(attempt, timeout_s=timeout_s, interval_s=0.3)
+    return eventually(lambda: lease_now(dispatcher, token), timeout_s=timeout_s, interval_s=0.3)
 
 
 def submit(dispatcher, token, task, label: str) -> None:
@@ -173,7 +175,7 @@ def test_blocking_excludes_answers_and_corrects_final_labels(dispatcher, state, 
     replacement = new_worker(dispatcher, state, "good-2")
 
     def corrected():
-        task = dispatcher_lease_quiet(dispatcher, replacement)
+        task = lease_now(dispatcher, replacement)
         if task is not None:
             submit(dispatcher, replacement, task, truth[task.text])
         finals = [db.final_labels.find_one({"_id": item_key(PROJECT, item)}) for item in voted]
@@ -192,11 +194,3 @@ def test_blocking_excludes_answers_and_corrects_final_labels(dispatcher, state, 
         client.read_final_label_versions(state.kafka_bootstrap, PROJECT)), timeout_s=30)
     assert versions, "both versions are on labels.final"
 
-
-def dispatcher_lease_quiet(dispatcher, token) -> services_pb2.LeasedTask | None:
-    try:
-        return dispatcher.LeaseTask(services_pb2.LeaseTaskRequest(project_id=PROJECT), metadata=token)
-    except grpc.RpcError as error:
-        if error.code() != grpc.StatusCode.NOT_FOUND:
-            raise
-        return None

@@ -18,15 +18,15 @@ from __future__ import annotations
 import json
 import logging
 import math
-import threading
 from collections.abc import Callable
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 from pymongo.errors import PyMongoError
 
+from labelstream.common.web import PageServer
 from labelstream.dispatcher.pool import PoolError
 from labelstream.dispatcher.workbench import Outcome, Workbench
 from labelstream.v1 import services_pb2
@@ -102,20 +102,9 @@ class AnnotatorWeb:
         self.workbench = workbench
         self.submit = submit
         self.page = PAGE_PATH.read_bytes()  # read now: a missing file fails at start, not per request
-        self.server = ThreadingHTTPServer((host, port), handler_for(self))
-        self.server.daemon_threads = True
-        self.port: int = self.server.server_address[1]
-
-    def start(self, stop_event: threading.Event) -> None:
-        threading.Thread(target=self.server.serve_forever, name="annotator-web", daemon=True).start()
-        threading.Thread(target=self._stop_when_set, args=(stop_event,), name="annotator-web-stop",
-                         daemon=True).start()
-        log.info("annotator page on http://%s:%d/", *self.server.server_address[:2])
-
-    def _stop_when_set(self, stop_event: threading.Event) -> None:
-        stop_event.wait()
-        self.server.shutdown()
-        self.server.server_close()
+        self.http = PageServer(handler_for(self), port, host, "annotator page")
+        self.port = self.http.port
+        self.start = self.http.start
 
     # API calls: each returns the JSON body of a 200 or raises PoolError / ApiError.
     def me(self, token: str, query: dict[str, list[str]]) -> dict:

@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from collections.abc import Callable
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import parse_qs, urlsplit
@@ -24,6 +23,7 @@ from urllib.parse import parse_qs, urlsplit
 from pymongo.database import Database
 from pymongo.errors import PyMongoError
 
+from labelstream.common.web import PageServer
 from labelstream.monitor.dashboard import dashboard_data
 
 log = logging.getLogger(__name__)
@@ -65,20 +65,9 @@ class DashboardWeb:
                  host: str = "127.0.0.1") -> None:
         self.db = database_of(source)
         self.page = PAGE_PATH.read_bytes()  # read now: a missing file fails at start, not per request
-        self.server = ThreadingHTTPServer((host, port), handler_for(self))
-        self.server.daemon_threads = True
-        self.port: int = self.server.server_address[1]
-
-    def start(self, stop_event: threading.Event) -> None:
-        threading.Thread(target=self.server.serve_forever, name="dashboard-web", daemon=True).start()
-        threading.Thread(target=self._stop_when_set, args=(stop_event,), name="dashboard-web-stop",
-                         daemon=True).start()
-        log.info("dashboard on http://%s:%d/", *self.server.server_address[:2])
-
-    def _stop_when_set(self, stop_event: threading.Event) -> None:
-        stop_event.wait()
-        self.server.shutdown()
-        self.server.server_close()
+        self.http = PageServer(handler_for(self), port, host, "dashboard")
+        self.port = self.http.port
+        self.start = self.http.start
 
     def projects(self, _query: dict[str, list[str]]) -> dict:
         return {"projects": sorted(d["_id"] for d in self.db().projects.find({}, {"_id": 1}))}
