@@ -45,6 +45,7 @@ def test_near_threshold_items_are_labeled_by_the_model_and_one_person(state, db,
     with_model = list(db.final_labels.find({"project_id": project, "method": "majority_vote_with_model"}))
     assert with_model, "no item near the threshold was labeled by the model and people together"
     assert min(len(f["workers"]) for f in with_model) == 1  # agreement of one person and the model suffices
+    assert all(f["with_model"] and f["model_name"] == "encoder_fewshot" for f in with_model), "the model is named"
     near_ids = {d["item_id"] for d in db.decisions.find({"project_id": project, "model_votes": True})}
     assert {f["item_id"] for f in with_model} == near_ids
     far = db.final_labels.find_one({"project_id": project, "method": "majority_vote"})

@@ -104,6 +104,8 @@ class Aggregation:
                 return []
             final = human_final(task["project_id"], task["item_id"], task["ingested_at_ms"], decision.label,
                                 decision.posterior, [w for w, _ in votes], spec.aggregation, bool(model_votes))
+            if model_votes:
+                final.model_name, final.model_version = task.get("model_name", ""), task.get("model_version", "")
             self.db.vote_requests.update_one({"_id": task["_id"]}, {"$set": {"final": True}})
             if current is None:
                 return finalize(self.store, final)
@@ -173,6 +175,7 @@ def make_handler(runtime: Runtime):
                 "_id": response.task_id, "project_id": response.project_id, "item_id": response.item_id,
                 "ingested_at_ms": response.ingested_at_ms, "task_overlap": response.task_overlap,
                 "model_label": response.model_label, "model_confidence": response.model_confidence,
+                "model_name": response.model_name, "model_version": response.model_version,
                 "votes_needed": 0, "requested_overlap": 0, "final": False})
             current = store.db.final_labels.find_one({"_id": item_key(response.project_id, response.item_id)})
             if current is not None and not current.get("reopened"):
@@ -213,7 +216,7 @@ def register(runtime: Runtime, server: grpc.Server) -> None:
         if corrections:
             runtime.producer.publish(corrections)
 
-    runtime.start_background(refit, 5.0, "refit")
+    runtime.start_background(refit, 1.0, "refit")  # EM on a project's votes takes milliseconds
 
 
 def main() -> None:

@@ -40,8 +40,8 @@ REPAIR_PAGE = 500
 SLOT_BACK = {"$inc": {"open_slots": 1}, "$set": {"status": "open"}}
 # What an answer needs from its task, copied onto the assignment at lease time so that the
 # submit does not read the task again.
-ANSWER_FIELDS = ("item_id", "labels", "overlap", "model_label", "model_confidence", "traceparent",
-                 "ingested_at_ms")
+ANSWER_FIELDS = ("item_id", "labels", "overlap", "model_label", "model_confidence", "model_name",
+                 "model_version", "traceparent", "ingested_at_ms")
 
 
 class PoolError(Exception):
@@ -109,6 +109,8 @@ class TaskPool:
             # never shown to workers: only copied onto their responses for the aggregator
             "model_label": task.model_label if task.model_votes else "",
             "model_confidence": task.model_confidence if task.model_votes else 0.0,
+            "model_name": task.model_name if task.model_votes else "",
+            "model_version": task.model_version if task.model_votes else "",
         }}, upsert=True)
         while True:
             doc = self.tasks.find_one({"_id": task.task_id})
@@ -272,7 +274,8 @@ class TaskPool:
             task_id=task_id, worker_id=worker_id, label=label, answered_at_ms=now,
             duration_ms=now - assignment["leased_at_ms"], ingested_at_ms=task.get("ingested_at_ms", 0),
             task_overlap=task["overlap"], model_label=task.get("model_label", ""),
-            model_confidence=task.get("model_confidence", 0.0))
+            model_confidence=task.get("model_confidence", 0.0), model_name=task.get("model_name", ""),
+            model_version=task.get("model_version", ""))
         try:  # the outbox record first: once it exists, the answer will be published
             self.responses.insert_one({
                 "_id": key, "task_id": task_id, "worker_id": worker_id, "payload": response.SerializeToString(),

@@ -100,5 +100,6 @@ def human_task(prediction: events_pb2.Prediction, decision: events_pb2.RouteDeci
     return events_pb2.HumanTask(
         schema_version=SCHEMA_VERSION, project_id=prediction.project_id, item_id=prediction.item_id,
         task_id=task_id, text=prediction.text, labels=list(prediction.labels), overlap=human_votes,
-        priority=1.0 - certainty, model_label=decision.label, model_confidence=decision.confidence,
-        ingested_at_ms=prediction.ingested_at_ms, model_votes=decision.model_votes)
+        priority=1.0 - certainty, model_label=decision.label, model_confidence=certainty,
+        ingested_at_ms=prediction.ingested_at_ms, model_votes=decision.model_votes,
+        model_name=decision.model_name, model_version=decision.model_version)
