@@ -1,0 +1,78 @@
+"""Rate limits, breaks and fair pay on the real store (a store server of the test's own)."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from labelstream.common.settings import Settings
+from labelstream.common.store import Store
+from labelstream.common.telemetry import now_ms
+from labelstream.dispatcher.pool import PoolError, TaskPool
+from labelstream.dispatcher.workbench import Workbench, quality_key
+from labelstream.v1 import events_pb2
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def store(scratch_mongodb_uri):
+    store = Store(Settings.from_env({"LABELSTREAM_MONGODB_URI": scratch_mongodb_uri}))
+    store.ensure_indexes()
+    yield store
+    store.close()
+
+
+def project(store: Store, policy: events_pb2.WorkerPolicy, pay: float = 0.05) -> str:
+    project_id = f"welfare-{uuid.uuid4().hex[:8]}"
+    store.put_project(events_pb2.ProjectSpec(project_id=project_id, labels=["neg", "pos"], overlap=1, max_overlap=1,
+                                             pay_per_answer=pay, workers=policy))
+    for item in ("a", "b", "c"):
+        TaskPool(store, 60).add(events_pb2.HumanTask(project_id=project_id, item_id=item, text=f"text {item}",
+                                                     task_id=f"{project_id}:{item}", labels=["neg", "pos"], overlap=5))
+    return project_id
+
+
+def test_a_worker_over_the_rate_limit_is_told_to_slow_down(store):
+    bench = Workbench(store, TaskPool(store, 60), admin_token="admin", requests_per_minute=6)  # a burst of 1
+    token = bench.create_worker(f"fast-{uuid.uuid4().hex[:6]}")
+    bench.authenticate(token)
+    with pytest.raises(PoolError) as refused:
+        bench.authenticate(token)
+    assert refused.value.code == "RESOURCE_EXHAUSTED" and "slow down" in str(refused.value)
+
+
+def test_long_work_gets_a_reminder_then_a_required_break(store):
+    bench = Workbench(store, TaskPool(store, 60), admin_token="admin", requests_per_minute=600)
+    project_id = project(store, events_pb2.WorkerPolicy(max_continuous_minutes=60, break_minutes=10))
+    worker = f"steady-{uuid.uuid4().hex[:6]}"
+    record = bench.record(project_id, worker)
+    now = now_ms()
+    store.db.worker_quality.update_one({"_id": record["_id"]}, {"$set": {
+        "session_start_ms": now - 50 * 60_000, "last_active_ms": now - 1000}})
+    _, _, reminder = bench.lease(worker, project_id)
+    assert "break is due in 10 minutes" in reminder
+    store.db.worker_quality.update_one({"_id": record["_id"]}, {"$set": {"session_start_ms": now - 61 * 60_000}})
+    with pytest.raises(PoolError) as refused:
+        bench.lease(worker, project_id)
+    assert refused.value.code == "RESOURCE_EXHAUSTED" and "10-minute break" in str(refused.value)
+    store.db.worker_quality.update_one({"_id": record["_id"]}, {"$set": {"last_active_ms": now - 11 * 60_000}})
+    assert bench.lease(worker, project_id)[2] == "", "after a break the clock starts again"
+
+
+@pytest.mark.parametrize("pay_policy", ["raise", "alert"])
+def test_pay_rises_to_the_minimum_wage_or_the_project_is_alerted(store, pay_policy):
+    bench = Workbench(store, TaskPool(store, 60), admin_token="admin", requests_per_minute=600)
+    project_id = project(store, events_pb2.WorkerPolicy(min_hourly_wage=15.0, pay_policy=pay_policy), pay=0.05)
+    for i, seconds in enumerate((30, 30, 20)):  # 0.05 an answer at 30 s is 6.00 an hour
+        record = bench.record(project_id, f"w{i}")
+        store.db.worker_quality.update_one({"_id": record["_id"]}, {"$set": {
+            "tasks_done": 10, "work_ms": 10 * seconds * 1000, "earnings": 0.5}})
+    (event,) = [e for e in bench.review_pay() if e.project_id == project_id]
+    assert event.kind == "low_pay" and event.value == pytest.approx(6.0) and event.threshold == 15.0
+    expected = 0.125 if pay_policy == "raise" else 0.05
+    assert Workbench(store, TaskPool(store, 60), "admin", 600).pay(project_id) == pytest.approx(expected)
+    if pay_policy == "raise":
+        assert [e for e in bench.review_pay() if e.project_id == project_id] == [], "at the new pay it is fair"
+    assert store.db.worker_quality.find_one({"_id": quality_key(project_id, "w0")})["tasks_done"] == 10
