@@ -29,3 +29,13 @@ def test_bad_projects_are_refused():
     two, three = json.dumps({"labels": ["a", "b"]}).encode(), json.dumps({"labels": ["a", "b", "c"]}).encode()
     with pytest.raises(ValueError, match="share a label count"):
         probabilities_by_project(["t", "u"], [two, three], fake_predict([]))
+
+
+def test_option_orders_depend_on_the_label_set_not_the_project_order():
+    from labelstream.inference.contract import option_orders
+
+    assert option_orders(["pos", "neg"], 2) == [[1, 0], [0, 1]]
+    assert option_orders(["neg", "pos"], 2) == [[0, 1], [1, 0]]
+    three = option_orders(["b", "a", "c"], 6)
+    assert three[0] == [1, 0, 2] and len(three) == 6 and len({tuple(o) for o in three}) == 6
+    assert option_orders(["a", "b"], 5) == [[0, 1], [1, 0]], "no more orders than there are distinct ones"

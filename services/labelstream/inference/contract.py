@@ -47,3 +47,21 @@ def execute(requests: list[Any], predict: Predict, model_name: str) -> list[Any]
             responses.append(pb_utils.InferenceResponse(
                 output_tensors=[], error=pb_utils.TritonError(f"{model_name}: {exc}")))
     return responses
+
+
+def option_orders(labels: list[str], count: int) -> list[list[int]]:
+    """Orders in which a language model is shown the options, derived from the sorted label set
+    (never from the project's label order): the sorted order and its reverse, then rotations of
+    both, up to `count` distinct. Averaging over them cancels position bias."""
+    canonical = sorted(range(len(labels)), key=lambda i: (labels[i], i))
+    candidates = []
+    for shift in range(len(labels)):
+        rotated = canonical[shift:] + canonical[:shift]
+        candidates += [rotated, rotated[::-1]]
+    orders: list[list[int]] = []
+    for order in candidates:
+        if order not in orders:
+            orders.append(order)
+        if len(orders) == count:
+            break
+    return orders

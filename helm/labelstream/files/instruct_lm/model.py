@@ -108,19 +108,9 @@ class InstructLMClassifier:
 
     # -- prompts ----------------------------------------------------------------------------------
     def _orders(self, labels: list[str]) -> list[list[int]]:
-        """The sorted label order and its reverse, then rotations of both, up to `option_orders` distinct."""
-        canonical = sorted(range(len(labels)), key=lambda i: (labels[i], i))
-        candidates = []
-        for shift in range(len(labels)):
-            rotated = canonical[shift:] + canonical[:shift]
-            candidates += [rotated, rotated[::-1]]
-        orders: list[list[int]] = []
-        for order in candidates:
-            if order not in orders:
-                orders.append(order)
-            if len(orders) == self.option_orders:
-                break
-        return orders
+        from labelstream.inference.contract import option_orders
+
+        return option_orders(labels, self.option_orders)
 
     def _user_text(self, project: dict[str, Any], labels: list[str], order: list[int],
                    examples: dict[str, list[str]], item: str) -> str:
