@@ -20,13 +20,12 @@ import logging
 import math
 from collections.abc import Callable
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 from pymongo.errors import PyMongoError
 
-from labelstream.common.web import PageServer
+from labelstream.common.web import PageHandler, PageServer
 from labelstream.dispatcher.pool import PoolError
 from labelstream.dispatcher.workbench import Outcome, Workbench
 from labelstream.v1 import services_pb2
@@ -35,7 +34,6 @@ log = logging.getLogger(__name__)
 
 PAGE_PATH = Path(__file__).parent / "static" / "annotator.html"
 MAX_BODY_BYTES = 64 * 1024  # requests are a few ids and a label; anything bigger is not ours
-REQUEST_TIMEOUT_S = 30      # a client that stops sending mid-request does not hold a thread forever
 
 HTTP_STATUS = {
     "INVALID_ARGUMENT": HTTPStatus.BAD_REQUEST,
@@ -48,15 +46,6 @@ HTTP_STATUS = {
     "UNAVAILABLE": HTTPStatus.SERVICE_UNAVAILABLE,
 }
 
-# The page is self-contained: nothing from other origins, so a task text can never pull in
-# a script or beacon. Inline script and style are the page's own.
-PAGE_HEADERS = {
-    "Content-Security-Policy": "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
-                               "connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'self'; "
-                               "frame-ancestors 'none'",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-}
 
 
 class ApiError(Exception):
@@ -150,18 +139,16 @@ def parse_json(raw: bytes) -> dict:
     return body
 
 
-def handler_for(web: AnnotatorWeb) -> type[BaseHTTPRequestHandler]:
+def handler_for(web: AnnotatorWeb) -> type[PageHandler]:
     posts = {"/api/lease": web.lease, "/api/answer": web.answer, "/api/skip": web.skip}
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(PageHandler):
         server_version = "labelstream-annotator"
-        sys_version = ""
-        timeout = REQUEST_TIMEOUT_S
 
         def do_GET(self) -> None:
             url = urlsplit(self.path)
             if url.path in ("/", "/index.html"):
-                self._send(HTTPStatus.OK, web.page, "text/html; charset=utf-8", PAGE_HEADERS)
+                self.send_page(web.page)
             elif url.path == "/api/me":
                 self._api(lambda: web.me(self._token(), parse_qs(url.query)))
             elif url.path in posts:
@@ -211,19 +198,6 @@ def handler_for(web: AnnotatorWeb) -> type[BaseHTTPRequestHandler]:
             self._json(error.status, {"error": str(error), "code": error.code})
 
         def _json(self, status: HTTPStatus, body: dict) -> None:
-            self._send(status, json.dumps(body).encode(), "application/json", {"Cache-Control": "no-store"})
-
-        def _send(self, status: HTTPStatus, payload: bytes, content_type: str, headers: dict[str, str]) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(payload)))
-            for name, value in headers.items():
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(payload)
-
-        def log_message(self, format: str, *args: object) -> None:
-            # http.server writes every request to stderr; the service's logs are structured instead.
-            log.debug("%s %s", self.address_string(), format % args)
+            self.send_json(status, json.dumps(body).encode())
 
     return Handler

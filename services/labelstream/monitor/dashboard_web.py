@@ -15,7 +15,6 @@ import json
 import logging
 from collections.abc import Callable
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import parse_qs, urlsplit
@@ -23,22 +22,13 @@ from urllib.parse import parse_qs, urlsplit
 from pymongo.database import Database
 from pymongo.errors import PyMongoError
 
-from labelstream.common.web import PageServer
+from labelstream.common.web import PageHandler, PageServer
 from labelstream.monitor.dashboard import dashboard_data
 
 log = logging.getLogger(__name__)
 
 PAGE_PATH = Path(__file__).parent / "static" / "dashboard.html"
-REQUEST_TIMEOUT_S = 30  # a client that stops mid-request does not hold a thread forever
 
-# Self-contained page: nothing from other origins; inline script and style are the page's own.
-PAGE_HEADERS = {
-    "Content-Security-Policy": "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
-                               "connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'self'; "
-                               "frame-ancestors 'none'",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-}
 
 
 class HasDb(Protocol):
@@ -80,53 +70,36 @@ class DashboardWeb:
         return dashboard_data(db, project_id)
 
 
-def error_body(message: str, code: str) -> bytes:
-    return json.dumps({"error": message, "code": code}).encode()
-
-
-def handler_for(web: DashboardWeb) -> type[BaseHTTPRequestHandler]:
+def handler_for(web: DashboardWeb) -> type[PageHandler]:
     calls = {"/api/projects": web.projects, "/api/dashboard": web.dashboard}
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(PageHandler):
         server_version = "labelstream-dashboard"
-        sys_version = ""
-        timeout = REQUEST_TIMEOUT_S
 
         def do_GET(self) -> None:
             url = urlsplit(self.path)
             if url.path in ("/", "/index.html"):
-                self._send(HTTPStatus.OK, web.page, "text/html; charset=utf-8", PAGE_HEADERS)
+                self.send_page(web.page)
                 return
             call = calls.get(url.path)
             if call is None:
-                self._send(HTTPStatus.NOT_FOUND, error_body(f"no such page: {url.path}", "NOT_FOUND"),
-                           "application/json", {"Cache-Control": "no-store"})
+                self.send_error_json(HTTPStatus.NOT_FOUND, f"no such page: {url.path}", "NOT_FOUND")
                 return
             try:
                 # allow_nan=False: a NaN that slipped through is a 500 here, not a page that fails to parse
-                status, payload = HTTPStatus.OK, json.dumps(call(parse_qs(url.query)), allow_nan=False).encode()
+                payload = json.dumps(call(parse_qs(url.query)), allow_nan=False).encode()
             except NotFound as error:
-                status, payload = HTTPStatus.NOT_FOUND, error_body(str(error), "NOT_FOUND")
+                self.send_error_json(HTTPStatus.NOT_FOUND, str(error), "NOT_FOUND")
+                return
             except PyMongoError:
                 log.exception("store error serving %s", self.path)
-                status = HTTPStatus.SERVICE_UNAVAILABLE
-                payload = error_body("the store is unavailable; retry in a few seconds", "UNAVAILABLE")
+                self.send_error_json(HTTPStatus.SERVICE_UNAVAILABLE, "the store is unavailable; retry in a few seconds",
+                                     "UNAVAILABLE")
+                return
             except Exception:
                 log.exception("failed serving %s", self.path)
-                status, payload = HTTPStatus.INTERNAL_SERVER_ERROR, error_body("internal error", "INTERNAL")
-            self._send(status, payload, "application/json", {"Cache-Control": "no-store"})
-
-        def _send(self, status: HTTPStatus, payload: bytes, content_type: str, headers: dict[str, str]) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(payload)))
-            for name, value in headers.items():
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(payload)
-
-        def log_message(self, format: str, *args: object) -> None:
-            # http.server writes every request to stderr; the service's logs are structured instead.
-            log.debug("%s %s", self.address_string(), format % args)
+                self.send_error_json(HTTPStatus.INTERNAL_SERVER_ERROR, "internal error", "INTERNAL")
+                return
+            self.send_json(HTTPStatus.OK, payload)
 
     return Handler
