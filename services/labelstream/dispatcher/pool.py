@@ -307,21 +307,23 @@ class TaskPool:
 
     def skip(self, worker_id: str, handle: str) -> None:
         """Give the task back; the assignment stays (as skipped) so this worker never gets it again."""
-        assignment = self._held(worker_id, handle)
-        if self.assignments.update_one({"_id": assignment["_id"], "status": "leased"},
-                                       {"$set": {"status": "skipped"}}).modified_count and not assignment["gold"]:
+        self._give_back(self._held(worker_id, handle), "skipped")
+
+    def _give_back(self, assignment: dict, status: str) -> bool:
+        """End a lease that was not answered (kept, as `status`, so this worker never gets the task
+        again) and return its slot; False when the lease had already ended."""
+        ended = self.assignments.update_one({"_id": assignment["_id"], "status": "leased"},
+                                            {"$set": {"status": status}}).modified_count
+        if ended and not assignment.get("gold"):
             self.tasks.update_one({"_id": assignment["task_id"]}, SLOT_BACK)
+        return bool(ended)
 
     def release_worker(self, project_id: str, worker_id: str) -> int:
         """A blocked worker's open leases go back to the pool."""
         released = 0
         for assignment in self.assignments.find({"project_id": project_id, "worker_id": worker_id,
                                                  "status": "leased"}):
-            if self.assignments.update_one({"_id": assignment["_id"], "status": "leased"},
-                                           {"$set": {"status": "revoked"}}).modified_count:
-                if not assignment.get("gold"):
-                    self.tasks.update_one({"_id": assignment["task_id"]}, SLOT_BACK)
-                released += 1
+            released += self._give_back(assignment, "revoked")
         return released
 
     def mark_published(self, task_id: str, worker_id: str) -> None:
@@ -399,10 +401,6 @@ class TaskPool:
                                             {"$set": {"status": "answered"}})
                 continue
             # kept as "expired" (not deleted) so a late answer is told its lease expired
-            if self.assignments.update_one({"_id": assignment["_id"], "status": "leased"},
-                                           {"$set": {"status": "expired"}}).modified_count:
-                if not assignment.get("gold"):
-                    self.tasks.update_one({"_id": assignment["task_id"]}, SLOT_BACK)
-                reclaimed += 1
+            reclaimed += self._give_back(assignment, "expired")
         return reclaimed
 
