@@ -181,7 +181,6 @@ def aggregate_accuracy(votes: list[tuple[str, str, str]], gold: dict[str, str], 
         index = {item: i for i, item in enumerate(items)}
         predicted = majority_vote_labels(np.array([index[v[0]] for v in votes]),
                                          np.array([LABELS.index(v[2]) for v in votes]), len(items), len(LABELS))
-    else:
-        fit, _ = fit_project(LABELS, votes, method)
-        predicted = fit.labels()
-    return float(np.mean([LABELS[p] == gold[item] for p, item in zip(predicted, items, strict=True)]))
+        return float(np.mean([LABELS[p] == gold[item] for p, item in zip(predicted, items, strict=True)]))
+    fitted = fit_project(LABELS, votes, method).labels_by_item()
+    return float(np.mean([fitted[item] == gold[item] for item in items]))

@@ -52,11 +52,14 @@ def test_dawid_skene_fit_learns_who_to_trust():
             answer = label if rng.random() < accuracy else next(x for x in LABELS if x != label)
             votes.append((item, worker, answer))
     skills = SkillModel(LABELS)
-    skills.fit, skills.fit_workers = fit_project(LABELS, votes, "dawid_skene")
+    fitted = fit_project(LABELS, votes, "dawid_skene")
+    skills.fit, skills.fit_workers = fitted.model, fitted.workers
+    recovered = fitted.labels_by_item()
+    assert sum(recovered[item] == label for item, label in truth.items()) >= 180, "the fit recovers the truth (90%)"
     # the two spammers outvote one good worker under majority, not under Dawid-Skene
     split = [("good1", "pos"), ("spam1", "neg"), ("spam2", "neg")]
     assert decide("dawid_skene", skills, split, None, 3, 3, 0.95).label == "pos"
-    refit, workers = fit_project(LABELS, votes + [("new", "newcomer", "pos")], "dawid_skene", skills)
+    workers = fit_project(LABELS, votes + [("new", "newcomer", "pos")], "dawid_skene", skills).workers
     assert workers["good1"] == skills.fit_workers["good1"] and "newcomer" in workers, "indexes are stable"
     with pytest.raises(ValueError, match="unknown aggregation"):
         decide("plurality", skills, split, None, 1, 3, 0.95)

@@ -10,7 +10,7 @@ import threading
 import grpc
 from pymongo.errors import DuplicateKeyError
 
-from labelstream.aggregator.decide import SkillModel, decide, fit_project
+from labelstream.aggregator.decide import Decision, SkillModel, decide, fit_project
 from labelstream.aggregator.finalize import auto_final, changed, finalize, human_final, load_final, revise
 from labelstream.common.kafka import (
     SCHEMA_VERSION,
@@ -72,31 +72,54 @@ class Aggregation:
             gold = {d["worker_id"]: gold_accuracy(d) for d in self.db.worker_quality.find(
                 {"project_id": spec.project_id, "status": {"$ne": "blocked"}})}
             skill = SkillModel(list(spec.labels), gold_accuracy={w: a for w, a in gold.items() if a == a})
+            fitted = None
             if spec.aggregation in POSTERIOR_METHODS and votes:
-                skill.fit, skill.fit_workers = fit_project(list(spec.labels), votes, spec.aggregation,
-                                                           self.skill(spec))
+                fitted = fit_project(list(spec.labels), votes, spec.aggregation, self.skill(spec))
+                skill.fit, skill.fit_workers = fitted.model, fitted.workers
             with self.lock:
                 self.skills[spec.project_id] = skill
             self.fitted_votes[spec.project_id] = count
-            if spec.aggregation in POSTERIOR_METHODS:
-                for task in self.db.vote_requests.find({"project_id": spec.project_id, "final": True}):
-                    out += self.evaluate(spec, task, reason="re-fit", only_confident=True)
+            if fitted is not None:
+                out += self.correct_finals(spec, votes)
         return out
 
-    def task_votes(self, task: dict) -> list[tuple[str, str]]:
-        excluded = self.excluded(task["project_id"])
-        return [(v["worker_id"], v["label"]) for v in self.db.votes.find({"task_id": task["_id"]}).sort("_id", 1)
-                if v["worker_id"] not in excluded]
+    def correct_finals(self, spec: events_pb2.ProjectSpec, votes: list[tuple[str, str, str]]) -> list[Outgoing]:
+        """Re-evaluate the final labels that the new fit would change (two queries for the
+        project, then store work only for those)."""
+        finals = {f["item_id"]: f for f in self.db.final_labels.find(
+            {"project_id": spec.project_id}, {"item_id": 1, "label": 1, "workers": 1, "published": 1, "reopened": 1})}
+        by_item: dict[str, list[tuple[str, str]]] = {}
+        for item, worker, label in votes:
+            by_item.setdefault(item, []).append((worker, label))
+        out: list[Outgoing] = []
+        for task in self.db.vote_requests.find({"project_id": spec.project_id, "final": True}):
+            current = finals.get(task["item_id"])
+            item_votes = by_item.get(task["item_id"], [])
+            decision, _ = self.decision_for(spec, task, item_votes)
+            settled = (current is not None and current.get("published") and not current.get("reopened")
+                       and set(current.get("workers", [])) == {w for w, _ in item_votes}
+                       and decision.label == current.get("label"))
+            if not settled:
+                out += self.evaluate(spec, task, reason="re-fit", only_confident=True)
+        return out
 
-    def evaluate(self, spec: events_pb2.ProjectSpec, task: dict, reason: str = "",
-                 only_confident: bool = False) -> list[Outgoing]:
-        """Decide the task's item from its valid votes: final label, correction, or more votes."""
-        votes = self.task_votes(task)
+    def decision_for(self, spec: events_pb2.ProjectSpec, task: dict,
+                     votes: list[tuple[str, str]]) -> tuple[Decision, int]:
+        """The decision on a task's valid votes, and whether the model is one of the voters."""
         model_vote = (task["model_label"], task["model_confidence"]) if task.get("model_label") else None
         model_votes = int(model_vote is not None)
         required = max(task["task_overlap"] or spec.overlap + model_votes, task.get("votes_needed", 0))
         decision = decide(spec.aggregation, self.skill(spec), votes, model_vote, required,
                           max(spec.max_overlap, spec.overlap) + model_votes, spec.posterior_bound)
+        return decision, model_votes
+
+    def evaluate(self, spec: events_pb2.ProjectSpec, task: dict, reason: str = "",
+                 only_confident: bool = False) -> list[Outgoing]:
+        """Decide the task's item from its valid votes: final label, correction, or more votes."""
+        excluded = self.excluded(task["project_id"])
+        all_votes = list(self.db.votes.find({"task_id": task["_id"]}).sort("_id", 1))
+        votes = [(v["worker_id"], v["label"]) for v in all_votes if v["worker_id"] not in excluded]
+        decision, model_votes = self.decision_for(spec, task, votes)
         key = item_key(task["project_id"], task["item_id"])
         current = self.db.final_labels.find_one({"_id": key})
         if decision.label is not None:
@@ -114,13 +137,11 @@ class Aggregation:
             return finalize(self.store, load_final(current)) if not current.get("published") else []
         if current is not None and reason and not only_confident:
             self.db.final_labels.update_one({"_id": key}, {"$set": {"reopened": True, "reopen_reason": reason}})
-        return self.request_votes(task, decision.votes_needed - model_votes)
+        return self.request_votes(task, decision.votes_needed - model_votes, held=len(all_votes) - len(votes))
 
-    def request_votes(self, task: dict, humans_needed: int) -> list[Outgoing]:
-        """Ask the dispatcher for more human answers; excluded answers still hold their slots there."""
-        excluded = self.excluded(task["project_id"])
-        held = sum(1 for v in self.db.votes.find({"task_id": task["_id"]}, {"worker_id": 1})
-                   if v["worker_id"] in excluded)
+    def request_votes(self, task: dict, humans_needed: int, held: int) -> list[Outgoing]:
+        """Ask the dispatcher for more human answers; `held` excluded answers still hold their
+        slots there."""
         overlap = humans_needed + held
         if overlap <= task.get("requested_overlap", 0):
             return []

@@ -89,13 +89,26 @@ def decide(method: str, skills: SkillModel, votes: list[tuple[str, str]], model_
     return Decision(None, float(probs[best]), voters + 1)
 
 
+@dataclass(frozen=True)
+class ProjectFit:
+    """An EM fit of a project's votes, with the ids behind its indexes."""
+    model: ds.DawidSkeneModel
+    workers: dict[str, int]   # worker id -> index in the fit
+    items: list[str]          # item ids in the fit's item order
+    labels: list[str]
+
+    def labels_by_item(self) -> dict[str, str]:
+        return {item: self.labels[k] for item, k in zip(self.items, self.model.labels(), strict=True)}
+
+
 def fit_project(labels: list[str], votes: list[tuple[str, str, str]], method: str,
-                previous: SkillModel | None = None) -> tuple[ds.DawidSkeneModel, dict[str, int]]:
-    """EM fit on a project's (item, worker, label) votes; returns the model and worker indexes.
+                previous: SkillModel | None = None) -> ProjectFit:
+    """EM fit on a project's (item, worker, label) votes.
     Workers keep their index from the previous fit (new ones are appended), so it warm-starts."""
     index = {label: i for i, label in enumerate(labels)}
     votes = [v for v in votes if v[2] in index]
-    items = {item: i for i, item in enumerate(sorted({v[0] for v in votes}))}
+    item_ids = sorted({v[0] for v in votes})
+    items = {item: i for i, item in enumerate(item_ids)}
     workers = dict(previous.fit_workers) if previous is not None and previous.fit is not None else {}
     for worker in sorted({v[1] for v in votes} - set(workers)):
         workers[worker] = len(workers)
@@ -105,4 +118,4 @@ def fit_project(labels: list[str], votes: list[tuple[str, str, str]], method: st
         np.array([workers[v[1]] for v in votes], dtype=np.int64),
         np.array([index[v[2]] for v in votes], dtype=np.int64), len(items), len(workers), len(labels),
         method="one_coin" if method == "one_coin_dawid_skene" else "full", warm_start=warm)
-    return fit, workers
+    return ProjectFit(fit, workers, item_ids, list(labels))

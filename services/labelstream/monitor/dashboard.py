@@ -154,9 +154,9 @@ def dawid_skene_accuracy(responses: Sequence[dict], labels: list[str]) -> dict[s
     votes = [(r["item_id"], r["worker_id"], r["label"]) for r in responses if r.get("label") in labels]
     if len(labels) < 2 or not votes:
         return {}
-    fit, workers = fit_project(labels, votes, "dawid_skene")
-    accuracy = worker_accuracy(fit)
-    return {worker: float(accuracy[index]) for worker, index in workers.items()}
+    fit = fit_project(labels, votes, "dawid_skene")
+    accuracy = worker_accuracy(fit.model)
+    return {worker: float(accuracy[index]) for worker, index in fit.workers.items()}
 
 
 def worker_rows(records: Iterable[dict], responses: Sequence[dict],
