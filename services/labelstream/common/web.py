@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import threading
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -19,6 +20,11 @@ PAGE_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
 }
+
+
+def finite(value: float | None) -> float | None:
+    """JSON has no NaN: a value not known yet ("NaN") is null."""
+    return None if value is None or math.isnan(value) else float(value)
 
 
 class PageHandler(BaseHTTPRequestHandler):

@@ -25,7 +25,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from pymongo.errors import PyMongoError
 
-from labelstream.common.web import PageHandler, PageServer
+from labelstream.common.web import PageHandler, PageServer, finite
 from labelstream.dispatcher.pool import PoolError
 from labelstream.dispatcher.workbench import Outcome, Workbench
 from labelstream.v1 import services_pb2
@@ -55,11 +55,6 @@ class ApiError(Exception):
         super().__init__(message)
         self.code = code
         self.status = status or HTTP_STATUS.get(code, HTTPStatus.BAD_REQUEST)
-
-
-def finite(value: float) -> float | None:
-    """NaN ("not known yet") becomes JSON null; JSON has no NaN."""
-    return None if math.isnan(value) else value
 
 
 def bearer(header: str | None) -> str:

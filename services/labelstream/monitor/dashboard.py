@@ -16,6 +16,8 @@ from pymongo.database import Database
 
 from labelstream.aggregator.dawid_skene import worker_accuracy
 from labelstream.aggregator.decide import fit_project
+from labelstream.common.web import finite
+from labelstream.dispatcher.quality import gold_accuracy
 from labelstream.monitor.agreement import agreement
 from labelstream.monitor.stats import compute_stats
 
@@ -24,11 +26,6 @@ CONFIDENCE_BINS = 10
 TIME_WINDOWS = 10
 EVENT_FIELDS = {"_id": 0, "kind": 1, "item_id": 1, "gold_label": 1, "worker_id": 1, "label": 1, "duration_ms": 1,
                 "source": 1, "version": 1, "ingested_at_ms": 1, "finalized_at_ms": 1, "at_ms": 1}
-
-
-def finite(value: float | None) -> float | None:
-    """JSON has no NaN: an unknown value is null."""
-    return None if value is None or math.isnan(value) else float(value)
 
 
 # Time windows ------------------------------------------------------------------------------------
@@ -172,8 +169,8 @@ def worker_rows(records: Iterable[dict], responses: Sequence[dict],
         spent = durations.get(rec["worker_id"])
         rows.append({
             "worker_id": rec["worker_id"], "status": rec.get("status", ""), "tasks_done": rec.get("tasks_done", 0),
-            # Beta(1, 1) posterior mean; no gold answered yet means no evidence, not 50 %
-            "gold_accuracy": (1 + correct) / (2 + correct + wrong) if correct + wrong else None,
+            # no gold answered yet means no evidence, not 50 %
+            "gold_accuracy": finite(gold_accuracy({"gold_correct": correct, "gold_wrong": wrong})),
             "gold_answered": correct + wrong,
             "ds_accuracy": (ds_accuracy or {}).get(rec["worker_id"]),
             "median_seconds": float(np.median(spent)) / 1000 if spent else None,

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 from pymongo.database import Database
 
+from labelstream.dispatcher.quality import gold_accuracy
+
 MIN_AGREEING = 3             # trusted workers who gave the same answer, and nobody disagreed
 TRUSTED_ACCURACY = 0.8       # Beta posterior mean on gold
 TRUSTED_MIN_GOLD = 5
@@ -56,7 +58,7 @@ def mine(votes: list[tuple[str, str, str]], trusted: set[str], texts: dict[str, 
 def mine_project(db: Database, project_id: str, labels: list[str], limit: int = 200) -> list[Candidate]:
     trusted = {r["worker_id"] for r in db.worker_quality.find({"project_id": project_id, "status": "active"})
                if r["gold_correct"] + r["gold_wrong"] >= TRUSTED_MIN_GOLD
-               and (1 + r["gold_correct"]) / (2 + r["gold_correct"] + r["gold_wrong"]) >= TRUSTED_ACCURACY}
+               and gold_accuracy(r) >= TRUSTED_ACCURACY}
     if not trusted:
         return []
     existing = {g["item_id"] for g in db.gold.find({"project_id": project_id}, {"item_id": 1})}

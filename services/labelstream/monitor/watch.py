@@ -9,6 +9,7 @@ import statistics
 from pymongo.database import Database
 
 from labelstream.common.kafka import SCHEMA_VERSION
+from labelstream.dispatcher.quality import gold_accuracy
 from labelstream.monitor.agreement import krippendorff_alpha
 from labelstream.monitor.alerts import Breach, MetricKey, evaluate
 from labelstream.v1 import events_pb2
@@ -34,8 +35,7 @@ def project_metrics(db: Database, project_id: str, now_ms: int) -> dict[MetricKe
     for record in db.worker_quality.find({"project_id": project_id, "status": {"$ne": "blocked"}}):
         answered = record["gold_correct"] + record["gold_wrong"]
         if answered >= MIN_GOLD_ANSWERS:
-            metrics[MetricKey("worker_accuracy", project_id, record["worker_id"])] = \
-                (1 + record["gold_correct"]) / (2 + answered)
+            metrics[MetricKey("worker_accuracy", project_id, record["worker_id"])] = gold_accuracy(record)
     finals: dict[str, dict] = {}
     for event in db.monitor_events.find({"project_id": project_id, "kind": "final_label", "at_ms": {"$gte": since}}):
         if event["item_id"] not in finals or event["version"] > finals[event["item_id"]]["version"]:
