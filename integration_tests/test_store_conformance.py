@@ -101,3 +101,32 @@ def test_update_many_by_id_list(store):
                                               {"$set": {"published": True}})
     assert result.modified_count == 3
     assert sorted(d["_id"] for d in store.db.predictions.find({"published": True})) == ["p:1", "p:3", "p:5"]
+
+
+def test_batched_claim_marks_what_it_took(store):
+    """The dispatcher's batched lease claims a slot on many tasks in one update and reads back, by
+    the claim's token, which of them it took."""
+    tasks = store.db.conformance_tasks
+    tasks.insert_many([{"_id": f"t{i}", "open_slots": 1 + i % 2} for i in range(4)])
+    first = tasks.update_many({"_id": {"$in": ["t0", "t1", "t2"]}, "open_slots": {"$gt": 0}},
+                              {"$inc": {"open_slots": -1}, "$set": {"claim": "A"}})
+    second = tasks.update_many({"_id": {"$in": ["t0", "t1", "t2"]}, "open_slots": {"$gt": 0}},
+                               {"$inc": {"open_slots": -1}, "$set": {"claim": "B"}})
+    assert (first.modified_count, second.modified_count) == (3, 1)
+    assert {d["_id"]: d["open_slots"] for d in tasks.find({"claim": "A"})} == {"t0": 0, "t2": 0}
+    assert [d["_id"] for d in tasks.find({"claim": "B"})] == ["t1"]
+
+
+def test_unordered_insert_many_names_each_duplicate_and_bulk_updates_count_matches(store):
+    """Batched inserts learn which documents existed; batched compare-and-set updates how many matched."""
+    docs = store.db.conformance_docs
+    docs.insert_many([{"_id": "a", "s": "leased"}, {"_id": "b", "s": "leased"}])
+    with pytest.raises(BulkWriteError) as failed:
+        docs.insert_many([{"_id": "x"}, {"_id": "a"}, {"_id": "y"}, {"_id": "b"}], ordered=False)
+    assert failed.value.details["nInserted"] == 2
+    assert [(e["index"], e["code"]) for e in failed.value.details["writeErrors"]] == [(1, 11000), (3, 11000)]
+    result = docs.bulk_write([UpdateOne({"_id": "a", "s": "leased"}, {"$set": {"s": "answered", "t": "T"}}),
+                              UpdateOne({"_id": "b", "s": "gone"}, {"$set": {"s": "answered", "t": "T"}})],
+                             ordered=False)
+    assert result.modified_count == 1
+    assert [d["_id"] for d in docs.find({"t": "T"})] == ["a"]

@@ -43,6 +43,7 @@ import signal
 import tempfile
 import threading
 import time
+import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -53,6 +54,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+from prometheus_client.parser import text_string_to_metric_families
 from pymongo import monitoring
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -578,6 +580,23 @@ def machine_info() -> dict[str, Any]:
             "pymongo": metadata.version("pymongo"), "load_average_at_start": [round(v, 2) for v in os.getloadavg()]}
 
 
+def group_commit_batches(metrics_port: int) -> dict[str, float]:
+    """Mean requests per store batch of each of the dispatcher's group commits, over its whole run
+    (warm-up and sign-up included), from its Prometheus /metrics."""
+    text = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).read().decode()
+    sums: dict[str, float] = {}
+    counts: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        if family.name != "labelstream_group_commit_batch_size":
+            continue
+        for sample in family.samples:
+            if sample.name.endswith("_sum"):
+                sums[sample.labels["batch"]] = sample.value
+            elif sample.name.endswith("_count"):
+                counts[sample.labels["batch"]] = sample.value
+    return {name: round(sums[name] / counts[name], 2) for name in sorted(sums) if counts.get(name)}
+
+
 def print_table(report: dict[str, Any], measured: dict[str, Any]) -> None:
     figures = measured["result"]
     table = Table(title=f"dispatcher load: {report['parameters']['workers']} workers, think "
@@ -594,6 +613,8 @@ def print_table(report: dict[str, Any], measured: dict[str, Any]) -> None:
         table.add_row(f"errors: {key}", str(count), "")
     for name, cores in measured["cpu_cores"].items():
         table.add_row(f"CPU cores: {name}", f"{cores:.2f}", "")
+    for name, mean in measured.get("group_commit_mean_batch", {}).items():
+        table.add_row(f"requests per store batch: {name}", f"{mean:.2f}", "")
     ops = measured.get("store_ops")
     if ops:
         table.add_row("store round-trips per pair (request path)", str(ops["request_path_round_trips_per_pair"]), "")
@@ -662,6 +683,7 @@ def run(options: argparse.Namespace, run_dir: Path, texts: list[str]) -> dict[st
                 return feeder
 
             results, cpu, added = run_load(address, tokens, dict(state.pids), options, start_feeder)
+            batches = group_commit_batches(state.ports.metrics["dispatcher"])
             open_tasks = store.db.tasks.count_documents({"project_id": PROJECT, "open_slots": {"$gt": 0}})
         finally:
             store.close()
@@ -671,6 +693,7 @@ def run(options: argparse.Namespace, run_dir: Path, texts: list[str]) -> dict[st
         ops = profile_store_ops(state, tokens, options.overlap, options.ops_pairs, texts,
                                 first_index=options.backlog + added)
         return {"think_ms": options.think_ms, "result": figures, "cpu_cores": cpu, "store_ops": ops,
+                "group_commit_mean_batch": batches,
                 "services_running": running,
                 "pool": {"backlog_preloaded": options.backlog, "tasks_added_during_run": added,
                          "open_tasks_after_run": open_tasks}}

@@ -101,7 +101,7 @@ def run_service(
     producer = EventProducer(settings, name)
     runtime = Runtime(name, settings, store, producer)
 
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=16))
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=settings.grpc_threads))
     health_pb2_grpc.add_HealthServicer_to_server(runtime.health, server)
     register(runtime, server)
     bound = server.add_insecure_port(f"{settings.grpc_bind_host}:{settings.grpc_port}")

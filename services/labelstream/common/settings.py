@@ -116,6 +116,10 @@ SETTINGS: dict[str, Setting] = {
         "LABELSTREAM_GRPC_PORT", "50051", "Port of this service's gRPC server (API and health)", _port),
     "grpc_bind_host": Setting(
         "LABELSTREAM_GRPC_BIND_HOST", "0.0.0.0", "Address the gRPC server binds", _non_empty),
+    "grpc_threads": Setting(
+        "LABELSTREAM_GRPC_THREADS", "64",
+        "Threads serving gRPC calls; calls waiting on the store share its round trips, so more threads "
+        "make larger store batches", _positive_int),
     "metrics_port": Setting(
         "LABELSTREAM_METRICS_PORT", "9464", "Port serving Prometheus /metrics", _port),
     "log_level": Setting("LABELSTREAM_LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING or ERROR", _log_level),
@@ -176,6 +180,7 @@ class Settings:
     mongodb_database: str
     grpc_port: int
     grpc_bind_host: str
+    grpc_threads: int
     metrics_port: int
     log_level: str
     trace_file: str

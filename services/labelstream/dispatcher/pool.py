@@ -8,25 +8,36 @@ Concurrency without transactions: every claim is a compare-and-set on one docume
 (`open_slots` of a task, `status` of an assignment) and every (task, worker) pair has a
 unique key, so concurrent dispatchers never hand one slot out twice and no worker
 answers a task twice.
+
+Throughput: the leases (and the answers) that a process's request threads ask for at the same
+time go to the store together (labelstream.common.batching): one query for what these workers
+have held, one claim of a slot on each of their tasks, one insert of their assignments; one
+insert of the answers' outbox records and one update of their assignments. A lone request
+pays the same round trips as it would alone.
 """
 
 from __future__ import annotations
 
 import random
 import secrets
+import threading
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from pymongo import ASCENDING, DESCENDING, ReturnDocument
-from pymongo.errors import DuplicateKeyError
+from pymongo import ASCENDING, DESCENDING, ReturnDocument, UpdateOne
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
+from labelstream.common.batching import GroupCommit
 from labelstream.common.kafka import SCHEMA_VERSION
 from labelstream.common.store import Store, vote_key
 from labelstream.common.telemetry import now_ms, traceparent
 from labelstream.v1 import events_pb2
 
 CANDIDATES_PER_LEASE = 50
+LEASE_ROUNDS = 8   # rounds of one lease batch (each finds full tasks or held ones out, or leases)
+KNOWN_HELD_MAX = 2_000_000  # (worker, task) pairs a process remembers before it starts over
 # The candidate list (the sorted query over all open tasks, the store's costliest command) is
 # shared by the leases of this process for this long. The claim itself still checks open_slots,
 # so a stale list costs at most this much delay before a new higher-priority task is offered;
@@ -77,6 +88,22 @@ class Answered:
     gold_correct: bool | None = None
 
 
+@dataclass(frozen=True)
+class _LeaseRequest:
+    worker_id: str
+    key: tuple[str, tuple[str, ...]]   # (project, excluded projects): the candidate list it draws on
+    query: dict
+    pay: float
+
+
+@dataclass(frozen=True)
+class _AnswerWrite:
+    assignment: dict
+    label: str
+    at_ms: int
+    outbox: dict | None    # the response's outbox record (real tasks); None for gold
+
+
 def new_handle() -> str:
     return "t-" + secrets.token_hex(12)
 
@@ -98,6 +125,16 @@ class TaskPool:
         self._repaired_to_ms: int | None = None
         # (project, excluded projects) -> (read at, task ids in lease order)
         self._candidates: dict[tuple[str, tuple[str, ...]], tuple[float, list[str]]] = {}
+        # assignments this process leased, by handle, while their lease runs: an answer needs no
+        # read of its own (any other is read from the store)
+        self._issued: dict[str, dict] = {}
+        self._issued_lock = threading.Lock()
+        # worker -> tasks they hold or held (leased, answered, skipped...), as this process knows
+        self._known_held: dict[str, set[str]] = {}
+        self._known_lock = threading.Lock()
+        self._known_pairs = 0
+        self._lease_batches = GroupCommit("dispatcher_lease", self._lease_batch)
+        self._answer_batches = GroupCommit("dispatcher_answer", self._answer_batch)
 
     def add(self, task: events_pb2.HumanTask) -> None:
         """Create the task, or raise its overlap when the aggregator asks for more votes."""
@@ -131,52 +168,150 @@ class TaskPool:
         elif exclude_projects:
             query["project_id"] = {"$nin": sorted(exclude_projects)}
         key = (project_id, tuple(sorted(exclude_projects)) if not project_id else ())
-        cached = self._candidates.get(key)
-        if cached and time.monotonic() - cached[0] < CANDIDATE_CACHE_SECONDS:
-            lease = self._claim(worker_id, key, cached[1], pay)
-            if lease is not None:
-                return lease
-        return self._claim(worker_id, key, self._read_candidates(key, query), pay)
+        return self._lease_batches.submit(_LeaseRequest(worker_id, key, query, pay))
 
-    def _read_candidates(self, key: tuple[str, tuple[str, ...]], query: dict) -> list[str]:
+    def _lease_batch(self, requests: Sequence[_LeaseRequest]) -> list[Lease | None]:
+        results: list[Lease | None] = [None] * len(requests)
+        groups: dict[tuple[str, tuple[str, ...]], list[int]] = {}
+        for index, request in enumerate(requests):
+            groups.setdefault(request.key, []).append(index)
+        for key, indexes in groups.items():
+            for index, lease in self._lease_group(key, requests[indexes[0]].query,
+                                                  [(i, requests[i]) for i in indexes]).items():
+                results[index] = lease
+        return results
+
+    def _candidate_ids(self, key: tuple[str, tuple[str, ...]], query: dict, fresh: bool) -> tuple[list[str], bool]:
+        """The shared candidate list, read again when asked or stale; returns it and whether it was read now."""
+        cached = self._candidates.get(key)
+        if not fresh and cached and cached[1] and time.monotonic() - cached[0] < CANDIDATE_CACHE_SECONDS:
+            return cached[1], False
         read_at = time.monotonic()
-        # ids only: the claim returns the one task document a lease needs
+        # ids only: the claim returns the task documents a lease needs
         ids = [t["_id"] for t in self.tasks.find(query, {"_id": 1}).sort(LEASE_ORDER).limit(CANDIDATES_PER_LEASE)]
         if len(self._candidates) > 1000:  # keys vary with workers' blocked projects: keep it bounded
             self._candidates.clear()
         self._candidates[key] = (read_at, ids)
-        return ids
+        return ids, True
 
-    def _claim(self, worker_id: str, key: tuple[str, tuple[str, ...]], ids: list[str], pay: float
-               ) -> Lease | None:
-        """Lease the first of `ids` (in lease order) that has a slot and this worker never held."""
-        if not ids:
-            return None
-        seen = {a["task_id"] for a in self.assignments.find(
-            {"worker_id": worker_id, "task_id": {"$in": ids}}, {"task_id": 1})}
-        unseen = [i for i in ids if i not in seen]
-        while unseen:
-            # One atomic claim of the best candidate that still has a slot: concurrent workers
-            # no longer compare-and-set the same open_slots value and retry in turn.
+    def _lease_group(self, key: tuple[str, tuple[str, ...]], query: dict,
+                     waiting: list[tuple[int, _LeaseRequest]]) -> dict[int, Lease]:
+        """Leases for requests that draw on one candidate list, in rounds: each round gives every
+        waiting worker the best candidate they never held and no other worker of the round took,
+        claims one slot on each of those tasks at once, and writes the assignments at once. A
+        worker whose candidates (read afresh) all were theirs once gets nothing."""
+        leased: dict[int, Lease] = {}
+        fresh = False
+        for _ in range(LEASE_ROUNDS):
+            if not waiting:
+                break
+            ids, read_now = self._candidate_ids(key, query, fresh)
+            held = self._held_among(sorted({r.worker_id for _, r in waiting}), ids)
+            picks: dict[str, tuple[int, _LeaseRequest]] = {}
+            crowded: list[tuple[int, _LeaseRequest]] = []    # has an unheld candidate another took this round
+            exhausted: list[tuple[int, _LeaseRequest]] = []  # held every candidate
+            for index, request in waiting:
+                unheld = [t for t in ids if (request.worker_id, t) not in held]
+                choice = next((t for t in unheld if t not in picks), None)
+                if choice is not None:
+                    picks[choice] = (index, request)
+                else:
+                    (crowded if unheld else exhausted).append((index, request))
+            # a list read just now that has nothing for a worker is final: nothing for them
+            waiting = crowded + ([] if read_now else exhausted)
+            fresh = not read_now and bool(exhausted)
+            if not picks:
+                continue
+            claimed = self._claim_slots(key, list(picks))
+            granted = [(picks[t][0], picks[t][1], task) for t, task in claimed.items()]
+            leased.update(self._assign_many(granted))
+            waiting += [picks[t] for t in picks if t not in claimed]        # full meanwhile: try the next
+            waiting += [(i, r) for i, r, _ in granted if i not in leased]   # held it after all: try the next
+            fresh = fresh or not claimed  # every pick was full: the list is stale
+        return leased
+
+    def _claim_slots(self, key: tuple[str, tuple[str, ...]], task_ids: list[str]) -> dict[str, dict]:
+        """Take one open slot of each task, at once; returns the task documents (after the claim)
+        of the tasks whose slot this call took. Tasks left without a slot are marked full."""
+        now = now_ms()
+        if len(task_ids) == 1:
             task = self.tasks.find_one_and_update(
-                {"_id": {"$in": unseen}, "open_slots": {"$gt": 0}},
-                {"$inc": {"open_slots": -1}, "$set": {"claimed_at_ms": now_ms()}},
-                sort=LEASE_ORDER, return_document=ReturnDocument.AFTER)
-            if task is None:
-                return None  # every candidate filled up meanwhile
-            unseen.remove(task["_id"])
-            if task["open_slots"] <= 0:
-                # conditional: a slot given back meanwhile (which sets "open") wins
-                self.tasks.update_one({"_id": task["_id"], "open_slots": {"$lte": 0}, "status": "open"},
-                                      {"$set": {"status": "full"}})
-                self._drop_candidate(key, task["_id"])
-            lease = self._assign(worker_id, task["_id"], task["project_id"], task["text"], task["labels"], pay,
-                                 answer_fields={k: task[k] for k in ANSWER_FIELDS if k in task})
-            if lease is None:
+                {"_id": task_ids[0], "open_slots": {"$gt": 0}},
+                {"$inc": {"open_slots": -1}, "$set": {"claimed_at_ms": now}}, return_document=ReturnDocument.AFTER)
+            claimed = {task["_id"]: task} if task is not None else {}
+        else:
+            # the claim token tells this claim's tasks from those another process claimed meanwhile
+            # (if one overwrites it first, that slot is found lost and given back by repair_lost_slots)
+            token = secrets.token_hex(8)
+            self.tasks.update_many({"_id": {"$in": task_ids}, "open_slots": {"$gt": 0}},
+                                   {"$inc": {"open_slots": -1}, "$set": {"claimed_at_ms": now, "claim": token}})
+            claimed = {t["_id"]: t for t in self.tasks.find({"_id": {"$in": task_ids}, "claim": token})}
+        full = [t for t, task in claimed.items() if task["open_slots"] <= 0]
+        if full:
+            # conditional: a slot given back meanwhile (which sets "open") wins
+            self.tasks.update_many({"_id": {"$in": full}, "open_slots": {"$lte": 0}, "status": "open"},
+                                   {"$set": {"status": "full"}})
+        for task_id in task_ids:
+            if task_id not in claimed or task_id in full:
+                self._drop_candidate(key, task_id)
+        return claimed
+
+    def _held_among(self, workers: list[str], task_ids: list[str]) -> set[tuple[str, str]]:
+        """(worker, task) pairs among these that exist as assignments, as far as this process
+        knows: what it leased and what inserts told it. A worker new to this process is looked up
+        once, for the candidates of the moment (what else they held comes out on insert)."""
+        with self._known_lock:
+            unknown = [w for w in workers if w not in self._known_held]
+        if unknown and task_ids:
+            found = self.assignments.find({"_id": {"$in": [vote_key(t, w) for w in unknown for t in task_ids]}},
+                                          {"worker_id": 1, "task_id": 1})
+            with self._known_lock:
+                for worker in unknown:
+                    self._known_held.setdefault(worker, set())
+                for doc in found:
+                    self._known_held[doc["worker_id"]].add(doc["task_id"])
+                    self._known_pairs += 1
+        with self._known_lock:
+            return {(w, t) for w in workers for t in self._known_held.get(w, ()) if t in task_ids}
+
+    def _remember_held(self, worker_id: str, task_id: str) -> None:
+        with self._known_lock:
+            if self._known_pairs >= KNOWN_HELD_MAX:
+                # bounded; what is forgotten is looked up or found on insert again
+                self._known_held.clear()
+                self._known_pairs = 0
+            tasks = self._known_held.setdefault(worker_id, set())
+            if task_id not in tasks:
+                tasks.add(task_id)
+                self._known_pairs += 1
+
+    def _assign_many(self, granted: list[tuple[int, _LeaseRequest, dict]]) -> dict[int, Lease]:
+        """Write the assignments of claimed slots at once; a slot whose worker turns out to hold
+        that task already goes back."""
+        if not granted:
+            return {}
+        expires = now_ms() + self.lease_ms
+        docs = [self._assignment_doc(request.worker_id, task["_id"], task["project_id"], request.pay, expires,
+                                     answer_fields={k: task[k] for k in ANSWER_FIELDS if k in task})
+                for _, request, task in granted]
+        failed: set[int] = set()
+        try:
+            self.assignments.insert_many(docs, ordered=False)
+        except BulkWriteError as error:
+            failed = {e["index"] for e in error.details.get("writeErrors", []) if e.get("code") == 11000}
+            if len(failed) != len(error.details.get("writeErrors", [])):
+                raise
+        leased: dict[int, Lease] = {}
+        for position, ((index, request, task), doc) in enumerate(zip(granted, docs, strict=True)):
+            # a lease of this worker's that expired unanswered may be taken up again
+            if position in failed and not self.assignments.replace_one(
+                    {"_id": doc["_id"], "status": "expired"}, doc).modified_count:
+                self._remember_held(request.worker_id, task["_id"])
                 self.tasks.update_one({"_id": task["_id"]}, SLOT_BACK)
                 continue
-            return lease
-        return None
+            self._remember_held(request.worker_id, task["_id"])
+            leased[index] = self._issue(doc, task["text"], task["labels"])
+        return leased
 
     def _drop_candidate(self, key: tuple[str, tuple[str, ...]], task_id: str) -> None:
         """A full task leaves the shared list, so later leases do not send it to the store again.
@@ -185,23 +320,32 @@ class TaskPool:
         if cached and task_id in cached[1]:
             self._candidates[key] = (cached[0], [i for i in cached[1] if i != task_id])
 
-    def _assign(self, worker_id: str, task_id: str, project_id: str, text: str, labels: list[str],
-                pay: float, gold: bool = False, answer_fields: dict | None = None) -> Lease | None:
-        expires = now_ms() + self.lease_ms
-        handle = new_handle()
+    def _assignment_doc(self, worker_id: str, task_id: str, project_id: str, pay: float, expires: int,
+                        gold: bool = False, answer_fields: dict | None = None) -> dict:
         doc = {"_id": vote_key(task_id, worker_id), "task_id": task_id, "worker_id": worker_id,
                "project_id": project_id, "status": "leased", "leased_at_ms": now_ms(),
-               "lease_expires_ms": expires, "handle": handle, "gold": gold, "pay": pay}
+               "lease_expires_ms": expires, "handle": new_handle(), "gold": gold, "pay": pay}
         if answer_fields:
             # kept under one key, never sent to the worker (model_label stays hidden)
             doc["task"] = answer_fields
+        return doc
+
+    def _issue(self, doc: dict, text: str, labels: list[str]) -> Lease:
+        with self._issued_lock:
+            self._issued[doc["handle"]] = doc
+        return Lease(doc["handle"], doc["task_id"], doc["project_id"], text, list(labels), doc["lease_expires_ms"],
+                     doc["gold"], doc["pay"])
+
+    def _assign(self, worker_id: str, task_id: str, project_id: str, text: str, labels: list[str],
+                pay: float, gold: bool = False) -> Lease | None:
+        doc = self._assignment_doc(worker_id, task_id, project_id, pay, now_ms() + self.lease_ms, gold)
         try:
             self.assignments.insert_one(doc)
         except DuplicateKeyError:
             # a lease of this worker's that expired unanswered may be taken up again
             if not self.assignments.replace_one({"_id": doc["_id"], "status": "expired"}, doc).modified_count:
                 return None
-        return Lease(handle, task_id, project_id, text, list(labels), expires, gold, pay)
+        return self._issue(doc, text, labels)
 
     # Gold ---------------------------------------------------------------------------------
     def add_gold(self, project_id: str, items: list[dict]) -> tuple[int, int]:
@@ -244,7 +388,10 @@ class TaskPool:
 
     # Answers ------------------------------------------------------------------------------
     def _held(self, worker_id: str, handle: str) -> dict:
-        assignment = self.assignments.find_one({"handle": handle})
+        with self._issued_lock:
+            assignment = self._issued.get(handle)
+        if assignment is None:
+            assignment = self.assignments.find_one({"handle": handle})
         if assignment is None or assignment["worker_id"] != worker_id:
             # the same refusal whether or not the handle exists: no probing other workers' tasks
             raise PoolError("PERMISSION_DENIED", f"task {handle!r} is not leased to you")
@@ -256,12 +403,21 @@ class TaskPool:
             raise PoolError("FAILED_PRECONDITION", f"task {handle!r} is no longer yours ({assignment['status']})")
         return assignment
 
+    def _ended(self, assignment: dict, status: str) -> None:
+        """This process's copy of a lease follows its end (answered, skipped, revoked, expired)."""
+        with self._issued_lock:
+            issued = self._issued.pop(assignment["handle"], None)
+        if issued is not None and status == "answered":
+            # kept (answered) until its lease would have run out, so a second answer hears so
+            # without a read
+            with self._issued_lock:
+                self._issued[assignment["handle"]] = {**issued, "status": "answered"}
+
     def answer(self, worker_id: str, handle: str, label: str) -> Answered:
         assignment = self._held(worker_id, handle)
         if assignment.get("gold"):
             return self._answer_gold(assignment, label)
         task_id = assignment["task_id"]
-        key = assignment["_id"]
         now = now_ms()
         # the lease copied what the answer needs; assignments leased before that was done read the task
         task = assignment.get("task") or self.tasks.find_one({"_id": task_id})
@@ -276,34 +432,78 @@ class TaskPool:
             task_overlap=task["overlap"], model_label=task.get("model_label", ""),
             model_confidence=task.get("model_confidence", 0.0), model_name=task.get("model_name", ""),
             model_version=task.get("model_version", ""))
-        try:  # the outbox record first: once it exists, the answer will be published
-            self.responses.insert_one({
-                "_id": key, "task_id": task_id, "worker_id": worker_id, "payload": response.SerializeToString(),
-                "traceparent": task.get("traceparent", ""), "published": False, "created_ms": now})
-        except DuplicateKeyError as exc:
-            raise PoolError("ALREADY_EXISTS", f"you already answered task {handle!r}") from exc
-        if not self._mark_answered(key, label, now):  # the lease was reclaimed between our checks
-            self.responses.delete_one({"_id": key})
-            raise PoolError("FAILED_PRECONDITION", "the lease on this task expired; lease a new task")
+        outbox = {"_id": assignment["_id"], "task_id": task_id, "worker_id": worker_id,
+                  "payload": response.SerializeToString(), "traceparent": task.get("traceparent", ""),
+                  "published": False, "created_ms": now}
+        self._answer_batches.submit(_AnswerWrite(assignment, label, now, outbox))
         return Answered(assignment["project_id"], list(task["labels"]), label, response.duration_ms,
                         assignment.get("pay", 0.0), response, task.get("traceparent", ""))
 
+    def _gold_item(self, project_id: str, task_id: str) -> dict | None:
+        item_key_ = task_id.removeprefix("gold|")
+        cached = next((g for g in self.gold_items(project_id) if g["_id"] == item_key_), None)
+        return cached or self.gold.find_one({"_id": item_key_})
+
     def _answer_gold(self, assignment: dict, label: str) -> Answered:
-        item = self.gold.find_one({"_id": assignment["task_id"].removeprefix("gold|")})
+        item = self._gold_item(assignment["project_id"], assignment["task_id"])
         if item is None:
             raise PoolError("NOT_FOUND", f"task {assignment['handle']!r} does not exist any more")
         if label not in item["labels"]:
             raise PoolError("INVALID_ARGUMENT", f"label {label!r} is not one of {item['labels']}")
         now = now_ms()
-        if not self._mark_answered(assignment["_id"], label, now):
-            raise PoolError("ALREADY_EXISTS", f"you already answered task {assignment['handle']!r}")
+        self._answer_batches.submit(_AnswerWrite(assignment, label, now, None))
         return Answered(assignment["project_id"], list(item["labels"]), label, now - assignment["leased_at_ms"],
                         assignment.get("pay", 0.0), gold_correct=label == item["label"])
 
-    def _mark_answered(self, key: str, label: str, now: int) -> bool:
-        return bool(self.assignments.update_one(
-            {"_id": key, "status": "leased"},
-            {"$set": {"status": "answered", "label": label, "answered_at_ms": now}}).modified_count)
+    def _answer_batch(self, writes: Sequence[_AnswerWrite]) -> list[bool | PoolError]:
+        """Record answers at once: the outbox records of real tasks first (once one exists, the
+        answer will be published), then each assignment, from leased to answered."""
+        results: list[bool | PoolError] = [True] * len(writes)
+        keys_in_batch: set[str] = set()
+        for i, write in enumerate(writes):
+            if write.assignment["_id"] in keys_in_batch:  # the same answer twice at once
+                results[i] = self._already(write)
+            keys_in_batch.add(write.assignment["_id"])
+        real = [i for i, w in enumerate(writes) if w.outbox is not None and results[i] is True]
+        if real:
+            try:
+                self.responses.insert_many([writes[i].outbox for i in real], ordered=False)
+            except BulkWriteError as error:
+                errors = error.details.get("writeErrors", [])
+                if any(e.get("code") != 11000 for e in errors):
+                    raise
+                for e in errors:
+                    results[real[e["index"]]] = self._already(writes[real[e["index"]]])
+        marking = [i for i in range(len(writes)) if results[i] is True]
+        if not marking:
+            return results
+        token = secrets.token_hex(8)
+        marked = self.assignments.bulk_write([UpdateOne(
+            {"_id": writes[i].assignment["_id"], "status": "leased"},
+            {"$set": {"status": "answered", "label": writes[i].label, "answered_at_ms": writes[i].at_ms,
+                      "answer": token}}) for i in marking], ordered=False).modified_count
+        if marked < len(marking):
+            # some lease ended between the check and this write (expired and reclaimed, revoked, or
+            # answered by a concurrent call): those answers are refused, and their outbox records go
+            done = {d["_id"] for d in self.assignments.find(
+                {"_id": {"$in": [writes[i].assignment["_id"] for i in marking]}, "answer": token}, {"_id": 1})}
+            for i in marking:
+                write = writes[i]
+                if write.assignment["_id"] in done:
+                    continue
+                if write.outbox is None:
+                    results[i] = self._already(write)
+                else:
+                    self.responses.delete_one({"_id": write.assignment["_id"]})
+                    results[i] = PoolError("FAILED_PRECONDITION", "the lease on this task expired; lease a new task")
+        for i in marking:
+            if results[i] is True:
+                self._ended(writes[i].assignment, "answered")
+        return results
+
+    @staticmethod
+    def _already(write: _AnswerWrite) -> PoolError:
+        return PoolError("ALREADY_EXISTS", f"you already answered task {write.assignment['handle']!r}")
 
     def skip(self, worker_id: str, handle: str) -> None:
         """Give the task back; the assignment stays (as skipped) so this worker never gets it again."""
@@ -314,6 +514,7 @@ class TaskPool:
         again) and return its slot; False when the lease had already ended."""
         ended = self.assignments.update_one({"_id": assignment["_id"], "status": "leased"},
                                             {"$set": {"status": status}}).modified_count
+        self._ended(assignment, status)
         if ended and not assignment.get("gold"):
             self.tasks.update_one({"_id": assignment["task_id"]}, SLOT_BACK)
         return bool(ended)
@@ -393,6 +594,11 @@ class TaskPool:
 
     def reclaim_expired(self) -> int:
         """Free the slots of leases that ran out without an answer."""
+        now = now_ms()
+        with self._issued_lock:
+            gone = [h for h, a in self._issued.items() if a["lease_expires_ms"] < now]
+            for handle in gone:
+                del self._issued[handle]
         reclaimed = 0
         for assignment in self.assignments.find(
                 {"status": "leased", "lease_expires_ms": {"$lt": now_ms()}}).limit(500):

@@ -15,8 +15,10 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from pymongo.errors import DuplicateKeyError
+from pymongo import UpdateOne
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
+from labelstream.common.batching import GroupCommit
 from labelstream.common.kafka import SCHEMA_VERSION
 from labelstream.common.store import Store
 from labelstream.common.telemetry import now_ms
@@ -79,6 +81,10 @@ class Workbench:
         self.rng = random.Random(seed)
         self._tokens: dict[str, tuple[float, str]] = {}
         self._pay: dict[str, tuple[float, float]] = {}
+        # the worker records that concurrent requests read, and the updates they write, go to the
+        # store together (one round trip each way per batch)
+        self._record_reads = GroupCommit("dispatcher_record_read", self._read_records)
+        self._record_writes = GroupCommit("dispatcher_record_write", self._write_records)
 
     # Identity -----------------------------------------------------------------------------
     def authenticate(self, token: str) -> str:
@@ -129,17 +135,31 @@ class Workbench:
         return quality.effective_policy(self.store.get_project(project_id))
 
     def record(self, project_id: str, worker_id: str) -> dict:
-        key = quality_key(project_id, worker_id)
-        doc = self.db.worker_quality.find_one({"_id": key})
-        if doc is None:
-            fresh = {"_id": key, **quality.new_record(project_id, worker_id, self.policy(project_id)),
-                     "session_start_ms": 0, "last_active_ms": 0, "shown_gold_correct": 0, "shown_gold_wrong": 0}
+        """This worker's record on this project (created on first use)."""
+        return self._record_reads.submit((project_id, worker_id))
+
+    def _read_records(self, wanted: list[tuple[str, str]]) -> list[dict]:
+        keys = sorted({quality_key(p, w) for p, w in wanted})
+        found = {d["_id"]: d for d in self.db.worker_quality.find({"_id": {"$in": keys}})}
+        fresh = [{"_id": quality_key(p, w), **quality.new_record(p, w, self.policy(p)), "session_start_ms": 0,
+                  "last_active_ms": 0, "shown_gold_correct": 0, "shown_gold_wrong": 0}
+                 for p, w in dict.fromkeys(wanted) if quality_key(p, w) not in found]
+        if fresh:
             try:
-                self.db.worker_quality.insert_one(fresh)
-                doc = fresh
-            except DuplicateKeyError:
-                doc = self.db.worker_quality.find_one({"_id": key})
-        return doc
+                self.db.worker_quality.insert_many(fresh, ordered=False)
+                found.update((d["_id"], d) for d in fresh)
+            except BulkWriteError as error:
+                errors = error.details.get("writeErrors", [])
+                if any(e.get("code") != 11000 for e in errors):
+                    raise
+                lost = {fresh[e["index"]]["_id"] for e in errors}  # created meanwhile by another process
+                found.update((d["_id"], d) for d in fresh if d["_id"] not in lost)
+                found.update((d["_id"], d) for d in self.db.worker_quality.find({"_id": {"$in": sorted(lost)}}))
+        return [dict(found[quality_key(p, w)]) for p, w in wanted]
+
+    def _write_records(self, updates: list[tuple[str, dict]]) -> list[bool]:
+        self.db.worker_quality.bulk_write([UpdateOne({"_id": key}, update) for key, update in updates], ordered=False)
+        return [True] * len(updates)
 
     def pay(self, project_id: str) -> float:
         cached = self._pay.get(project_id)
@@ -247,7 +267,7 @@ class Workbench:
             fields.update(gold)
             if gold["status"] == quality.BLOCKED and record["status"] != quality.BLOCKED:
                 events.append(self._blocked(project_id, worker_id, gold["blocked_reason"]))
-        self.db.worker_quality.update_one({"_id": record["_id"]}, {"$set": fields, "$inc": update.increments})
+        self._record_writes.submit((record["_id"], {"$set": fields, "$inc": update.increments}))
         return events
 
     def block(self, project_id: str, worker_id: str, reason: str) -> events_pb2.QualityEvent:
