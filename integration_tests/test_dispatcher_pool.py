@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -107,3 +109,30 @@ def test_a_slot_lost_in_a_crash_between_claim_and_assignment_is_given_back(pool)
     assert pool.repair_lost_slots() == 1
     assert pool.lease("w2", P).task_id == f"{P}:a"
     assert pool.repair_lost_slots() == 0  # both slots are assignments now
+
+
+def test_concurrent_leases_and_answers_share_store_batches_and_keep_every_rule(pool):
+    """Leases and answers that arrive together go to the store together (group commit): every slot
+    is leased once, no worker holds a task twice, and every answer is recorded once."""
+    tasks, overlap, workers = 30, 3, 24
+    for i in range(tasks):
+        pool.add(task(f"c{i}", overlap=overlap, priority=i / tasks))
+    lease_batches_before = pool._lease_batches.batches
+
+    def work(worker: str) -> list[str]:
+        answered = []
+        while (lease := pool.lease(worker, P)) is not None:
+            pool.answer(worker, lease.handle, "pos")
+            answered.append(lease.task_id)
+        return answered
+
+    with ThreadPoolExecutor(workers) as executor:
+        by_worker = dict(zip(range(workers), executor.map(work, [f"cw{i}" for i in range(workers)]), strict=True))
+    answered = [t for tasks_of_worker in by_worker.values() for t in tasks_of_worker]
+    assert len(answered) == tasks * overlap, "every slot was leased and answered exactly once"
+    assert all(len(set(ts)) == len(ts) for ts in by_worker.values()), "a worker held a task twice"
+    assert Counter(answered) == {f"{P}:c{i}": overlap for i in range(tasks)}
+    assert pool.responses.count_documents({"task_id": {"$regex": f"^{P}:"}}) == tasks * overlap
+    assert pool.tasks.count_documents({"project_id": P, "open_slots": {"$ne": 0}}) == 0
+    leases = pool._lease_batches.batches - lease_batches_before
+    assert leases <= (tasks * overlap + workers) // 2, f"leases rarely shared a store batch ({leases} batches)"
