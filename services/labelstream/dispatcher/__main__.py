@@ -22,6 +22,11 @@ OUTBOX_GRACE_MS = 5000
 SUSPECT_KINDS = {"low_worker_accuracy"}
 
 
+def reaper_interval_s(lease_seconds: int) -> float:
+    """Expired leases are reclaimed within a twelfth of the lease time (at most 5 s, at least 1 s)."""
+    return max(1.0, min(5.0, lease_seconds / 12))
+
+
 def make_workbench(runtime: Runtime) -> Workbench:
     def build() -> Workbench:
         pool = TaskPool(runtime.store, runtime.settings.lease_seconds)
@@ -216,9 +221,12 @@ def register(runtime: Runtime, server: grpc.Server) -> None:
             runtime.producer.publish([quality_outgoing(e) for e in events])
 
     runtime.start_background(publisher.drain, 0.01, "publisher")
-    runtime.start_background(workbench.pool.reclaim_expired, 1.0, "lease-reaper")
+    # The sweeps scan growing collections (tens of ms each on the local store, which answers one
+    # command at a time): often enough to matter, rarely enough to leave the store to the requests.
+    runtime.start_background(workbench.pool.reclaim_expired, reaper_interval_s(runtime.settings.lease_seconds),
+                             "lease-reaper")
     runtime.start_background(workbench.pool.repair_lost_slots, 5.0, "slot-repair")
-    runtime.start_background(sweep_outbox, 2.0, "outbox-sweep")
+    runtime.start_background(sweep_outbox, 5.0, "outbox-sweep")
     runtime.start_background(review_pay, 30.0, "pay-review")
     if runtime.settings.http_port:
         AnnotatorWeb(workbench, publisher.submit, runtime.settings.http_port,
