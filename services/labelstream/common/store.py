@@ -16,7 +16,7 @@ from google.protobuf import json_format
 from pymongo import ASCENDING, DESCENDING, MongoClient
 from pymongo.collection import Collection
 from pymongo.database import Database
-from pymongo.errors import DuplicateKeyError, PyMongoError
+from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
 from labelstream.common.settings import Settings
 from labelstream.v1 import events_pb2
@@ -46,6 +46,19 @@ def insert_once(collection: Collection, doc: dict) -> tuple[dict, bool]:
             collection.insert_one(doc)
             return doc, True
         return stored, False
+
+
+def insert_new(collection: Collection, docs: list[dict]) -> set[int]:
+    """Insert `docs` in one unordered command; return the positions of those whose _id (or other
+    unique key) existed already. Any other write error is raised."""
+    try:
+        collection.insert_many(docs, ordered=False)
+    except BulkWriteError as error:
+        errors = error.details.get("writeErrors", [])
+        if any(e.get("code") != 11000 for e in errors):
+            raise
+        return {e["index"] for e in errors}
+    return set()
 
 
 class Store:

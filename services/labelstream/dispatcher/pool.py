@@ -10,10 +10,11 @@ unique key, so concurrent dispatchers never hand one slot out twice and no worke
 answers a task twice.
 
 Throughput: the leases (and the answers) that a process's request threads ask for at the same
-time go to the store together (labelstream.common.batching): one query for what these workers
-have held, one claim of a slot on each of their tasks, one insert of their assignments; one
-insert of the answers' outbox records and one update of their assignments. A lone request
-pays the same round trips as it would alone.
+time go to the store together (labelstream.common.batching): one claim of a slot on each of
+their tasks and one insert of their assignments; one insert of the answers' outbox records and
+one update of their assignments. What a worker held is remembered by the process (a worker new
+to it is looked up once; the unique key catches the rest). A lone request pays no more round
+trips than it did alone.
 """
 
 from __future__ import annotations
@@ -27,11 +28,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pymongo import ASCENDING, DESCENDING, ReturnDocument, UpdateOne
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import DuplicateKeyError
 
 from labelstream.common.batching import GroupCommit
 from labelstream.common.kafka import SCHEMA_VERSION
-from labelstream.common.store import Store, vote_key
+from labelstream.common.store import Store, insert_new, vote_key
 from labelstream.common.telemetry import now_ms, traceparent
 from labelstream.v1 import events_pb2
 
@@ -295,18 +296,10 @@ class TaskPool:
         docs = [self._assignment_doc(request.worker_id, task["_id"], task["project_id"], request.pay, expires,
                                      answer_fields={k: task[k] for k in ANSWER_FIELDS if k in task})
                 for _, request, task in granted]
-        failed: set[int] = set()
-        try:
-            self.assignments.insert_many(docs, ordered=False)
-        except BulkWriteError as error:
-            failed = {e["index"] for e in error.details.get("writeErrors", []) if e.get("code") == 11000}
-            if len(failed) != len(error.details.get("writeErrors", [])):
-                raise
+        existing = insert_new(self.assignments, docs)
         leased: dict[int, Lease] = {}
         for position, ((index, request, task), doc) in enumerate(zip(granted, docs, strict=True)):
-            # a lease of this worker's that expired unanswered may be taken up again
-            if position in failed and not self.assignments.replace_one(
-                    {"_id": doc["_id"], "status": "expired"}, doc).modified_count:
+            if position in existing and not self._take_up_expired(doc):
                 self._remember_held(request.worker_id, task["_id"])
                 self.tasks.update_one({"_id": task["_id"]}, SLOT_BACK)
                 continue
@@ -340,13 +333,13 @@ class TaskPool:
     def _assign(self, worker_id: str, task_id: str, project_id: str, text: str, labels: list[str],
                 pay: float, gold: bool = False) -> Lease | None:
         doc = self._assignment_doc(worker_id, task_id, project_id, pay, now_ms() + self.lease_ms, gold)
-        try:
-            self.assignments.insert_one(doc)
-        except DuplicateKeyError:
-            # a lease of this worker's that expired unanswered may be taken up again
-            if not self.assignments.replace_one({"_id": doc["_id"], "status": "expired"}, doc).modified_count:
-                return None
+        if insert_new(self.assignments, [doc]) and not self._take_up_expired(doc):
+            return None
         return self._issue(doc, text, labels)
+
+    def _take_up_expired(self, doc: dict) -> bool:
+        """A lease of this worker's on this task that expired unanswered may be taken up again."""
+        return bool(self.assignments.replace_one({"_id": doc["_id"], "status": "expired"}, doc).modified_count)
 
     # Gold ---------------------------------------------------------------------------------
     def add_gold(self, project_id: str, items: list[dict]) -> tuple[int, int]:
@@ -406,13 +399,14 @@ class TaskPool:
 
     def _ended(self, assignment: dict, status: str) -> None:
         """This process's copy of a lease follows its end (answered, skipped, revoked, expired)."""
+        handle = assignment["handle"]
         with self._issued_lock:
-            issued = self._issued.pop(assignment["handle"], None)
-        if issued is not None and status == "answered":
-            # kept (answered) until its lease would have run out, so a second answer hears so
-            # without a read
-            with self._issued_lock:
-                self._issued[assignment["handle"]] = {**issued, "status": "answered"}
+            if status == "answered" and handle in self._issued:
+                # kept (answered) until its lease would have run out, so a second answer hears so
+                # without a read
+                self._issued[handle] = {**self._issued[handle], "status": "answered"}
+            else:
+                self._issued.pop(handle, None)
 
     def answer(self, worker_id: str, handle: str, label: str) -> Answered:
         assignment = self._held(worker_id, handle)
@@ -441,9 +435,9 @@ class TaskPool:
                         assignment.get("pay", 0.0), response, task.get("traceparent", ""))
 
     def _gold_item(self, project_id: str, task_id: str) -> dict | None:
-        item_key_ = task_id.removeprefix("gold|")
-        cached = next((g for g in self.gold_items(project_id) if g["_id"] == item_key_), None)
-        return cached or self.gold.find_one({"_id": item_key_})
+        gold_id = task_id.removeprefix("gold|")
+        cached = next((g for g in self.gold_items(project_id) if g["_id"] == gold_id), None)
+        return cached or self.gold.find_one({"_id": gold_id})
 
     def _answer_gold(self, assignment: dict, label: str) -> Answered:
         item = self._gold_item(assignment["project_id"], assignment["task_id"])
@@ -467,14 +461,8 @@ class TaskPool:
             keys_in_batch.add(write.assignment["_id"])
         real = [i for i, w in enumerate(writes) if w.outbox is not None and results[i] is True]
         if real:
-            try:
-                self.responses.insert_many([writes[i].outbox for i in real], ordered=False)
-            except BulkWriteError as error:
-                errors = error.details.get("writeErrors", [])
-                if any(e.get("code") != 11000 for e in errors):
-                    raise
-                for e in errors:
-                    results[real[e["index"]]] = self._already(writes[real[e["index"]]])
+            for position in insert_new(self.responses, [writes[i].outbox for i in real]):
+                results[real[position]] = self._already(writes[real[position]])
         marking = [i for i in range(len(writes)) if results[i] is True]
         if not marking:
             return results
@@ -602,7 +590,7 @@ class TaskPool:
                 del self._issued[handle]
         reclaimed = 0
         for assignment in self.assignments.find(
-                {"status": "leased", "lease_expires_ms": {"$lt": now_ms()}}).limit(500):
+                {"status": "leased", "lease_expires_ms": {"$lt": now}}).limit(500):
             if self.responses.find_one({"_id": assignment["_id"]}) is not None:
                 self.assignments.update_one({"_id": assignment["_id"], "status": "leased"},
                                             {"$set": {"status": "answered"}})

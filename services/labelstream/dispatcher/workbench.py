@@ -16,11 +16,11 @@ import time
 from dataclasses import dataclass, field
 
 from pymongo import UpdateOne
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import DuplicateKeyError
 
 from labelstream.common.batching import GroupCommit
 from labelstream.common.kafka import SCHEMA_VERSION
-from labelstream.common.store import Store
+from labelstream.common.store import Store, insert_new
 from labelstream.common.telemetry import now_ms
 from labelstream.dispatcher import quality
 from labelstream.dispatcher.pool import Answered, Lease, PoolError, TaskPool
@@ -145,16 +145,11 @@ class Workbench:
                   "last_active_ms": 0, "shown_gold_correct": 0, "shown_gold_wrong": 0}
                  for p, w in dict.fromkeys(wanted) if quality_key(p, w) not in found]
         if fresh:
-            try:
-                self.db.worker_quality.insert_many(fresh, ordered=False)
-                found.update((d["_id"], d) for d in fresh)
-            except BulkWriteError as error:
-                errors = error.details.get("writeErrors", [])
-                if any(e.get("code") != 11000 for e in errors):
-                    raise
-                lost = {fresh[e["index"]]["_id"] for e in errors}  # created meanwhile by another process
-                found.update((d["_id"], d) for d in fresh if d["_id"] not in lost)
-                found.update((d["_id"], d) for d in self.db.worker_quality.find({"_id": {"$in": sorted(lost)}}))
+            existing = insert_new(self.db.worker_quality, fresh)  # created meanwhile by another process
+            found.update((d["_id"], d) for i, d in enumerate(fresh) if i not in existing)
+            if existing:
+                found.update((d["_id"], d) for d in self.db.worker_quality.find(
+                    {"_id": {"$in": sorted(fresh[i]["_id"] for i in existing)}}))
         return [dict(found[quality_key(p, w)]) for p, w in wanted]
 
     def _write_records(self, updates: list[tuple[str, dict]]) -> list[bool]:
