@@ -96,6 +96,23 @@ def test_more_votes_raise_the_overlap(pool):
     assert pool.lease("w2", P).task_id == f"{P}:a"
 
 
+def test_a_batch_of_tasks_goes_in_at_once_with_replays_and_raised_overlaps(pool):
+    pool.add(task("old", overlap=1, priority=0.9))
+    assert pool.lease("w1", P).task_id == f"{P}:old"
+    pool.add_many([task("new", overlap=2, priority=0.5),
+                   task("old", overlap=1, priority=0.9),   # replayed: changes nothing
+                   task("new", overlap=2, priority=0.5),   # twice in one batch: one task
+                   task("old", overlap=3, priority=0.9),   # more votes: two more slots
+                   task("old", overlap=2, priority=0.9)],  # an older request for fewer: no change
+                  traceparents=["00-" + "1" * 32 + "-" + "2" * 16 + "-01"] * 5)
+    stored = pool.tasks.find_one({"_id": f"{P}:new"})
+    assert stored["open_slots"] == 2 and stored["traceparent"].startswith("00-111")
+    assert pool.tasks.find_one({"_id": f"{P}:old"})["overlap"] == 3
+    leased = Counter(pool.lease(w, P).task_id for w in ("w2", "w3", "w4", "w5"))
+    assert leased == {f"{P}:old": 2, f"{P}:new": 2}
+    assert pool.lease("w6", P) is None
+
+
 def test_a_slot_lost_in_a_crash_between_claim_and_assignment_is_given_back(pool):
     pool.add(task("a", overlap=2))
     assert pool.lease("w1", P) is not None

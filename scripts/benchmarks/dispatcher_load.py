@@ -1,7 +1,7 @@
 """Load on the dispatcher: lease+submit pairs per second and their latency with many concurrent workers.
 
 Starts a local stack on free ports (real store, real broker), applies a project, puts --backlog
-tasks straight into the pool with TaskPool.add (what the tasks.human consumer does) and keeps the
+tasks straight into the pool with TaskPool.add_many (what the tasks.human consumer does) and keeps the
 backlog there while the load runs (one new task per --overlap answers, as a steady stream of items
 would), signs --workers accounts up through the admin API, then runs the workers as grpc.aio
 coroutines in --processes client processes (one event loop each, one connection per worker unless
@@ -46,7 +46,6 @@ import time
 import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import metadata
@@ -77,8 +76,7 @@ LABELS = ["negative", "positive"]
 NO_RATE_LIMIT = "1000000"       # per worker and minute: far above what one worker can send here
 RETRY_BACKOFF_S = 0.05          # after a refused lease, so that an empty pool is not polled in a spin
 GO_TIMEOUT_S = 300.0            # a client process gives up if the parent never says go (it died)
-PRELOAD_THREADS = 8             # the store answers one request at a time; a few in flight hide the round-trip
-FEEDER_THREADS = 4
+PRELOAD_BATCH = 500
 FEEDER_EVERY_S = 0.2
 IDLE_CPU_SHARE = 0.05           # the store counts as idle below this share of a core
 
@@ -365,11 +363,11 @@ def preload(store: Store, project_id: str, tasks: int, overlap: int, texts: list
     rng = random.Random(first_index)
     batch = [human_task(project_id, i, texts[i % len(texts)], overlap, rng)
              for i in range(first_index, first_index + tasks)]
-    with Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()) as bar, \
-            ThreadPoolExecutor(PRELOAD_THREADS) as executor:
+    with Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()) as bar:
         progress = bar.add_task(label, total=tasks)
-        for _ in executor.map(pool.add, batch):
-            bar.advance(progress)
+        for start in range(0, len(batch), PRELOAD_BATCH):  # as the tasks.human consumer adds a polled batch
+            pool.add_many(batch[start:start + PRELOAD_BATCH])
+            bar.advance(progress, len(batch[start:start + PRELOAD_BATCH]))
 
 
 class Feeder(threading.Thread):
@@ -388,13 +386,12 @@ class Feeder(threading.Thread):
         self.rng = random.Random(first_index)
 
     def run(self) -> None:
-        with ThreadPoolExecutor(FEEDER_THREADS) as executor:
-            while not self.stop_event.wait(FEEDER_EVERY_S):
-                due = sum(self.progress) // self.overlap - self.added
-                batch = [human_task(PROJECT, i, self.texts[i % len(self.texts)], self.overlap, self.rng)
-                         for i in range(self.next_index, self.next_index + due)]
-                self.next_index += due
-                list(executor.map(self.pool.add, batch))
+        while not self.stop_event.wait(FEEDER_EVERY_S):
+            due = sum(self.progress) // self.overlap - self.added
+            batch = [human_task(PROJECT, i, self.texts[i % len(self.texts)], self.overlap, self.rng)
+                     for i in range(self.next_index, self.next_index + due)]
+            self.next_index += due
+            self.pool.add_many(batch)  # what the dispatcher's tasks.human consumer does with a polled batch
 
     @property
     def added(self) -> int:
@@ -580,21 +577,28 @@ def machine_info() -> dict[str, Any]:
             "pymongo": metadata.version("pymongo"), "load_average_at_start": [round(v, 2) for v in os.getloadavg()]}
 
 
-def group_commit_batches(metrics_port: int) -> dict[str, float]:
-    """Mean requests per store batch of each of the dispatcher's group commits, over its whole run
-    (warm-up and sign-up included), from its Prometheus /metrics."""
+def group_commit_batches(metrics_port: int) -> dict[str, dict[str, float]]:
+    """Per group commit of the dispatcher, over its whole run (warm-up and sign-up included), from
+    its Prometheus /metrics: mean requests per store batch and mean time a batch took."""
     text = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).read().decode()
-    sums: dict[str, float] = {}
-    counts: dict[str, float] = {}
+    sums: Counter[tuple[str, str]] = Counter()
+    counts: Counter[tuple[str, str]] = Counter()
+    families = {"labelstream_group_commit_batch_size": "requests", "labelstream_group_commit_batch_seconds": "ms"}
     for family in text_string_to_metric_families(text):
-        if family.name != "labelstream_group_commit_batch_size":
+        if family.name not in families:
             continue
+        figure = families[family.name]
         for sample in family.samples:
+            key = (sample.labels["batch"], figure)
             if sample.name.endswith("_sum"):
-                sums[sample.labels["batch"]] = sample.value
+                sums[key] = sample.value * (1000 if figure == "ms" else 1)
             elif sample.name.endswith("_count"):
-                counts[sample.labels["batch"]] = sample.value
-    return {name: round(sums[name] / counts[name], 2) for name in sorted(sums) if counts.get(name)}
+                counts[key] = sample.value
+    out: dict[str, dict[str, float]] = {}
+    for (name, figure), total in sorted(sums.items()):
+        if counts[(name, figure)]:
+            out.setdefault(name, {})[f"mean_{figure}"] = round(total / counts[(name, figure)], 2)
+    return out
 
 
 def print_table(report: dict[str, Any], measured: dict[str, Any]) -> None:
@@ -613,8 +617,9 @@ def print_table(report: dict[str, Any], measured: dict[str, Any]) -> None:
         table.add_row(f"errors: {key}", str(count), "")
     for name, cores in measured["cpu_cores"].items():
         table.add_row(f"CPU cores: {name}", f"{cores:.2f}", "")
-    for name, mean in measured.get("group_commit_mean_batch", {}).items():
-        table.add_row(f"requests per store batch: {name}", f"{mean:.2f}", "")
+    for name, means in measured.get("group_commit_batches", {}).items():
+        table.add_row(f"store batch {name}: requests / ms (means)",
+                      f"{means.get('mean_requests', 0):.1f} / {means.get('mean_ms', 0):.1f}", "")
     ops = measured.get("store_ops")
     if ops:
         table.add_row("store round-trips per pair (request path)", str(ops["request_path_round_trips_per_pair"]), "")
@@ -638,6 +643,8 @@ def parse_options() -> argparse.Namespace:
     parser.add_argument("--think-ms", type=float, nargs="+", default=[0.0, 2000.0],
                         help="pause between lease and submit; one run (on a fresh stack) per value given")
     parser.add_argument("--timeout", type=float, default=30.0, help="deadline of each call, seconds")
+    parser.add_argument("--grpc-threads", type=int, default=0,
+                        help="the dispatcher's request threads (LABELSTREAM_GRPC_THREADS); 0: its default")
     parser.add_argument("--ops-pairs", type=int, default=300, help="pairs run in-process to count store round-trips")
     parser.add_argument("--full-stack", action="store_true",
                         help="keep every service running (default: only the dispatcher, the store and the broker)")
@@ -664,6 +671,8 @@ def run(options: argparse.Namespace, run_dir: Path, texts: list[str]) -> dict[st
     """One run, with one think time (options.think_ms is a number here), on a stack of its own."""
     stack = LocalStack(run_dir, free_port_block(), progress=print)
     stack.service_env_overrides["dispatcher"] = {"LABELSTREAM_WORKER_REQUESTS_PER_MINUTE": NO_RATE_LIMIT}
+    if options.grpc_threads:
+        stack.service_env_overrides["dispatcher"]["LABELSTREAM_GRPC_THREADS"] = str(options.grpc_threads)
     stack.start()
     try:
         state = stack.state
@@ -693,7 +702,7 @@ def run(options: argparse.Namespace, run_dir: Path, texts: list[str]) -> dict[st
         ops = profile_store_ops(state, tokens, options.overlap, options.ops_pairs, texts,
                                 first_index=options.backlog + added)
         return {"think_ms": options.think_ms, "result": figures, "cpu_cores": cpu, "store_ops": ops,
-                "group_commit_mean_batch": batches,
+                "group_commit_batches": batches,
                 "services_running": running,
                 "pool": {"backlog_preloaded": options.backlog, "tasks_added_during_run": added,
                          "open_tasks_after_run": open_tasks}}

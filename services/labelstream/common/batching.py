@@ -19,6 +19,8 @@ from prometheus_client import Histogram
 
 BATCH_SIZE = Histogram("labelstream_group_commit_batch_size", "Requests carried by one group-commit batch",
                        ["batch"], buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256))
+BATCH_SECONDS = Histogram("labelstream_group_commit_batch_seconds", "Time one group-commit batch took to run",
+                          ["batch"], buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0))
 
 Request = TypeVar("Request")
 Result = TypeVar("Result")
@@ -40,6 +42,7 @@ class GroupCommit(Generic[Request, Result]):
     def __init__(self, name: str, run_batch: Callable[[Sequence[Request]], Sequence[Result | BaseException]],
                  max_batch: int = 256) -> None:
         self._sizes = BATCH_SIZE.labels(name)
+        self._seconds = BATCH_SECONDS.labels(name)
         self._run_batch = run_batch
         self._max_batch = max_batch
         self._changed = threading.Condition()
@@ -61,7 +64,8 @@ class GroupCommit(Generic[Request, Result]):
                 self._changed.release()
                 self._sizes.observe(len(batch))
                 try:
-                    self._run(batch)
+                    with self._seconds.time():
+                        self._run(batch)
                 finally:
                     self._changed.acquire()
                     self._running = False

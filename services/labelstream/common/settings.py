@@ -117,7 +117,7 @@ SETTINGS: dict[str, Setting] = {
     "grpc_bind_host": Setting(
         "LABELSTREAM_GRPC_BIND_HOST", "0.0.0.0", "Address the gRPC server binds", _non_empty),
     "grpc_threads": Setting(
-        "LABELSTREAM_GRPC_THREADS", "64",
+        "LABELSTREAM_GRPC_THREADS", "192",
         "Threads serving gRPC calls; calls waiting on the store share its round trips, so more threads "
         "make larger store batches", _positive_int),
     "metrics_port": Setting(

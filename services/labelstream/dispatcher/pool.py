@@ -36,7 +36,7 @@ from labelstream.common.store import Store, insert_new, vote_key
 from labelstream.common.telemetry import now_ms, traceparent
 from labelstream.v1 import events_pb2
 
-CANDIDATES_PER_LEASE = 50
+CANDIDATES_PER_LEASE = 200
 LEASE_ROUNDS = 8   # rounds of one lease batch (each finds full tasks or held ones out, or leases)
 KNOWN_HELD_MAX = 2_000_000  # (worker, task) pairs a process remembers before it starts over
 # The candidate list (the sorted query over all open tasks, the store's costliest command: some
@@ -140,26 +140,53 @@ class TaskPool:
 
     def add(self, task: events_pb2.HumanTask) -> None:
         """Create the task, or raise its overlap when the aggregator asks for more votes."""
-        self.tasks.update_one({"_id": task.task_id}, {"$setOnInsert": {
-            "project_id": task.project_id, "item_id": task.item_id, "text": task.text,
+        self.add_many([task])
+
+    def add_many(self, tasks: Sequence[events_pb2.HumanTask], traceparents: Sequence[str] | None = None) -> None:
+        """add() for a batch of tasks (a consumed batch of tasks.human): one insert for the new
+        ones; those that exist already (a replayed message, or more votes asked for) have their
+        overlap raised. `traceparents` are the tasks' trace contexts (default: the current span's)."""
+        if not tasks:
+            return
+        current = traceparent()
+        docs = [self._task_doc(task, traceparents[i] if traceparents else current) for i, task in enumerate(tasks)]
+        existing = insert_new(self.tasks, docs)
+        if existing:
+            wanted: dict[str, int] = {}
+            for position in sorted(existing):
+                task = tasks[position]
+                wanted[task.task_id] = max(wanted.get(task.task_id, 0), task.overlap)
+            stored = {d["_id"]: d["overlap"] for d in self.tasks.find({"_id": {"$in": sorted(wanted)}},
+                                                                       {"overlap": 1})}
+            for task_id, overlap in wanted.items():
+                if task_id in stored and stored[task_id] < overlap:
+                    self._raise_overlap(task_id, overlap, stored[task_id])
+
+    @staticmethod
+    def _task_doc(task: events_pb2.HumanTask, parent: str) -> dict:
+        return {
+            "_id": task.task_id, "project_id": task.project_id, "item_id": task.item_id, "text": task.text,
             "labels": list(task.labels), "overlap": task.overlap, "open_slots": task.overlap,
             "priority": task.priority, "status": "open", "created_ms": now_ms(),
-            "ingested_at_ms": task.ingested_at_ms, "traceparent": traceparent(),
+            "ingested_at_ms": task.ingested_at_ms, "traceparent": parent,
             # never shown to workers: only copied onto their responses for the aggregator
             "model_label": task.model_label if task.model_votes else "",
             "model_confidence": task.model_confidence if task.model_votes else 0.0,
             "model_name": task.model_name if task.model_votes else "",
             "model_version": task.model_version if task.model_votes else "",
-        }}, upsert=True)
-        while True:
-            doc = self.tasks.find_one({"_id": task.task_id})
-            if doc is None or doc["overlap"] >= task.overlap:
+        }
+
+    def _raise_overlap(self, task_id: str, overlap: int, stored: int) -> None:
+        """Compare-and-set on overlap, so two raises at once add their slots once."""
+        while stored < overlap:
+            if self.tasks.update_one({"_id": task_id, "overlap": stored},
+                                     {"$set": {"overlap": overlap, "status": "open"},
+                                      "$inc": {"open_slots": overlap - stored}}).modified_count:
                 return
-            extra = task.overlap - doc["overlap"]
-            if self.tasks.update_one({"_id": task.task_id, "overlap": doc["overlap"]},
-                                     {"$set": {"overlap": task.overlap, "status": "open"},
-                                      "$inc": {"open_slots": extra}}).modified_count:
+            doc = self.tasks.find_one({"_id": task_id}, {"overlap": 1})
+            if doc is None:
                 return
+            stored = doc["overlap"]
 
     def lease(self, worker_id: str, project_id: str = "", pay: float = 0.0,
               exclude_projects: frozenset[str] = frozenset()) -> Lease | None:
