@@ -113,6 +113,16 @@ def test_a_batch_of_tasks_goes_in_at_once_with_replays_and_raised_overlaps(pool)
     assert pool.lease("w6", P) is None
 
 
+def test_a_task_added_while_the_candidate_list_is_shared_is_offered_in_its_place(pool):
+    for name, priority in (("a", 0.9), ("b", 0.5)):
+        pool.add(task(name, overlap=3, priority=priority))
+    assert pool.lease("w1", P).task_id == f"{P}:a"  # reads the list this process then shares
+    pool.add_many([task("urgent", overlap=1, priority=0.95), task("later", overlap=1, priority=0.1)])
+    assert pool.lease("w2", P).task_id == f"{P}:urgent", "a new task joins the shared list in lease order"
+    assert pool.lease("w3", P).task_id == f"{P}:a"
+    assert [pool.lease("w1", P).task_id, pool.lease("w1", P).task_id] == [f"{P}:b", f"{P}:later"]
+
+
 def test_a_slot_lost_in_a_crash_between_claim_and_assignment_is_given_back(pool):
     pool.add(task("a", overlap=2))
     assert pool.lease("w1", P) is not None

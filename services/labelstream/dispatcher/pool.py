@@ -19,6 +19,7 @@ trips than it did alone.
 
 from __future__ import annotations
 
+import bisect
 import random
 import secrets
 import threading
@@ -40,11 +41,12 @@ CANDIDATES_PER_LEASE = 200
 LEASE_ROUNDS = 8   # rounds of one lease batch (each finds full tasks or held ones out, or leases)
 KNOWN_HELD_MAX = 2_000_000  # (worker, task) pairs a process remembers before it starts over
 # The candidate list (the sorted query over all open tasks, the store's costliest command: some
-# 20 ms on the local store with 30,000 tasks, and it blocks every other command meanwhile) is
-# shared by the leases of this process for this long. The claim itself still checks open_slots,
-# so a stale list costs at most this much delay before a new higher-priority task is offered;
-# a list that yields nothing is read again at once, so it never makes a worker go without a task.
-CANDIDATE_CACHE_SECONDS = 1.0
+# 150 ms on the local store with 30,000 tasks, and it blocks every other command meanwhile) is
+# shared by the leases of this process for this long. Tasks this process adds join the lists at
+# once, in order; the claim itself still checks open_slots, so a stale list costs at most this
+# much delay before a task another process added (or reopened) is offered; a list that yields
+# nothing is read again at once, so it never makes a worker go without a task.
+CANDIDATE_CACHE_SECONDS = 5.0
 GOLD_CACHE_SECONDS = 10.0
 LEASE_ORDER = [("priority", DESCENDING), ("created_ms", ASCENDING)]
 REPAIR_PAGE = 500
@@ -106,6 +108,18 @@ class _AnswerWrite:
     outbox: dict | None    # the response's outbox record (real tasks); None for gold
 
 
+@dataclass(frozen=True)
+class _Candidates:
+    """Open tasks in lease order, as read at `read_at` (monotonic) and kept up since."""
+    read_at: float
+    ids: list[str]
+    order: list[tuple[float, int]]   # each id's place in LEASE_ORDER, ascending
+
+
+def _lease_order(priority: float, created_ms: int) -> tuple[float, int]:
+    return (-priority, created_ms)
+
+
 def new_handle() -> str:
     return "t-" + secrets.token_hex(12)
 
@@ -125,8 +139,8 @@ class TaskPool:
         self._rng = random.Random()
         # upper end of the claims the last repair pass checked; None until the first pass
         self._repaired_to_ms: int | None = None
-        # (project, excluded projects) -> (read at, task ids in lease order)
-        self._candidates: dict[tuple[str, tuple[str, ...]], tuple[float, list[str]]] = {}
+        # (project, excluded projects) -> the shared candidate list
+        self._candidates: dict[tuple[str, tuple[str, ...]], _Candidates] = {}
         # assignments this process leased, by handle, while their lease runs: an answer needs no
         # read of its own (any other is read from the store)
         self._issued: dict[str, dict] = {}
@@ -151,6 +165,7 @@ class TaskPool:
         current = traceparent()
         docs = [self._task_doc(task, traceparents[i] if traceparents else current) for i, task in enumerate(tasks)]
         existing = insert_new(self.tasks, docs)
+        self._offer_new([d for i, d in enumerate(docs) if i not in existing])
         if existing:
             wanted: dict[str, int] = {}
             for position in sorted(existing):
@@ -213,15 +228,38 @@ class TaskPool:
     def _candidate_ids(self, key: tuple[str, tuple[str, ...]], query: dict, fresh: bool) -> tuple[list[str], bool]:
         """The shared candidate list, read again when asked or stale; returns it and whether it was read now."""
         cached = self._candidates.get(key)
-        if not fresh and cached and cached[1] and time.monotonic() - cached[0] < CANDIDATE_CACHE_SECONDS:
-            return cached[1], False
+        if not fresh and cached and cached.ids and time.monotonic() - cached.read_at < CANDIDATE_CACHE_SECONDS:
+            return cached.ids, False
         read_at = time.monotonic()
-        # ids only: the claim returns the task documents a lease needs
-        ids = [t["_id"] for t in self.tasks.find(query, {"_id": 1}).sort(LEASE_ORDER).limit(CANDIDATES_PER_LEASE)]
+        # ids and order only: the claim returns the task documents a lease needs
+        docs = self.tasks.find(query, {"_id": 1, "priority": 1, "created_ms": 1}).sort(LEASE_ORDER).limit(
+            CANDIDATES_PER_LEASE)
+        ids, order = [], []
+        for doc in docs:
+            ids.append(doc["_id"])
+            order.append(_lease_order(doc.get("priority", 0.0), doc.get("created_ms", 0)))
         if len(self._candidates) > 1000:  # keys vary with workers' blocked projects: keep it bounded
             self._candidates.clear()
-        self._candidates[key] = (read_at, ids)
+        self._candidates[key] = _Candidates(read_at, ids, order)
         return ids, True
+
+    def _offer_new(self, docs: list[dict]) -> None:
+        """Tasks just added join the candidate lists they belong to, in lease order (unlocked,
+        like _drop_candidate: one lost to a concurrent read is found by the next read)."""
+        for key, cached in list(self._candidates.items()):
+            project, excluded = key
+            fitting = [d for d in docs if (d["project_id"] == project if project else d["project_id"] not in excluded)]
+            if not fitting:
+                continue
+            ids, order = list(cached.ids), list(cached.order)
+            for doc in fitting:
+                rank = _lease_order(doc["priority"], doc["created_ms"])
+                at = bisect.bisect_right(order, rank)
+                if at < CANDIDATES_PER_LEASE:
+                    ids.insert(at, doc["_id"])
+                    order.insert(at, rank)
+            self._candidates[key] = _Candidates(cached.read_at, ids[:CANDIDATES_PER_LEASE],
+                                                order[:CANDIDATES_PER_LEASE])
 
     def _lease_group(self, key: tuple[str, tuple[str, ...]], query: dict,
                      waiting: list[tuple[int, _LeaseRequest]]) -> dict[int, Lease]:
@@ -300,8 +338,9 @@ class TaskPool:
                 for doc in found:
                     self._known_held[doc["worker_id"]].add(doc["task_id"])
                     self._known_pairs += 1
+        candidates = set(task_ids)
         with self._known_lock:
-            return {(w, t) for w in workers for t in self._known_held.get(w, ()) if t in task_ids}
+            return {(w, t) for w in workers for t in self._known_held.get(w, set()) & candidates}
 
     def _remember_held(self, worker_id: str, task_id: str) -> None:
         with self._known_lock:
@@ -338,8 +377,10 @@ class TaskPool:
         """A full task leaves the shared list, so later leases do not send it to the store again.
         (Unlocked: a drop lost to a concurrent refresh only costs a claim that finds no slot.)"""
         cached = self._candidates.get(key)
-        if cached and task_id in cached[1]:
-            self._candidates[key] = (cached[0], [i for i in cached[1] if i != task_id])
+        if cached and task_id in cached.ids:
+            at = cached.ids.index(task_id)
+            self._candidates[key] = _Candidates(cached.read_at, cached.ids[:at] + cached.ids[at + 1:],
+                                                cached.order[:at] + cached.order[at + 1:])
 
     def _assignment_doc(self, worker_id: str, task_id: str, project_id: str, pay: float, expires: int,
                         gold: bool = False, answer_fields: dict | None = None) -> dict:
