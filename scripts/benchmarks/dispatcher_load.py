@@ -366,8 +366,9 @@ def preload(store: Store, project_id: str, tasks: int, overlap: int, texts: list
     with Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()) as bar:
         progress = bar.add_task(label, total=tasks)
         for start in range(0, len(batch), PRELOAD_BATCH):  # as the tasks.human consumer adds a polled batch
-            pool.add_many(batch[start:start + PRELOAD_BATCH])
-            bar.advance(progress, len(batch[start:start + PRELOAD_BATCH]))
+            part = batch[start:start + PRELOAD_BATCH]
+            pool.add_many(part)
+            bar.advance(progress, len(part))
 
 
 class Feeder(threading.Thread):
