@@ -13,6 +13,7 @@ from playwright.sync_api import Browser, Page, expect
 from pymongo.database import Database
 
 from integration_tests.conftest import eventually, make_project
+from labelstream.cli import client
 from labelstream.cli.stack import REPO_ROOT, StackState
 from labelstream.common.kafka import SCHEMA_VERSION
 from labelstream.common.settings import Settings
@@ -43,12 +44,13 @@ def workbench(state: StackState) -> Iterator[Workbench]:
     store.close()
 
 
-def add_tasks(workbench: Workbench) -> None:
-    """One slot each, in falling priority, so the page shows TEXTS in order."""
-    for i, text in enumerate(TEXTS):
-        workbench.pool.add(events_pb2.HumanTask(
-            schema_version=SCHEMA_VERSION, project_id=PROJECT, item_id=f"item-{i}", task_id=f"{PROJECT}:item-{i}",
-            text=text, labels=["negative", "positive"], overlap=1, priority=0.9 - i / 10))
+def add_tasks(state: StackState, db: Database) -> None:
+    """One slot each, in falling priority, so the page shows TEXTS in order; published to
+    tasks.human as the router would, and waited for until the dispatcher has them all."""
+    client.publish_human_tasks(state.kafka_bootstrap, [events_pb2.HumanTask(
+        schema_version=SCHEMA_VERSION, project_id=PROJECT, item_id=f"item-{i}", task_id=f"{PROJECT}:item-{i}",
+        text=text, labels=["negative", "positive"], overlap=1, priority=0.9 - i / 10) for i, text in enumerate(TEXTS)])
+    assert eventually(lambda: db.tasks.count_documents({"project_id": PROJECT}) == len(TEXTS), timeout_s=60)
 
 
 def earnings(page: Page) -> float:
@@ -58,7 +60,7 @@ def earnings(page: Page) -> float:
 def test_a_worker_labels_with_the_keyboard(state: StackState, db: Database, workbench: Workbench,
                                            browser: Browser):
     make_project(state, PROJECT, instructions=INSTRUCTIONS, content_warning=WARNING, pay_per_answer=PAY)
-    add_tasks(workbench)
+    add_tasks(state, db)
     token = workbench.create_worker(WORKER, rotate=True)
 
     page = browser.new_page(viewport={"width": 1100, "height": 760})

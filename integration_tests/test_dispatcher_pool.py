@@ -28,6 +28,14 @@ def pool(scratch_mongodb_uri):
     store.close()
 
 
+def pool_store(pool: TaskPool) -> Store:
+    """Another process's store client on the same database."""
+    database = pool.tasks.database
+    host, port = database.client.address
+    return Store(Settings.from_env({"LABELSTREAM_MONGODB_URI": f"mongodb://{host}:{port}",
+                                    "LABELSTREAM_MONGODB_DATABASE": database.name}))
+
+
 # Each test's tasks belong to a project of their own, so no test sees another's tasks.
 P = ""
 
@@ -113,29 +121,60 @@ def test_a_batch_of_tasks_goes_in_at_once_with_replays_and_raised_overlaps(pool)
     assert pool.lease("w6", P) is None
 
 
-def test_a_task_added_while_the_candidate_list_is_shared_is_offered_in_its_place(pool):
+def test_a_task_added_later_is_offered_in_its_place_in_lease_order(pool):
     for name, priority in (("a", 0.9), ("b", 0.5)):
         pool.add(task(name, overlap=3, priority=priority))
-    assert pool.lease("w1", P).task_id == f"{P}:a"  # reads the list this process then shares
+    assert pool.lease("w1", P).task_id == f"{P}:a"
     pool.add_many([task("urgent", overlap=1, priority=0.95), task("later", overlap=1, priority=0.1)])
-    assert pool.lease("w2", P).task_id == f"{P}:urgent", "a new task joins the shared list in lease order"
+    assert pool.lease("w2", P).task_id == f"{P}:urgent", "a new task joins the open list in lease order"
     assert pool.lease("w3", P).task_id == f"{P}:a"
     assert [pool.lease("w1", P).task_id, pool.lease("w1", P).task_id] == [f"{P}:b", f"{P}:later"]
 
 
-def test_a_slot_lost_in_a_crash_between_claim_and_assignment_is_given_back(pool):
+def test_a_process_that_takes_over_loads_open_tasks_running_leases_and_who_held_what(pool):
+    """What one dispatcher process did is in the store for the next (after a crash, or when its
+    partition moves): slots taken, leases running (answerable, expiring) and who held each task."""
     pool.add(task("a", overlap=2))
+    pool.add(task("b", overlap=1, priority=0.1))
+    running = pool.lease("w1", P)
+    answered = pool.lease("w2", P)
+    pool.answer("w2", answered.handle, "pos")
+    assert running.task_id == answered.task_id == f"{P}:a"
+    successor = TaskPool(pool_store(pool), lease_seconds=60, owned=())
+    assert successor.lease("w3", P) is None, "a process owns no task before its partitions are given to it"
+    assert successor.own({0}) >= 2
+    assert successor.lease("w1", P).task_id == f"{P}:b", "w1 holds a, and a has no open slot"
+    with pytest.raises(PoolError) as refused:
+        successor.answer("w2", answered.handle, "neg")
+    assert refused.value.code == "ALREADY_EXISTS"
+    successor.answer("w1", running.handle, "neg")  # the lease the first process gave
+    assert successor.lease("w4", P) is None, "every slot is taken"
+    assert pool.responses.count_documents({"task_id": f"{P}:a"}) == 2
+
+
+def test_a_task_of_a_partition_not_owned_is_left_to_its_owner(pool):
+    owner = TaskPool(pool_store(pool), lease_seconds=60, owned={1})
+    owner.add_many([task("mine", overlap=1), task("theirs", overlap=1)], partitions=[1, 2])
+    assert owner.lease("w1", P).task_id == f"{P}:mine"
+    assert owner.lease("w2", P) is None
+    other = TaskPool(pool_store(pool), lease_seconds=60, owned=())
+    other.own({2})
+    assert other.lease("w2", P).task_id == f"{P}:theirs"
+    owner.own({1, 2})  # a rebalance gives it partition 2 as well: that task is full now
+    assert owner.lease("w3", P) is None
+
+
+def test_a_lease_that_expires_while_its_task_is_full_reopens_the_task(pool):
+    pool.lease_ms = 200
+    pool.add(task("a", overlap=1))
     assert pool.lease("w1", P) is not None
-    # A dispatcher died after taking the second slot and before writing its assignment:
-    pool.tasks.update_one({"_id": f"{P}:a"}, {"$inc": {"open_slots": -1},
-                                           "$set": {"claimed_at_ms": int(time.time() * 1000)}})
+    pool.lease_ms = 60_000
     assert pool.lease("w2", P) is None
-    assert pool.repair_lost_slots() == 0, "a claim this recent may still be in flight"
-    # older than the quiet period (10 s) and inside the window each pass rechecks (the 30 s after it)
-    pool.tasks.update_one({"_id": f"{P}:a"}, {"$set": {"claimed_at_ms": int(time.time() * 1000) - 20_000}})
-    assert pool.repair_lost_slots() == 1
+    time.sleep(0.3)
+    assert pool.reclaim_expired() == 1
+    assert pool.tasks.find_one({"_id": f"{P}:a"})["open_slots"] == 1
     assert pool.lease("w2", P).task_id == f"{P}:a"
-    assert pool.repair_lost_slots() == 0  # both slots are assignments now
+    assert pool.lease("w1", P) is None, "w1 held it once: never again"
 
 
 def test_concurrent_leases_and_answers_share_store_batches_and_keep_every_rule(pool):

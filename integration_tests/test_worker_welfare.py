@@ -24,12 +24,13 @@ def store(scratch_mongodb_uri):
     store.close()
 
 
-def project(store: Store, policy: events_pb2.WorkerPolicy, pay: float = 0.05) -> str:
+def project(bench: Workbench, policy: events_pb2.WorkerPolicy, pay: float = 0.05) -> str:
+    """A project whose tasks are in this workbench's pool (as in the dispatcher process that owns them)."""
     project_id = f"welfare-{uuid.uuid4().hex[:8]}"
-    store.put_project(events_pb2.ProjectSpec(project_id=project_id, labels=["neg", "pos"], overlap=1, max_overlap=1,
-                                             pay_per_answer=pay, workers=policy))
+    bench.store.put_project(events_pb2.ProjectSpec(project_id=project_id, labels=["neg", "pos"], overlap=1,
+                                                   max_overlap=1, pay_per_answer=pay, workers=policy))
     for item in ("a", "b", "c"):
-        TaskPool(store, 60).add(events_pb2.HumanTask(project_id=project_id, item_id=item, text=f"text {item}",
+        bench.pool.add(events_pb2.HumanTask(project_id=project_id, item_id=item, text=f"text {item}",
                                                      task_id=f"{project_id}:{item}", labels=["neg", "pos"], overlap=5))
     return project_id
 
@@ -45,7 +46,7 @@ def test_a_worker_over_the_rate_limit_is_told_to_slow_down(store):
 
 def test_long_work_gets_a_reminder_then_a_required_break(store):
     bench = Workbench(store, TaskPool(store, 60), admin_token="admin", requests_per_minute=600)
-    project_id = project(store, events_pb2.WorkerPolicy(max_continuous_minutes=60, break_minutes=10))
+    project_id = project(bench, events_pb2.WorkerPolicy(max_continuous_minutes=60, break_minutes=10))
     worker = f"steady-{uuid.uuid4().hex[:6]}"
     record = bench.record(project_id, worker)
     now = now_ms()
@@ -64,7 +65,7 @@ def test_long_work_gets_a_reminder_then_a_required_break(store):
 @pytest.mark.parametrize("pay_policy", ["raise", "alert"])
 def test_pay_rises_to_the_minimum_wage_or_the_project_is_alerted(store, pay_policy):
     bench = Workbench(store, TaskPool(store, 60), admin_token="admin", requests_per_minute=600)
-    project_id = project(store, events_pb2.WorkerPolicy(min_hourly_wage=15.0, pay_policy=pay_policy), pay=0.05)
+    project_id = project(bench, events_pb2.WorkerPolicy(min_hourly_wage=15.0, pay_policy=pay_policy), pay=0.05)
     for i, seconds in enumerate((30, 30, 20)):  # 0.05 an answer at 30 s is 6.00 an hour
         record = bench.record(project_id, f"w{i}")
         store.db.worker_quality.update_one({"_id": record["_id"]}, {"$set": {

@@ -1,7 +1,7 @@
 """Load on the dispatcher: lease+submit pairs per second and their latency with many concurrent workers.
 
-Starts a local stack on free ports (real store, real broker), applies a project, puts --backlog
-tasks straight into the pool with TaskPool.add_many (what the tasks.human consumer does) and keeps the
+Starts a local stack on free ports (real store, real broker), applies a project, publishes --backlog
+tasks to tasks.human (as the router does; the dispatcher takes them into its pool) and keeps the
 backlog there while the load runs (one new task per --overlap answers, as a steady stream of items
 would), signs --workers accounts up through the admin API, then runs the workers as grpc.aio
 coroutines in --processes client processes (one event loop each, one connection per worker unless
@@ -59,8 +59,10 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from labelstream.cli.client import publish_human_tasks
 from labelstream.cli.projects import load_items
 from labelstream.cli.stack import REPO_ROOT, SERVICES, LocalStack, StackState, free_port_block
+from labelstream.common.kafka import EventProducer, Outgoing, Topics
 from labelstream.common.settings import Settings
 from labelstream.common.store import Store
 from labelstream.dispatcher.pool import TaskPool
@@ -356,43 +358,52 @@ def human_task(project_id: str, index: int, text: str, overlap: int, rng: random
                                 priority=rng.random(), ingested_at_ms=int(time.time() * 1000))
 
 
-def preload(store: Store, project_id: str, tasks: int, overlap: int, texts: list[str], label: str,
-            first_index: int = 0) -> None:
-    store.put_project(project_spec(project_id, overlap))
-    pool = TaskPool(store, Settings.from_env({}).lease_seconds)
+def backlog(first_index: int, count: int, overlap: int, texts: list[str]) -> list[events_pb2.HumanTask]:
     rng = random.Random(first_index)
-    batch = [human_task(project_id, i, texts[i % len(texts)], overlap, rng)
-             for i in range(first_index, first_index + tasks)]
+    return [human_task(PROJECT, i, texts[i % len(texts)], overlap, rng)
+            for i in range(first_index, first_index + count)]
+
+
+def preload(state: StackState, store: Store, tasks: list[events_pb2.HumanTask], label: str) -> None:
+    """Publish the tasks to tasks.human (as the router does) and wait until the dispatcher has
+    taken them all into its pool (they are in the store first)."""
     with Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()) as bar:
-        progress = bar.add_task(label, total=tasks)
-        for start in range(0, len(batch), PRELOAD_BATCH):  # as the tasks.human consumer adds a polled batch
-            part = batch[start:start + PRELOAD_BATCH]
-            pool.add_many(part)
-            bar.advance(progress, len(part))
+        progress = bar.add_task(label, total=len(tasks))
+        before = store.db.tasks.count_documents({"project_id": PROJECT})
+        for start in range(0, len(tasks), PRELOAD_BATCH):
+            publish_human_tasks(state.kafka_bootstrap, tasks[start:start + PRELOAD_BATCH])
+        deadline = time.monotonic() + GO_TIMEOUT_S
+        while (taken := store.db.tasks.count_documents({"project_id": PROJECT}) - before) < len(tasks):
+            bar.update(progress, completed=taken)
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the dispatcher took {taken} of {len(tasks)} tasks in {GO_TIMEOUT_S:.0f} s; "
+                                   "see its log in the stack's run directory")
+            time.sleep(0.5)
+        bar.update(progress, completed=len(tasks))
 
 
 class Feeder(threading.Thread):
-    """Keeps the backlog level: one new task per `overlap` answered pairs. The lease query's cost
-    depends on how many open tasks there are, so a pool that drained (or a huge preload) would
-    measure a different dispatcher than a steady stream does."""
+    """Keeps the backlog level: one new task per `overlap` answered pairs, published to
+    tasks.human. How many tasks are open decides what picking one costs, so a pool that
+    drained (or a huge preload) would measure a different dispatcher than a steady stream does."""
 
-    def __init__(self, store: Store, overlap: int, texts: list[str], first_index: int, progress: Any) -> None:
+    def __init__(self, state: StackState, overlap: int, texts: list[str], first_index: int, progress: Any) -> None:
         super().__init__(name="backlog-feeder", daemon=True)
-        self.pool = TaskPool(store, Settings.from_env({}).lease_seconds)
+        self.producer = EventProducer(Settings.from_env({"LABELSTREAM_KAFKA_BOOTSTRAP": state.kafka_bootstrap}),
+                                      "benchmark")
         self.overlap = overlap
         self.texts = texts
         self.first_index = self.next_index = first_index
         self.progress = progress
         self.stop_event = threading.Event()
-        self.rng = random.Random(first_index)
 
     def run(self) -> None:
         while not self.stop_event.wait(FEEDER_EVERY_S):
             due = sum(self.progress) // self.overlap - self.added
-            batch = [human_task(PROJECT, i, self.texts[i % len(self.texts)], self.overlap, self.rng)
-                     for i in range(self.next_index, self.next_index + due)]
-            self.next_index += due
-            self.pool.add_many(batch)  # what the dispatcher's tasks.human consumer does with a polled batch
+            if due > 0:
+                batch = backlog(self.next_index, due, self.overlap, self.texts)
+                self.next_index += due
+                self.producer.publish(Outgoing(Topics.TASKS_HUMAN, task.task_id, task) for task in batch)
 
     @property
     def added(self) -> int:
@@ -401,6 +412,7 @@ class Feeder(threading.Thread):
     def stop(self) -> None:
         self.stop_event.set()
         self.join(30)
+        self.producer.close()
 
 
 def sign_up_workers(address: str, admin_token: str, count: int) -> list[str]:
@@ -473,11 +485,11 @@ def profile_store_ops(state: StackState, tokens: list[str], overlap: int, pairs:
     store = Store(Settings.from_env({"LABELSTREAM_MONGODB_URI": state.mongodb_uri}))
     try:
         workers = tokens[:10]
-        preload(store, PROJECT, math.ceil((pairs + len(workers)) / overlap) + 10, overlap, texts,
-                "top-up for the round-trip count", first_index)
-        open_tasks = store.db.tasks.count_documents({"project_id": PROJECT, "open_slots": {"$gt": 0}})
-        workbench = Workbench(store, TaskPool(store, Settings.from_env({}).lease_seconds), state.admin_token,
-                              int(NO_RATE_LIMIT))
+        pool = TaskPool(store, Settings.from_env({}).lease_seconds)  # this process owns every partition
+        pool.load()
+        pool.add_many(backlog(first_index, math.ceil((pairs + len(workers)) / overlap) + 10, overlap, texts))
+        open_tasks = pool.open_tasks(PROJECT)
+        workbench = Workbench(store, pool, state.admin_token, int(NO_RATE_LIMIT))
 
         def one_pair(token: str, counted: bool) -> float:
             started = time.perf_counter()
@@ -684,11 +696,12 @@ def run(options: argparse.Namespace, run_dir: Path, texts: list[str]) -> dict[st
         running = sorted(state.pids)
         store = Store(Settings.from_env({"LABELSTREAM_MONGODB_URI": state.mongodb_uri}))
         try:
-            preload(store, PROJECT, options.backlog, options.overlap, texts, "tasks")
+            store.put_project(project_spec(PROJECT, options.overlap))
+            preload(state, store, backlog(0, options.backlog, options.overlap, texts), "tasks")
             tokens = sign_up_workers(address, state.admin_token, options.workers)
 
             def start_feeder(progress: Any) -> Feeder:
-                feeder = Feeder(store, options.overlap, texts, options.backlog, progress)
+                feeder = Feeder(state, options.overlap, texts, options.backlog, progress)
                 feeder.start()
                 return feeder
 

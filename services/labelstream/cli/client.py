@@ -12,7 +12,8 @@ import grpc
 from google.protobuf.message import Message
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from labelstream.common.kafka import Topics
+from labelstream.common.kafka import EventProducer, Outgoing, Topics
+from labelstream.common.settings import Settings
 from labelstream.v1 import events_pb2, services_pb2, services_pb2_grpc
 
 
@@ -40,6 +41,19 @@ def publish_json_items(bootstrap: str, project_id: str, items: Iterable[dict[str
     finally:
         producer.close()
     return len(futures)
+
+
+def publish_human_tasks(bootstrap: str, tasks: Iterable[events_pb2.HumanTask], topic_prefix: str = "") -> int:
+    """Publish tasks to tasks.human as the router does (keyed by task id): work for people that
+    needs no model, e.g. a pool filled by hand, a test or a benchmark. The dispatcher owning the
+    task's partition takes it into its pool."""
+    settings = Settings.from_env({"LABELSTREAM_KAFKA_BOOTSTRAP": bootstrap,
+                                  "LABELSTREAM_KAFKA_TOPIC_PREFIX": topic_prefix})
+    producer = EventProducer(settings, "cli")
+    try:
+        return producer.publish(Outgoing(Topics.TASKS_HUMAN, task.task_id, task) for task in tasks)
+    finally:
+        producer.close()
 
 
 def project_stats(monitor_address: str, project_id: str) -> services_pb2.ProjectStats:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from google.protobuf.message import DecodeError, Message
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import ConsumerRebalanceListener, KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 from kafka.errors import CommitFailedError, KafkaError, TopicAlreadyExistsError
 from opentelemetry import context as otel_context
@@ -221,11 +221,33 @@ def by_topic(handlers: dict[str, BatchHandler]) -> BatchHandler:
     return handle_batch
 
 
+# Called with the partitions this process owns, by topic (without the prefix), after each rebalance.
+AssignmentListener = Callable[[dict[str, set[int]]], None]
+
+
+class _Rebalance(ConsumerRebalanceListener):
+    def __init__(self, prefix: str, listener: AssignmentListener) -> None:
+        self._prefix = prefix
+        self._listener = listener
+
+    def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
+        pass  # the assignment that follows says what is owned now
+
+    def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
+        owned: dict[str, set[int]] = {}
+        for tp in assigned:
+            owned.setdefault(tp.topic[len(self._prefix):], set()).add(tp.partition)
+        log.info("partitions assigned", extra=log_fields(owned={t: sorted(p) for t, p in owned.items()}))
+        self._listener(owned)
+
+
 class ConsumerLoop:
     """At-least-once consumption: handle a batch, publish its output, then commit."""
 
     def __init__(self, settings: Settings, service: str, topics: Sequence[str], handler: BatchHandler,
-                 producer: EventProducer) -> None:
+                 producer: EventProducer, on_assigned: AssignmentListener | None = None) -> None:
+        """`on_assigned` hears which partitions the group gave this process, before any of their
+        records is handled (a service that owns state per partition loads it there)."""
         self._settings = settings
         self._service = service
         self._topics = list(topics)
@@ -236,7 +258,6 @@ class ConsumerLoop:
         self._prefix = settings.kafka_topic_prefix
         self.batches_committed = 0
         self._consumer = KafkaConsumer(
-            *[self._prefix + t for t in self._topics],
             **settings.kafka_client_options(),
             group_id=consumer_group(settings, service),
             client_id=f"labelstream-{service}",
@@ -247,6 +268,8 @@ class ConsumerLoop:
             heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
             max_poll_interval_ms=settings.kafka_max_poll_interval_ms,
         )
+        self._consumer.subscribe(topics=[self._prefix + t for t in self._topics],
+                                 listener=_Rebalance(self._prefix, on_assigned) if on_assigned else None)
 
     def stop(self) -> None:
         self._stop.set()

@@ -16,7 +16,7 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from labelstream.common.kafka import BatchHandler, ConsumerLoop, EventProducer
+from labelstream.common.kafka import AssignmentListener, BatchHandler, ConsumerLoop, EventProducer
 from labelstream.common.settings import Settings, SettingsError
 from labelstream.common.store import Store
 from labelstream.common.telemetry import (
@@ -39,6 +39,9 @@ class Runtime:
     health: health.HealthServicer = field(default_factory=lambda: health.HealthServicer())
 
     loop: ConsumerLoop | None = None
+    # Hears the partitions the consumer group gives this process (set by a service whose state
+    # is owned per partition, before the loop starts).
+    on_assigned: AssignmentListener | None = None
     # One instance of each part that a service's consumer, gRPC servicer and background jobs share.
     components: dict[str, Any] = field(default_factory=dict)
 
@@ -110,7 +113,8 @@ def run_service(
         sys.exit(2)
     server.start()
 
-    loop = ConsumerLoop(settings, name, topics, make_handler(runtime), producer) if topics else None
+    handler = make_handler(runtime) if topics else None
+    loop = ConsumerLoop(settings, name, topics, handler, producer, runtime.on_assigned) if handler else None
     runtime.loop = loop
 
     def shutdown(signum: int, _frame: object) -> None:

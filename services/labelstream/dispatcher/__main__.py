@@ -23,9 +23,6 @@ OUTBOX_GRACE_MS = 5000
 # so the sweep does not send them again): one store command per drain was most of the store's
 # load from this thread.
 MARK_PUBLISHED_EVERY_S = 0.5
-# The lost-slot repair reads the claims of its window and every assignment on those tasks; it
-# only matters after a crash, so it runs rarely (its window reaches back to the previous pass).
-SLOT_REPAIR_EVERY_S = 30.0
 # Alerts from the monitor that put a worker under closer watch (more gold).
 SUSPECT_KINDS = {"low_worker_accuracy"}
 
@@ -37,7 +34,9 @@ def reaper_interval_s(lease_seconds: int) -> float:
 
 def make_workbench(runtime: Runtime) -> Workbench:
     def build() -> Workbench:
-        pool = TaskPool(runtime.store, runtime.settings.lease_seconds)
+        # owns nothing until the consumer group assigns it tasks.human partitions
+        pool = TaskPool(runtime.store, runtime.settings.lease_seconds, owned=())
+        runtime.on_assigned = lambda owned: pool.own(owned.get(Topics.TASKS_HUMAN, set()))
         return Workbench(runtime.store, pool, runtime.settings.admin_token,
                          runtime.settings.worker_requests_per_minute)
     return runtime.component("workbench", build)
@@ -51,6 +50,7 @@ def make_handler(runtime: Runtime):
         store command per task: on the local store, a third of a core at 500 answers/s)."""
         tasks: list[events_pb2.HumanTask] = []
         parents: list[str] = []
+        partitions: list[int] = []
 
         def enqueue(record: Incoming) -> list[Outgoing]:
             task = decode(record, events_pb2.HumanTask)
@@ -58,10 +58,11 @@ def make_handler(runtime: Runtime):
                     "labelstream.project_id": task.project_id, "labelstream.task_id": task.task_id}):
                 parents.append(traceparent())
             tasks.append(task)
+            partitions.append(record.partition)
             return []
 
         dead_letters = per_record(enqueue, runtime.name)(records)
-        workbench.pool.add_many(tasks, parents)
+        workbench.pool.add_many(tasks, parents, partitions)
         return dead_letters
 
     def handle_quality(record: Incoming) -> list[Outgoing]:
@@ -246,7 +247,6 @@ def register(runtime: Runtime, server: grpc.Server) -> None:
     # command at a time): often enough to matter, rarely enough to leave the store to the requests.
     runtime.start_background(workbench.pool.reclaim_expired, reaper_interval_s(runtime.settings.lease_seconds),
                              "lease-reaper")
-    runtime.start_background(workbench.pool.repair_lost_slots, SLOT_REPAIR_EVERY_S, "slot-repair")
     runtime.start_background(sweep_outbox, 5.0, "outbox-sweep")
     runtime.start_background(review_pay, 30.0, "pay-review")
     if runtime.settings.http_port:

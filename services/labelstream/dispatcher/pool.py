@@ -1,20 +1,22 @@
-"""The task pool in the store: tasks with open slots, hidden gold items, per-(task, worker)
-assignments with leases, and an outbox of answers.
+"""The task pool: tasks with open slots, hidden gold items, per-(task, worker) assignments with
+leases, and an outbox of answers.
 
 What a worker holds is an opaque handle, random and alike for real and gold tasks, so
 nothing a worker receives tells the two apart.
 
-Concurrency without transactions: every claim is a compare-and-set on one document
-(`open_slots` of a task, `status` of an assignment) and every (task, worker) pair has a
-unique key, so concurrent dispatchers never hand one slot out twice and no worker
-answers a task twice.
+Ownership: a dispatcher process owns the tasks of the `tasks.human` partitions the consumer
+group gave it (all tasks when it runs alone, `owned=None`), and keeps them in memory: the open
+tasks of each project in lease order and, per task, the workers who ever held it. Choosing a
+task is a walk down that list, with no store read; the store is the journal a process that
+takes over a partition (after a crash or a rebalance) loads from.
 
-Throughput: the leases (and the answers) that a process's request threads ask for at the same
-time go to the store together (labelstream.common.batching): one claim of a slot on each of
-their tasks and one insert of their assignments; one insert of the answers' outbox records and
-one update of their assignments. What a worker held is remembered by the process (a worker new
-to it is looked up once; the unique key catches the rest). A lone request pays no more round
-trips than it did alone.
+What is written before a caller hears yes: a lease's assignment (insert, then the task's slot
+count as `$inc`, so a crash in between costs at most one extra vote, never a lost slot), and an
+answer's outbox record and its assignment (leased -> answered, a compare-and-set that also
+settles a race with expiry or with another process). The leases (and answers) that a process's
+request threads ask for at the same time share those commands (labelstream.common.batching).
+Every (task, worker) pair has a unique key, so a worker never holds a task twice even while two
+processes briefly own one partition during a rebalance.
 """
 
 from __future__ import annotations
@@ -24,11 +26,10 @@ import random
 import secrets
 import threading
 import time
-from collections import Counter
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass, field
 
-from pymongo import ASCENDING, DESCENDING, ReturnDocument, UpdateOne
+from pymongo import UpdateOne
 from pymongo.errors import DuplicateKeyError
 
 from labelstream.common.batching import GroupCommit
@@ -37,26 +38,16 @@ from labelstream.common.store import Store, insert_new, vote_key
 from labelstream.common.telemetry import now_ms, traceparent
 from labelstream.v1 import events_pb2
 
-CANDIDATES_PER_LEASE = 200
-LEASE_ROUNDS = 8   # rounds of one lease batch (each finds full tasks or held ones out, or leases)
-KNOWN_HELD_MAX = 2_000_000  # (worker, task) pairs a process remembers before it starts over
-# The candidate list (the sorted query over all open tasks, the store's costliest command: some
-# 150 ms on the local store with 30,000 tasks, and it blocks every other command meanwhile) is
-# shared by the leases of this process for this long. Tasks this process adds join the lists at
-# once, in order; the claim itself still checks open_slots, so a stale list costs at most this
-# much delay before a task another process added (or reopened) is offered; a list that yields
-# nothing is read again at once, so it never makes a worker go without a task.
-CANDIDATE_CACHE_SECONDS = 5.0
+LEASE_ATTEMPTS = 8      # a lease whose pick turns out held in the store (another process) picks again
+LOAD_PAGE = 500         # task ids per assignment query when a partition is loaded
 GOLD_CACHE_SECONDS = 10.0
-LEASE_ORDER = [("priority", DESCENDING), ("created_ms", ASCENDING)]
-REPAIR_PAGE = 500
-# A task with no open slot is "full", so the lease query (on status) passes over it; every
-# write that gives a slot back sets it "open" again in the same update.
-SLOT_BACK = {"$inc": {"open_slots": 1}, "$set": {"status": "open"}}
 # What an answer needs from its task, copied onto the assignment at lease time so that the
 # submit does not read the task again.
 ANSWER_FIELDS = ("item_id", "labels", "overlap", "model_label", "model_confidence", "model_name",
                  "model_version", "traceparent", "ingested_at_ms")
+# What a task holds in memory (the text and labels a lease shows, the fields an answer copies).
+TASK_FIELDS = {"_id": 1, "project_id": 1, "text": 1, "priority": 1, "created_ms": 1, "partition": 1,
+               "open_slots": 1, **dict.fromkeys(ANSWER_FIELDS, 1)}
 
 
 class PoolError(Exception):
@@ -93,14 +84,6 @@ class Answered:
 
 
 @dataclass(frozen=True)
-class _LeaseRequest:
-    worker_id: str
-    key: tuple[str, tuple[str, ...]]   # (project, excluded projects): the candidate list it draws on
-    query: dict
-    pay: float
-
-
-@dataclass(frozen=True)
 class _AnswerWrite:
     assignment: dict
     label: str
@@ -108,16 +91,56 @@ class _AnswerWrite:
     outbox: dict | None    # the response's outbox record (real tasks); None for gold
 
 
-@dataclass(frozen=True)
-class _Candidates:
-    """Open tasks in lease order, as read at `read_at` (monotonic) and kept up since."""
-    read_at: float
-    ids: list[str]
-    order: list[tuple[float, int]]   # each id's place in LEASE_ORDER, ascending
+@dataclass
+class _Task:
+    """An owned task in memory: its stored fields, open slots, who held it and leases running."""
+    doc: dict
+    open_slots: int
+    holders: set[str] = field(default_factory=set)
+    running: int = 0
+
+    @property
+    def id(self) -> str:
+        return self.doc["_id"]
+
+    @property
+    def project_id(self) -> str:
+        return self.doc["project_id"]
+
+    @property
+    def order(self) -> tuple[float, int, str]:
+        """Place in lease order: higher priority first, then older first."""
+        return (-self.doc.get("priority", 0.0), self.doc.get("created_ms", 0), self.id)
 
 
-def _lease_order(priority: float, created_ms: int) -> tuple[float, int]:
-    return (-priority, created_ms)
+class OpenTasks:
+    """Open tasks per project in lease order (sorted lists; a few thousand open tasks per
+    project shift in microseconds)."""
+
+    def __init__(self) -> None:
+        self._by_project: dict[str, list[tuple[float, int, str]]] = {}
+
+    def add(self, task: _Task) -> None:
+        bisect.insort(self._by_project.setdefault(task.project_id, []), task.order)
+
+    def discard(self, task: _Task) -> None:
+        keys = self._by_project.get(task.project_id)
+        if not keys:
+            return
+        at = bisect.bisect_left(keys, task.order)
+        if at < len(keys) and keys[at] == task.order:
+            del keys[at]
+        if not keys:
+            del self._by_project[task.project_id]
+
+    def projects(self) -> list[str]:
+        return list(self._by_project)
+
+    def in_order(self, project_id: str) -> list[tuple[float, int, str]]:
+        return self._by_project.get(project_id, [])
+
+    def __len__(self) -> int:
+        return sum(len(keys) for keys in self._by_project.values())
 
 
 def new_handle() -> str:
@@ -128,282 +151,269 @@ def gold_task_id(project_id: str, item_id: str) -> str:
     return f"gold|{project_id}:{item_id}"
 
 
+def task_doc(task: events_pb2.HumanTask, parent: str, partition: int) -> dict:
+    return {
+        "_id": task.task_id, "project_id": task.project_id, "item_id": task.item_id, "text": task.text,
+        "labels": list(task.labels), "overlap": task.overlap, "open_slots": task.overlap,
+        "priority": task.priority, "status": "open", "created_ms": now_ms(), "partition": partition,
+        "ingested_at_ms": task.ingested_at_ms, "traceparent": parent,
+        # never shown to workers: only copied onto their responses for the aggregator
+        "model_label": task.model_label if task.model_votes else "",
+        "model_confidence": task.model_confidence if task.model_votes else 0.0,
+        "model_name": task.model_name if task.model_votes else "",
+        "model_version": task.model_version if task.model_votes else "",
+    }
+
+
 class TaskPool:
-    def __init__(self, store: Store, lease_seconds: int) -> None:
+    def __init__(self, store: Store, lease_seconds: int, owned: Collection[int] | None = None) -> None:
+        """`owned`: the tasks.human partitions this process owns (None: every task, as when one
+        process runs alone); `own()` changes them."""
         self.tasks = store.db.tasks
         self.assignments = store.db.assignments
         self.responses = store.db.responses
         self.gold = store.db.gold
         self.lease_ms = lease_seconds * 1000
-        self._gold_cache: dict[str, tuple[float, list[dict]]] = {}
         self._rng = random.Random()
-        # upper end of the claims the last repair pass checked; None until the first pass
-        self._repaired_to_ms: int | None = None
-        # (project, excluded projects) -> the shared candidate list
-        self._candidates: dict[tuple[str, tuple[str, ...]], _Candidates] = {}
-        # assignments this process leased, by handle, while their lease runs: an answer needs no
-        # read of its own (any other is read from the store)
-        self._issued: dict[str, dict] = {}
-        self._issued_lock = threading.Lock()
-        # worker -> tasks they hold or held (leased, answered, skipped...), as this process knows
-        self._known_held: dict[str, set[str]] = {}
-        self._known_lock = threading.Lock()
-        self._known_pairs = 0
+        self._lock = threading.RLock()
+        self._owned: set[int] | None = None if owned is None else set(owned)
+        self._tasks: dict[str, _Task] = {}
+        self._open = OpenTasks()
+        # leases this process issued or loaded, by handle, until they end (answered ones are kept
+        # until their lease would have run out, so a second answer hears so without a read)
+        self._leases: dict[str, dict] = {}
+        # worker -> gold tasks they held, per project (read from the store once per worker)
+        self._gold_held: dict[tuple[str, str], set[str]] = {}
+        self._gold_cache: dict[str, tuple[float, list[dict]]] = {}
         self._lease_batches = GroupCommit("dispatcher_lease", self._lease_batch)
         self._answer_batches = GroupCommit("dispatcher_answer", self._answer_batch)
 
+    # Ownership ----------------------------------------------------------------------------
+    def _owns(self, partition: int) -> bool:
+        return self._owned is None or partition in self._owned
+
+    def own(self, partitions: Collection[int] | None) -> int:
+        """Own these partitions (None: all): tasks of partitions no longer owned leave memory,
+        those of newly owned ones are loaded from the store. Returns how many tasks were loaded."""
+        with self._lock:
+            before = self._owned
+            self._owned = None if partitions is None else set(partitions)
+            if self._owned is not None:
+                for task in [t for t in self._tasks.values() if not self._owns(t.doc.get("partition", 0))]:
+                    self._forget(task)
+                for handle, lease in list(self._leases.items()):
+                    if not lease.get("gold") and lease["task_id"] not in self._tasks:
+                        del self._leases[handle]  # an answer to it is checked against the store
+            gained = None if self._owned is None else self._owned - (before or set())
+        return self.load(gained)
+
+    def load(self, partitions: Collection[int] | None = None) -> int:
+        """Load the open tasks of these partitions (None: of every owned partition), the running
+        leases on owned tasks, and who held each, from the store."""
+        if partitions is not None and not partitions:
+            return 0
+        wanted = (lambda p: self._owns(p)) if partitions is None else (lambda p: p in partitions and self._owns(p))
+        docs = {d["_id"]: d for d in self.tasks.find({"status": "open"}, TASK_FIELDS)
+                if wanted(d.get("partition", 0))}
+        running = [a for a in self.assignments.find({"status": "leased"})
+                   if a.get("gold") or a["task_id"] in docs or a["task_id"] not in self._tasks]
+        missing = sorted({a["task_id"] for a in running if not a.get("gold") and a["task_id"] not in docs})
+        for page in _pages(missing, LOAD_PAGE):
+            docs.update((d["_id"], d) for d in self.tasks.find({"_id": {"$in": page}}, TASK_FIELDS)
+                        if wanted(d.get("partition", 0)))
+        holders: dict[str, set[str]] = {}
+        for page in _pages(sorted(docs), LOAD_PAGE):
+            for a in self.assignments.find({"task_id": {"$in": page}}, {"task_id": 1, "worker_id": 1}):
+                holders.setdefault(a["task_id"], set()).add(a["worker_id"])
+        with self._lock:
+            loaded = 0
+            for task_id, doc in docs.items():
+                if task_id in self._tasks:
+                    continue
+                task = _Task(doc, max(0, doc.get("open_slots", 0)), holders.get(task_id, set()))
+                self._tasks[task_id] = task
+                if task.open_slots > 0:
+                    self._open.add(task)
+                loaded += 1
+            for assignment in running:
+                task = self._tasks.get(assignment["task_id"])
+                if assignment["handle"] in self._leases or (task is None and not assignment.get("gold")):
+                    continue
+                self._leases[assignment["handle"]] = assignment
+                if task is not None:
+                    task.running += 1
+                    task.holders.add(assignment["worker_id"])
+        return loaded
+
+    def _forget(self, task: _Task) -> None:
+        self._open.discard(task)
+        self._tasks.pop(task.id, None)
+
+    def open_tasks(self, project_id: str = "") -> int:
+        with self._lock:
+            return len(self._open.in_order(project_id)) if project_id else len(self._open)
+
+    def open_project(self, exclude: Collection[str] = ()) -> str | None:
+        """A project with an open task (the best head first), or None."""
+        with self._lock:
+            heads = [(self._open.in_order(p)[0], p) for p in self._open.projects() if p not in exclude]
+        return min(heads)[1] if heads else None
+
+    # Tasks --------------------------------------------------------------------------------
     def add(self, task: events_pb2.HumanTask) -> None:
         """Create the task, or raise its overlap when the aggregator asks for more votes."""
         self.add_many([task])
 
-    def add_many(self, tasks: Sequence[events_pb2.HumanTask], traceparents: Sequence[str] | None = None) -> None:
+    def add_many(self, tasks: Sequence[events_pb2.HumanTask], traceparents: Sequence[str] | None = None,
+                 partitions: Sequence[int] | None = None) -> None:
         """add() for a batch of tasks (a consumed batch of tasks.human): one insert for the new
         ones; those that exist already (a replayed message, or more votes asked for) have their
-        overlap raised. `traceparents` are the tasks' trace contexts (default: the current span's)."""
+        overlap raised. `traceparents` are the tasks' trace contexts (default: the current span's),
+        `partitions` the tasks.human partitions they came from (default 0)."""
         if not tasks:
             return
         current = traceparent()
-        docs = [self._task_doc(task, traceparents[i] if traceparents else current) for i, task in enumerate(tasks)]
+        docs = [task_doc(task, traceparents[i] if traceparents else current, partitions[i] if partitions else 0)
+                for i, task in enumerate(tasks)]
         existing = insert_new(self.tasks, docs)
-        self._offer_new([d for i, d in enumerate(docs) if i not in existing])
+        with self._lock:
+            for position, doc in enumerate(docs):
+                if position not in existing and doc["_id"] not in self._tasks and self._owns(doc["partition"]):
+                    task = _Task({k: doc[k] for k in TASK_FIELDS}, doc["overlap"])
+                    self._tasks[task.id] = task
+                    self._open.add(task)
         if existing:
             wanted: dict[str, int] = {}
             for position in sorted(existing):
                 task = tasks[position]
                 wanted[task.task_id] = max(wanted.get(task.task_id, 0), task.overlap)
-            stored = {d["_id"]: d["overlap"] for d in self.tasks.find({"_id": {"$in": sorted(wanted)}},
-                                                                       {"overlap": 1})}
+            stored = {d["_id"]: d for d in self.tasks.find({"_id": {"$in": sorted(wanted)}}, TASK_FIELDS)}
             for task_id, overlap in wanted.items():
-                if task_id in stored and stored[task_id] < overlap:
-                    self._raise_overlap(task_id, overlap, stored[task_id])
+                if task_id in stored and stored[task_id]["overlap"] < overlap:
+                    self._raise_overlap(stored[task_id], overlap)
 
-    @staticmethod
-    def _task_doc(task: events_pb2.HumanTask, parent: str) -> dict:
-        return {
-            "_id": task.task_id, "project_id": task.project_id, "item_id": task.item_id, "text": task.text,
-            "labels": list(task.labels), "overlap": task.overlap, "open_slots": task.overlap,
-            "priority": task.priority, "status": "open", "created_ms": now_ms(),
-            "ingested_at_ms": task.ingested_at_ms, "traceparent": parent,
-            # never shown to workers: only copied onto their responses for the aggregator
-            "model_label": task.model_label if task.model_votes else "",
-            "model_confidence": task.model_confidence if task.model_votes else 0.0,
-            "model_name": task.model_name if task.model_votes else "",
-            "model_version": task.model_version if task.model_votes else "",
-        }
-
-    def _raise_overlap(self, task_id: str, overlap: int, stored: int) -> None:
+    def _raise_overlap(self, doc: dict, overlap: int) -> None:
         """Compare-and-set on overlap, so two raises at once add their slots once."""
-        while stored < overlap:
-            if self.tasks.update_one({"_id": task_id, "overlap": stored},
+        while doc["overlap"] < overlap:
+            added = overlap - doc["overlap"]
+            if self.tasks.update_one({"_id": doc["_id"], "overlap": doc["overlap"]},
                                      {"$set": {"overlap": overlap, "status": "open"},
-                                      "$inc": {"open_slots": overlap - stored}}).modified_count:
+                                      "$inc": {"open_slots": added}}).modified_count:
+                self._reopen(doc, added, overlap)
                 return
-            doc = self.tasks.find_one({"_id": task_id}, {"overlap": 1})
-            if doc is None:
+            fresh = self.tasks.find_one({"_id": doc["_id"]}, TASK_FIELDS)
+            if fresh is None:
                 return
-            stored = doc["overlap"]
+            doc = fresh
 
+    def _reopen(self, doc: dict, added: int, overlap: int) -> None:
+        """Slots added to a task: an owned task that left memory (it was full) comes back."""
+        if not self._owns(doc.get("partition", 0)):
+            return
+        with self._lock:
+            task = self._tasks.get(doc["_id"])
+        if task is None:
+            holders = {a["worker_id"] for a in self.assignments.find({"task_id": doc["_id"]}, {"worker_id": 1})}
+            with self._lock:
+                task = self._tasks.setdefault(doc["_id"], _Task(doc, 0, holders))
+        with self._lock:
+            task.doc["overlap"] = overlap
+            self._slot_back(task, added)
+
+    def _slot_back(self, task: _Task, slots: int = 1) -> None:
+        """Under the lock: slots of this task are open again."""
+        if not self._owns(task.doc.get("partition", 0)):
+            return
+        if task.open_slots <= 0 < slots:
+            task.open_slots = slots
+            self._open.add(task)
+        else:
+            task.open_slots += slots
+        self._tasks.setdefault(task.id, task)
+
+    # Leases -------------------------------------------------------------------------------
     def lease(self, worker_id: str, project_id: str = "", pay: float = 0.0,
               exclude_projects: frozenset[str] = frozenset()) -> Lease | None:
         """Lease the highest-priority open task this worker has never held."""
-        query: dict = {"status": "open", "open_slots": {"$gt": 0}}
-        if project_id:
-            query["project_id"] = project_id
-        elif exclude_projects:
-            query["project_id"] = {"$nin": sorted(exclude_projects)}
-        key = (project_id, tuple(sorted(exclude_projects)) if not project_id else ())
-        return self._lease_batches.submit(_LeaseRequest(worker_id, key, query, pay))
+        for _ in range(LEASE_ATTEMPTS):
+            with self._lock:
+                task = self._pick(worker_id, project_id, exclude_projects)
+                if task is None:
+                    return None
+                task.holders.add(worker_id)
+                task.open_slots -= 1
+                task.running += 1
+                if task.open_slots == 0:
+                    self._open.discard(task)
+                doc = self._assignment_doc(worker_id, task.id, task.project_id, pay,
+                                           answer_fields={k: task.doc[k] for k in ANSWER_FIELDS if k in task.doc})
+                full = task.open_slots == 0
+            try:
+                written = self._lease_batches.submit((doc, full))
+            except Exception:
+                with self._lock:
+                    self._end_running(task, give_back=True)
+                raise
+            if written:
+                return self._issue(doc, task.doc["text"], task.doc["labels"])
+            with self._lock:  # the store says this worker held it (another process leased it to them)
+                self._end_running(task, give_back=True)
+        return None
 
-    def _lease_batch(self, requests: Sequence[_LeaseRequest]) -> list[Lease | None]:
-        results: list[Lease | None] = [None] * len(requests)
-        groups: dict[tuple[str, tuple[str, ...]], list[int]] = {}
-        for index, request in enumerate(requests):
-            groups.setdefault(request.key, []).append(index)
-        for key, indexes in groups.items():
-            for index, lease in self._lease_group(key, requests[indexes[0]].query,
-                                                  [(i, requests[i]) for i in indexes]).items():
-                results[index] = lease
-        return results
+    def _pick(self, worker_id: str, project_id: str, exclude: frozenset[str]) -> _Task | None:
+        """Under the lock: the first open task in lease order that this worker never held."""
+        best: tuple[tuple[float, int, str], _Task] | None = None
+        projects = [project_id] if project_id else [p for p in self._open.projects() if p not in exclude]
+        for project in projects:
+            for order in self._open.in_order(project):
+                task = self._tasks[order[2]]
+                if worker_id not in task.holders:
+                    if best is None or order < best[0]:
+                        best = (order, task)
+                    break
+        return best[1] if best else None
 
-    def _candidate_ids(self, key: tuple[str, tuple[str, ...]], query: dict, fresh: bool) -> tuple[list[str], bool]:
-        """The shared candidate list, read again when asked or stale; returns it and whether it was read now."""
-        cached = self._candidates.get(key)
-        if not fresh and cached and cached.ids and time.monotonic() - cached.read_at < CANDIDATE_CACHE_SECONDS:
-            return cached.ids, False
-        read_at = time.monotonic()
-        # ids and order only: the claim returns the task documents a lease needs
-        docs = self.tasks.find(query, {"_id": 1, "priority": 1, "created_ms": 1}).sort(LEASE_ORDER).limit(
-            CANDIDATES_PER_LEASE)
-        ids, order = [], []
-        for doc in docs:
-            ids.append(doc["_id"])
-            order.append(_lease_order(doc.get("priority", 0.0), doc.get("created_ms", 0)))
-        if len(self._candidates) > 1000:  # keys vary with workers' blocked projects: keep it bounded
-            self._candidates.clear()
-        self._candidates[key] = _Candidates(read_at, ids, order)
-        return ids, True
+    def _end_running(self, task: _Task, give_back: bool) -> None:
+        """Under the lock: one running lease on this task ended; its slot is open again or not."""
+        task.running = max(0, task.running - 1)
+        if give_back:
+            self._slot_back(task)
+        elif task.open_slots <= 0 and task.running == 0:
+            self._forget(task)  # every slot answered: nothing more to do with it here
 
-    def _offer_new(self, docs: list[dict]) -> None:
-        """Tasks just added join the candidate lists they belong to, in lease order (unlocked,
-        like _drop_candidate: one lost to a concurrent read is found by the next read)."""
-        for key, cached in list(self._candidates.items()):
-            project, excluded = key
-            fitting = [d for d in docs if (d["project_id"] == project if project else d["project_id"] not in excluded)]
-            if not fitting:
-                continue
-            ids, order = list(cached.ids), list(cached.order)
-            for doc in fitting:
-                rank = _lease_order(doc["priority"], doc["created_ms"])
-                at = bisect.bisect_right(order, rank)
-                if at < CANDIDATES_PER_LEASE:
-                    ids.insert(at, doc["_id"])
-                    order.insert(at, rank)
-            self._candidates[key] = _Candidates(cached.read_at, ids[:CANDIDATES_PER_LEASE],
-                                                order[:CANDIDATES_PER_LEASE])
-
-    def _lease_group(self, key: tuple[str, tuple[str, ...]], query: dict,
-                     waiting: list[tuple[int, _LeaseRequest]]) -> dict[int, Lease]:
-        """Leases for requests that draw on one candidate list, in rounds: each round gives every
-        waiting worker the best candidate they never held and no other worker of the round took,
-        claims one slot on each of those tasks at once, and writes the assignments at once. A
-        worker whose candidates (read afresh) all were theirs once gets nothing."""
-        leased: dict[int, Lease] = {}
-        fresh = False
-        for _ in range(LEASE_ROUNDS):
-            if not waiting:
-                break
-            ids, read_now = self._candidate_ids(key, query, fresh)
-            held = self._held_among(sorted({r.worker_id for _, r in waiting}), ids)
-            picks: dict[str, tuple[int, _LeaseRequest]] = {}
-            crowded: list[tuple[int, _LeaseRequest]] = []    # has an unheld candidate another took this round
-            exhausted: list[tuple[int, _LeaseRequest]] = []  # held every candidate
-            for index, request in waiting:
-                unheld = [t for t in ids if (request.worker_id, t) not in held]
-                choice = next((t for t in unheld if t not in picks), None)
-                if choice is not None:
-                    picks[choice] = (index, request)
-                else:
-                    (crowded if unheld else exhausted).append((index, request))
-            # a list read just now that has nothing for a worker is final: nothing for them
-            waiting = crowded + ([] if read_now else exhausted)
-            fresh = not read_now and bool(exhausted)
-            if not picks:
-                continue
-            claimed = self._claim_slots(key, list(picks))
-            granted = [(picks[t][0], picks[t][1], task) for t, task in claimed.items()]
-            leased.update(self._assign_many(granted))
-            waiting += [picks[t] for t in picks if t not in claimed]        # full meanwhile: try the next
-            waiting += [(i, r) for i, r, _ in granted if i not in leased]   # held it after all: try the next
-            fresh = fresh or not claimed  # every pick was full: the list is stale
-        return leased
-
-    def _claim_slots(self, key: tuple[str, tuple[str, ...]], task_ids: list[str]) -> dict[str, dict]:
-        """Take one open slot of each task, at once; returns the task documents (after the claim)
-        of the tasks whose slot this call took. Tasks left without a slot are marked full."""
-        now = now_ms()
-        if len(task_ids) == 1:
-            task = self.tasks.find_one_and_update(
-                {"_id": task_ids[0], "open_slots": {"$gt": 0}},
-                {"$inc": {"open_slots": -1}, "$set": {"claimed_at_ms": now}}, return_document=ReturnDocument.AFTER)
-            claimed = {task["_id"]: task} if task is not None else {}
-        else:
-            # the claim token tells this claim's tasks from those another process claimed meanwhile
-            # (if one overwrites it first, that slot is found lost and given back by repair_lost_slots)
-            token = secrets.token_hex(8)
-            self.tasks.update_many({"_id": {"$in": task_ids}, "open_slots": {"$gt": 0}},
-                                   {"$inc": {"open_slots": -1}, "$set": {"claimed_at_ms": now, "claim": token}})
-            claimed = {t["_id"]: t for t in self.tasks.find({"_id": {"$in": task_ids}, "claim": token})}
-        full = [t for t, task in claimed.items() if task["open_slots"] <= 0]
-        if full:
-            # conditional: a slot given back meanwhile (which sets "open") wins
-            self.tasks.update_many({"_id": {"$in": full}, "open_slots": {"$lte": 0}, "status": "open"},
-                                   {"$set": {"status": "full"}})
-        for task_id in task_ids:
-            if task_id not in claimed or task_id in full:
-                self._drop_candidate(key, task_id)
-        return claimed
-
-    def _held_among(self, workers: list[str], task_ids: list[str]) -> set[tuple[str, str]]:
-        """(worker, task) pairs among these that exist as assignments, as far as this process
-        knows: what it leased and what inserts told it. A worker new to this process is looked up
-        once, for the candidates of the moment (what else they held comes out on insert)."""
-        with self._known_lock:
-            unknown = [w for w in workers if w not in self._known_held]
-        if unknown and task_ids:
-            found = self.assignments.find({"_id": {"$in": [vote_key(t, w) for w in unknown for t in task_ids]}},
-                                          {"worker_id": 1, "task_id": 1})
-            with self._known_lock:
-                for worker in unknown:
-                    self._known_held.setdefault(worker, set())
-                for doc in found:
-                    self._known_held[doc["worker_id"]].add(doc["task_id"])
-                    self._known_pairs += 1
-        candidates = set(task_ids)
-        with self._known_lock:
-            return {(w, t) for w in workers for t in self._known_held.get(w, set()) & candidates}
-
-    def _remember_held(self, worker_id: str, task_id: str) -> None:
-        with self._known_lock:
-            if self._known_pairs >= KNOWN_HELD_MAX:
-                # bounded; what is forgotten is looked up or found on insert again
-                self._known_held.clear()
-                self._known_pairs = 0
-            tasks = self._known_held.setdefault(worker_id, set())
-            if task_id not in tasks:
-                tasks.add(task_id)
-                self._known_pairs += 1
-
-    def _assign_many(self, granted: list[tuple[int, _LeaseRequest, dict]]) -> dict[int, Lease]:
-        """Write the assignments of claimed slots at once; a slot whose worker turns out to hold
-        that task already goes back."""
-        if not granted:
-            return {}
-        expires = now_ms() + self.lease_ms
-        docs = [self._assignment_doc(request.worker_id, task["_id"], task["project_id"], request.pay, expires,
-                                     answer_fields={k: task[k] for k in ANSWER_FIELDS if k in task})
-                for _, request, task in granted]
+    def _lease_batch(self, writes: Sequence[tuple[dict, bool]]) -> list[bool]:
+        """Write the assignments of leases at once, then take their slots in the tasks' counts
+        (insert first: a crash in between leaves a slot too many, never one lost). A worker who
+        turns out to hold the task already (an assignment that expired may be taken up again)
+        gets False."""
+        docs = [doc for doc, _ in writes]
         existing = insert_new(self.assignments, docs)
-        leased: dict[int, Lease] = {}
-        for position, ((index, request, task), doc) in enumerate(zip(granted, docs, strict=True)):
-            if position in existing and not self._take_up_expired(doc):
-                self._remember_held(request.worker_id, task["_id"])
-                self.tasks.update_one({"_id": task["_id"]}, SLOT_BACK)
-                continue
-            self._remember_held(request.worker_id, task["_id"])
-            leased[index] = self._issue(doc, task["text"], task["labels"])
-        return leased
+        written = [i not in existing or self._take_up_expired(docs[i]) for i in range(len(docs))]
+        slots = [UpdateOne({"_id": doc["task_id"]}, {"$inc": {"open_slots": -1}})
+                 for (doc, _), ok in zip(writes, written, strict=True) if ok and not doc["gold"]]
+        # conditional, and after the count (ordered): a slot given back meanwhile keeps it open
+        slots += [UpdateOne({"_id": doc["task_id"], "open_slots": {"$lte": 0}}, {"$set": {"status": "full"}})
+                  for (doc, full), ok in zip(writes, written, strict=True) if ok and full and not doc["gold"]]
+        if slots:
+            self.tasks.bulk_write(slots, ordered=True)
+        return written
 
-    def _drop_candidate(self, key: tuple[str, tuple[str, ...]], task_id: str) -> None:
-        """A full task leaves the shared list, so later leases do not send it to the store again.
-        (Unlocked: a drop lost to a concurrent refresh only costs a claim that finds no slot.)"""
-        cached = self._candidates.get(key)
-        if cached and task_id in cached.ids:
-            at = cached.ids.index(task_id)
-            self._candidates[key] = _Candidates(cached.read_at, cached.ids[:at] + cached.ids[at + 1:],
-                                                cached.order[:at] + cached.order[at + 1:])
-
-    def _assignment_doc(self, worker_id: str, task_id: str, project_id: str, pay: float, expires: int,
+    def _assignment_doc(self, worker_id: str, task_id: str, project_id: str, pay: float,
                         gold: bool = False, answer_fields: dict | None = None) -> dict:
+        now = now_ms()
         doc = {"_id": vote_key(task_id, worker_id), "task_id": task_id, "worker_id": worker_id,
-               "project_id": project_id, "status": "leased", "leased_at_ms": now_ms(),
-               "lease_expires_ms": expires, "handle": new_handle(), "gold": gold, "pay": pay}
+               "project_id": project_id, "status": "leased", "leased_at_ms": now,
+               "lease_expires_ms": now + self.lease_ms, "handle": new_handle(), "gold": gold, "pay": pay}
         if answer_fields:
             # kept under one key, never sent to the worker (model_label stays hidden)
             doc["task"] = answer_fields
         return doc
 
     def _issue(self, doc: dict, text: str, labels: list[str]) -> Lease:
-        with self._issued_lock:
-            self._issued[doc["handle"]] = doc
+        with self._lock:
+            self._leases[doc["handle"]] = doc
         return Lease(doc["handle"], doc["task_id"], doc["project_id"], text, list(labels), doc["lease_expires_ms"],
                      doc["gold"], doc["pay"])
-
-    def _assign(self, worker_id: str, task_id: str, project_id: str, text: str, labels: list[str],
-                pay: float, gold: bool = False) -> Lease | None:
-        doc = self._assignment_doc(worker_id, task_id, project_id, pay, now_ms() + self.lease_ms, gold)
-        if insert_new(self.assignments, [doc]) and not self._take_up_expired(doc):
-            return None
-        return self._issue(doc, text, labels)
 
     def _take_up_expired(self, doc: dict) -> bool:
         """A lease of this worker's on this task that expired unanswered may be taken up again."""
@@ -425,33 +435,47 @@ class TaskPool:
 
     def gold_items(self, project_id: str) -> list[dict]:
         cached = self._gold_cache.get(project_id)
-        if cached and time.monotonic() - cached[0] < GOLD_CACHE_SECONDS:
+        now = time.monotonic()
+        if cached and now - cached[0] < GOLD_CACHE_SECONDS:
             return cached[1]
         items = list(self.gold.find({"project_id": project_id}))
-        self._gold_cache[project_id] = (time.monotonic(), items)
+        self._gold_cache[project_id] = (now, items)
         return items
+
+    def _gold_seen(self, worker_id: str, project_id: str) -> set[str]:
+        key = (worker_id, project_id)
+        with self._lock:
+            seen = self._gold_held.get(key)
+        if seen is None:
+            found = {a["task_id"] for a in self.assignments.find(
+                {"worker_id": worker_id, "project_id": project_id, "gold": True}, {"task_id": 1})}
+            with self._lock:
+                seen = self._gold_held.setdefault(key, found)
+        return seen
 
     def lease_gold(self, worker_id: str, project_id: str, pay: float = 0.0) -> Lease | None:
         """A gold item this worker has not answered, drawn by weight (anti-shortcut items weigh more)."""
         items = self.gold_items(project_id)
         if not items:
             return None
-        seen = {a["task_id"] for a in self.assignments.find(
-            {"worker_id": worker_id, "project_id": project_id, "gold": True}, {"task_id": 1})}
-        fresh = [g for g in items if gold_task_id(project_id, g["item_id"]) not in seen]
+        seen = self._gold_seen(worker_id, project_id)
+        with self._lock:
+            fresh = [g for g in items if gold_task_id(project_id, g["item_id"]) not in seen]
         while fresh:
             item = self._rng.choices(fresh, weights=[g["weight"] for g in fresh])[0]
-            lease = self._assign(worker_id, gold_task_id(project_id, item["item_id"]), project_id, item["text"],
-                                 item["labels"], pay, gold=True)
-            if lease is not None:
-                return lease
+            task_id = gold_task_id(project_id, item["item_id"])
+            with self._lock:
+                seen.add(task_id)
+            doc = self._assignment_doc(worker_id, task_id, project_id, pay, gold=True)
+            if self._lease_batches.submit((doc, False)):
+                return self._issue(doc, item["text"], item["labels"])
             fresh.remove(item)
         return None
 
     # Answers ------------------------------------------------------------------------------
     def _held(self, worker_id: str, handle: str) -> dict:
-        with self._issued_lock:
-            assignment = self._issued.get(handle)
+        with self._lock:
+            assignment = self._leases.get(handle)
         if assignment is None:
             assignment = self.assignments.find_one({"handle": handle})
         if assignment is None or assignment["worker_id"] != worker_id:
@@ -466,15 +490,16 @@ class TaskPool:
         return assignment
 
     def _ended(self, assignment: dict, status: str) -> None:
-        """This process's copy of a lease follows its end (answered, skipped, revoked, expired)."""
+        """A lease ended (answered, skipped, revoked, expired): its task's count follows."""
         handle = assignment["handle"]
-        with self._issued_lock:
-            if status == "answered" and handle in self._issued:
-                # kept (answered) until its lease would have run out, so a second answer hears so
-                # without a read
-                self._issued[handle] = {**self._issued[handle], "status": "answered"}
+        with self._lock:
+            if status == "answered" and handle in self._leases:
+                self._leases[handle] = {**self._leases[handle], "status": "answered"}
             else:
-                self._issued.pop(handle, None)
+                self._leases.pop(handle, None)
+            task = None if assignment.get("gold") else self._tasks.get(assignment["task_id"])
+            if task is not None:
+                self._end_running(task, give_back=status != "answered")
 
     def answer(self, worker_id: str, handle: str, label: str) -> Answered:
         assignment = self._held(worker_id, handle)
@@ -571,16 +596,29 @@ class TaskPool:
         again) and return its slot; False when the lease had already ended."""
         ended = self.assignments.update_one({"_id": assignment["_id"], "status": "leased"},
                                             {"$set": {"status": status}}).modified_count
-        self._ended(assignment, status)
         if ended and not assignment.get("gold"):
-            self.tasks.update_one({"_id": assignment["task_id"]}, SLOT_BACK)
+            self.tasks.update_one({"_id": assignment["task_id"]},
+                                  {"$inc": {"open_slots": 1}, "$set": {"status": "open"}})
+        if ended:
+            self._ended(assignment, status)
+        else:
+            self._settle(assignment)
         return bool(ended)
+
+    def _settle(self, assignment: dict) -> None:
+        """A lease this process thought running had ended in the store (another process answered
+        or ended it): follow the store."""
+        stored = self.assignments.find_one({"_id": assignment["_id"]}, {"status": 1})
+        status = stored["status"] if stored else "expired"
+        self._ended(assignment, status if status == "answered" else "gone")
 
     def release_worker(self, project_id: str, worker_id: str) -> int:
         """A blocked worker's open leases go back to the pool."""
         released = 0
         for assignment in self.assignments.find({"project_id": project_id, "worker_id": worker_id,
                                                  "status": "leased"}):
+            with self._lock:
+                assignment = self._leases.get(assignment["handle"], assignment)
             released += self._give_back(assignment, "revoked")
         return released
 
@@ -603,67 +641,30 @@ class TaskPool:
             out.append((response, doc.get("traceparent", "")))
         return out
 
-    def repair_lost_slots(self, quiet_ms: int = 10_000, window_ms: int = 30_000,
-                          catch_up_ms: int = 600_000) -> int:
-        """Give back slots whose claim never became an assignment (the process died between the
-        two writes). Each pass checks the tasks claimed between `quiet_ms` and `quiet_ms +
-        window_ms` ago, so a claim still in flight is never mistaken for a lost one while recent
-        claims are rechecked a few times. The window reaches back to where the previous pass
-        stopped if passes were delayed, and the first pass of a process back `catch_up_ms`, so
-        that claims lost while no dispatcher ran are found too."""
-        now = now_ms()
-        upper = now - quiet_ms
-        lower = upper - window_ms
-        lower = min(lower, now - catch_up_ms if self._repaired_to_ms is None else self._repaired_to_ms)
-        repaired = 0
-        checked: set[str] = set()
-        while True:
-            # status is not in the query: a lost slot may be exactly what made a task "full"
-            page = list(self.tasks.find({"claimed_at_ms": {"$gte": lower, "$lt": upper}},
-                                        {"overlap": 1, "open_slots": 1, "claimed_at_ms": 1}
-                                        ).sort("claimed_at_ms", ASCENDING).limit(REPAIR_PAGE))
-            fresh = [t for t in page if t["_id"] not in checked]
-            if not fresh:
-                break
-            repaired += self._repair(fresh)
-            checked.update(t["_id"] for t in fresh)
-            if len(page) < REPAIR_PAGE:
-                break
-            lower = page[-1]["claimed_at_ms"]  # $gte: ties at the boundary come again, and are skipped
-        self._repaired_to_ms = upper
-        return repaired
-
-    def _repair(self, tasks: list[dict]) -> int:
-        # one query for the whole page, counted here (not one count per task: each is a scan)
-        holding = Counter(a["task_id"] for a in self.assignments.find(
-            {"task_id": {"$in": [t["_id"] for t in tasks]}, "status": {"$in": ["leased", "answered"]}},
-            {"task_id": 1}))
-        repaired = 0
-        for task in tasks:
-            free = task["overlap"] - holding[task["_id"]]
-            # compare-and-set on open_slots and claimed_at_ms: a claim or a slot given back since
-            # the reads above makes this update miss, and the next pass looks again
-            if free > task["open_slots"] and self.tasks.update_one(
-                    {"_id": task["_id"], "open_slots": task["open_slots"], "claimed_at_ms": task["claimed_at_ms"]},
-                    {"$set": {"open_slots": free, "status": "open"}}).modified_count:
-                repaired += free - task["open_slots"]
-        return repaired
-
     def reclaim_expired(self) -> int:
-        """Free the slots of leases that ran out without an answer."""
+        """Free the slots of this process's leases that ran out without an answer (answered ones it
+        kept are let go once their lease has run out)."""
         now = now_ms()
-        with self._issued_lock:
-            gone = [h for h, a in self._issued.items() if a["lease_expires_ms"] < now]
-            for handle in gone:
-                del self._issued[handle]
+        with self._lock:
+            expired = [a for a in self._leases.values() if a["lease_expires_ms"] < now]
+            for assignment in expired:
+                if assignment["status"] != "leased":
+                    del self._leases[assignment["handle"]]
         reclaimed = 0
-        for assignment in self.assignments.find(
-                {"status": "leased", "lease_expires_ms": {"$lt": now}}).limit(500):
-            if self.responses.find_one({"_id": assignment["_id"]}) is not None:
+        for assignment in expired:
+            if assignment["status"] != "leased":
+                continue
+            if not assignment.get("gold") and self.responses.find_one({"_id": assignment["_id"]}) is not None:
+                # answered in the store (a crash between the outbox record and the assignment)
                 self.assignments.update_one({"_id": assignment["_id"], "status": "leased"},
                                             {"$set": {"status": "answered"}})
+                self._ended(assignment, "answered")
                 continue
             # kept as "expired" (not deleted) so a late answer is told its lease expired
             reclaimed += self._give_back(assignment, "expired")
         return reclaimed
 
+
+def _pages(items: list[str], size: int) -> Iterable[list[str]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]

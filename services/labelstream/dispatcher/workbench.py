@@ -181,12 +181,8 @@ class Workbench:
             if spec is None:
                 raise PoolError("NOT_FOUND", f"project {project_id!r} does not exist")
             return self._lease_in(worker_id, spec)
-        blocked = self.blocked_projects(worker_id)
-        peek = self.db.tasks.find_one({"status": "open", "open_slots": {"$gt": 0},
-                                       "project_id": {"$nin": sorted(blocked)}}, {"project_id": 1})
-        if peek is None:
-            raise PoolError("NOT_FOUND", "no task is available for you right now; try again shortly")
-        spec = self.store.get_project(peek["project_id"])
+        project = self.pool.open_project(exclude=self.blocked_projects(worker_id))
+        spec = self.store.get_project(project) if project else None
         if spec is None:
             raise PoolError("NOT_FOUND", "no task is available for you right now; try again shortly")
         return self._lease_in(worker_id, spec)
