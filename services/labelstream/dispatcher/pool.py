@@ -39,7 +39,8 @@ from labelstream.common.telemetry import now_ms, traceparent
 from labelstream.v1 import events_pb2
 
 LEASE_ATTEMPTS = 8      # a lease whose pick turns out held in the store (another process) picks again
-LOAD_PAGE = 500         # task ids per assignment query when a partition is loaded
+LOAD_PAGE = 2000        # task ids per assignment query when a partition is loaded (each a scan on
+                        # the local store, an index lookup on MongoDB)
 GOLD_CACHE_SECONDS = 10.0
 # What an answer needs from its task, copied onto the assignment at lease time so that the
 # submit does not read the task again.
@@ -351,7 +352,8 @@ class TaskPool:
             try:
                 written = self._lease_batches.submit((doc, full))
             except Exception:
-                with self._lock:
+                with self._lock:  # never leased: the worker may get this task later
+                    task.holders.discard(worker_id)
                     self._end_running(task, give_back=True)
                 raise
             if written:
