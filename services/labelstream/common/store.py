@@ -129,7 +129,6 @@ INDEXES: dict[str, list[tuple[list[tuple[str, int]], bool]]] = {
     "head_training": [([("project_id", ASCENDING)], False)],
     "head_refits": [],
     "tasks": [([("status", ASCENDING), ("priority", DESCENDING), ("created_ms", ASCENDING)], False),
-              ([("claimed_at_ms", ASCENDING)], False),  # the lost-slot repair reads recent claims
               ([("project_id", ASCENDING), ("item_id", ASCENDING)], _UNIQUE)],
     "assignments": [([("task_id", ASCENDING), ("worker_id", ASCENDING)], _UNIQUE),
                     ([("handle", ASCENDING)], _UNIQUE),
