@@ -7,8 +7,9 @@ would), signs --workers accounts up through the admin API, then runs the workers
 coroutines in --processes client processes (one event loop each, one connection per worker unless
 --connections says otherwise). Each worker loops LeaseTask -> think -> SubmitAnswer; --think-ms takes
 one or more think times and each gets a run of its own on a fresh stack (default: 0, a closed loop
-that finds the most pairs/s, and 2000, 1,000 workers each answering about every 2 s: the 500 pairs/s
-the goal is about, where its p99 can be judged). The first --warmup seconds are not counted; over
+that finds the most pairs/s; 2000, 1,000 workers each answering about every 2 s: the 500 pairs/s
+the goal is about, where its p99 can be judged; 4000 and 8000, lighter loads, to show the load up
+to which p99 stays low). The first --warmup seconds are not counted; over
 the next --seconds it measures pairs/s, p50/p95/p99 latency of the pair (lease + submit, without
 think time) and of each call, errors by status code, and the CPU split between the client, the
 stack's processes and anything else on the machine (from /proc).
@@ -22,10 +23,10 @@ stopped: on 2 cores they would take CPU the dispatcher needs); --full-stack keep
 dispatcher's per-worker rate limit (LABELSTREAM_WORKER_REQUESTS_PER_MINUTE) is raised for the run
 so that the limiter does not decide the figures.
 
-Writes reports/benchmarks/dispatcher_load.json (one entry in "runs" per think time) and prints a table
-per run.
+Writes reports/benchmarks/dispatcher_load.json (one entry in "runs" per think time), a plot of pair
+latency against pairs/s (dispatcher_load.png beside it) and prints a table per run.
 Usage: python scripts/benchmarks/dispatcher_load.py [--workers 1000] [--processes 4] [--seconds 30]
-                                                    [--think-ms 0 2000]
+                                                    [--think-ms 0 2000 4000 8000]
 """
 
 from __future__ import annotations
@@ -642,6 +643,42 @@ def print_table(report: dict[str, Any], measured: dict[str, Any]) -> None:
     Console().print(table)
 
 
+def plot(report: dict[str, Any], path: Path) -> None:
+    """Pair latency (p50, p99) against pairs/s, one point per think time, with the goal's lines:
+    where the dispatcher stops keeping p99 under the goal as the offered load rises."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    runs = sorted(report["runs"], key=lambda run: run["result"]["pairs_per_s"])
+    rates = [run["result"]["pairs_per_s"] for run in runs]
+    figure, axes = plt.subplots(figsize=(7.5, 4.8))
+    for quantile, style in (("p50", "o--"), ("p99", "s-")):
+        axes.plot(rates, [run["result"]["latency_ms"]["pair"][quantile] for run in runs], style,
+                  label=f"pair latency {quantile}")
+    for run, rate in zip(runs, rates, strict=True):
+        think = run["think_ms"]
+        axes.annotate("closed loop" if think == 0 else f"think {think / 1000:g} s",
+                      (rate, run["result"]["latency_ms"]["pair"]["p99"]), textcoords="offset points", xytext=(4, 6),
+                      fontsize=8)
+    axes.axhline(GOAL_P99_MS, color="tab:red", linewidth=1, label=f"goal: p99 < {GOAL_P99_MS:.0f} ms")
+    axes.axvline(GOAL_PAIRS_PER_S, color="tab:red", linewidth=1, linestyle=":",
+                 label=f"goal: {GOAL_PAIRS_PER_S:.0f} pairs/s")
+    axes.set_yscale("log")
+    axes.set_xlim(0, max([*rates, GOAL_PAIRS_PER_S]) * 1.1)
+    axes.set_xlabel("lease+submit pairs/s")
+    axes.set_ylabel("pair latency, ms (log)")
+    parameters = report["parameters"]
+    axes.set_title(f"dispatcher under {parameters['workers']:,} gRPC workers, "
+                   f"{report['machine']['cpus']} cores shared with store, broker and clients", fontsize=9)
+    axes.grid(True, which="both", alpha=0.3)
+    axes.legend(fontsize=8, loc="upper left")
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
 def parse_options() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workers", type=int, default=1000, help="concurrent simulated workers")
@@ -653,7 +690,7 @@ def parse_options() -> argparse.Namespace:
     parser.add_argument("--overlap", type=int, default=3, help="answers per task")
     parser.add_argument("--backlog", type=int, default=2000,
                         help="open tasks in the pool, kept there while the load runs")
-    parser.add_argument("--think-ms", type=float, nargs="+", default=[0.0, 2000.0],
+    parser.add_argument("--think-ms", type=float, nargs="+", default=[0.0, 2000.0, 4000.0, 8000.0],
                         help="pause between lease and submit; one run (on a fresh stack) per value given")
     parser.add_argument("--timeout", type=float, default=30.0, help="deadline of each call, seconds")
     parser.add_argument("--grpc-threads", type=int, default=0,
@@ -753,9 +790,10 @@ def main() -> None:
     }
     options.out.parent.mkdir(parents=True, exist_ok=True)
     options.out.write_text(json.dumps(report, indent=2))
+    plot(report, options.out.with_suffix(".png"))
     for measured in runs:
         print_table(report, measured)
-    print(f"wrote {options.out}")
+    print(f"wrote {options.out} and {options.out.with_suffix('.png')}")
 
 
 if __name__ == "__main__":

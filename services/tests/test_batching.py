@@ -69,3 +69,22 @@ def test_a_batch_that_returns_the_wrong_number_of_results_is_an_error():
     commit = GroupCommit("test", lambda batch: [])
     with pytest.raises(RuntimeError, match="returned 0 results"):
         commit.submit(1)
+
+
+def test_a_queue_longer_than_a_batch_is_drained_by_successive_leaders():
+    batches: list[list[int]] = []
+    lock = threading.Lock()
+
+    def run(batch):
+        with lock:
+            batches.append(list(batch))
+        time.sleep(0.005)
+        return [-x for x in batch]
+
+    commit = GroupCommit("test", run, max_batch=3)
+    with ThreadPoolExecutor(24) as executor:
+        results = list(executor.map(commit.submit, range(120)))
+    assert results == [-x for x in range(120)], "every caller got its own result"
+    assert all(len(b) <= 3 for b in batches) and sum(len(b) for b in batches) == 120
+    assert sorted(x for b in batches for x in b) == list(range(120)), "each request ran exactly once"
+    assert commit.batches == len(batches) < 120, "requests shared batches"
