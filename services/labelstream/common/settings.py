@@ -120,6 +120,10 @@ SETTINGS: dict[str, Setting] = {
         "LABELSTREAM_GRPC_THREADS", "192",
         "Threads serving gRPC calls; calls waiting on the store share its round trips, so more threads "
         "make larger store batches", _positive_int),
+    "store_gather_ms": Setting(
+        "LABELSTREAM_STORE_GATHER_MS", "2",
+        "How long a store batch with few requests waits for more (dispatcher); each store command costs a "
+        "fixed amount of CPU, so bigger batches cost less per request; 0: at once", _non_negative_int),
     "metrics_port": Setting(
         "LABELSTREAM_METRICS_PORT", "9464", "Port serving Prometheus /metrics", _port),
     "log_level": Setting("LABELSTREAM_LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING or ERROR", _log_level),
@@ -181,6 +185,7 @@ class Settings:
     grpc_port: int
     grpc_bind_host: str
     grpc_threads: int
+    store_gather_ms: int
     metrics_port: int
     log_level: str
     trace_file: str

@@ -34,11 +34,12 @@ def reaper_interval_s(lease_seconds: int) -> float:
 
 def make_workbench(runtime: Runtime) -> Workbench:
     def build() -> Workbench:
+        gather_s = runtime.settings.store_gather_ms / 1000
         # owns nothing until the consumer group assigns it tasks.human partitions
-        pool = TaskPool(runtime.store, runtime.settings.lease_seconds, owned=())
+        pool = TaskPool(runtime.store, runtime.settings.lease_seconds, owned=(), gather_s=gather_s)
         runtime.on_assigned = lambda owned: pool.own(owned.get(Topics.TASKS_HUMAN, set()))
         return Workbench(runtime.store, pool, runtime.settings.admin_token,
-                         runtime.settings.worker_requests_per_minute)
+                         runtime.settings.worker_requests_per_minute, gather_s=gather_s)
     return runtime.component("workbench", build)
 
 

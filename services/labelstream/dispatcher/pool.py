@@ -167,9 +167,10 @@ def task_doc(task: events_pb2.HumanTask, parent: str, partition: int) -> dict:
 
 
 class TaskPool:
-    def __init__(self, store: Store, lease_seconds: int, owned: Collection[int] | None = None) -> None:
+    def __init__(self, store: Store, lease_seconds: int, owned: Collection[int] | None = None,
+                 gather_s: float = 0.0) -> None:
         """`owned`: the tasks.human partitions this process owns (None: every task, as when one
-        process runs alone); `own()` changes them."""
+        process runs alone); `own()` changes them. `gather_s`: see GroupCommit."""
         self.tasks = store.db.tasks
         self.assignments = store.db.assignments
         self.responses = store.db.responses
@@ -186,8 +187,8 @@ class TaskPool:
         # worker -> gold tasks they held, per project (read from the store once per worker)
         self._gold_held: dict[tuple[str, str], set[str]] = {}
         self._gold_cache: dict[str, tuple[float, list[dict]]] = {}
-        self._lease_batches = GroupCommit("dispatcher_lease", self._lease_batch)
-        self._answer_batches = GroupCommit("dispatcher_answer", self._answer_batch)
+        self._lease_batches = GroupCommit("dispatcher_lease", self._lease_batch, gather_s=gather_s)
+        self._answer_batches = GroupCommit("dispatcher_answer", self._answer_batch, gather_s=gather_s)
 
     # Ownership ----------------------------------------------------------------------------
     def _owns(self, partition: int) -> bool:

@@ -72,7 +72,7 @@ class Outcome:
 
 class Workbench:
     def __init__(self, store: Store, pool: TaskPool, admin_token: str, requests_per_minute: int,
-                 seed: int | None = None) -> None:
+                 seed: int | None = None, gather_s: float = 0.0) -> None:
         self.store = store
         self.pool = pool
         self.db = store.db
@@ -83,8 +83,8 @@ class Workbench:
         self._pay: dict[str, tuple[float, float]] = {}
         # the worker records that concurrent requests read, and the updates they write, go to the
         # store together (one round trip each way per batch)
-        self._record_reads = GroupCommit("dispatcher_record_read", self._read_records)
-        self._record_writes = GroupCommit("dispatcher_record_write", self._write_records)
+        self._record_reads = GroupCommit("dispatcher_record_read", self._read_records, gather_s=gather_s)
+        self._record_writes = GroupCommit("dispatcher_record_write", self._write_records, gather_s=gather_s)
 
     # Identity -----------------------------------------------------------------------------
     def authenticate(self, token: str) -> str:
