@@ -79,7 +79,6 @@ LABELS = ["negative", "positive"]
 NO_RATE_LIMIT = "1000000"       # per worker and minute: far above what one worker can send here
 RETRY_BACKOFF_S = 0.05          # after a refused lease, so that an empty pool is not polled in a spin
 GO_TIMEOUT_S = 300.0            # a client process gives up if the parent never says go (it died)
-PRELOAD_BATCH = 500
 FEEDER_EVERY_S = 0.2
 IDLE_CPU_SHARE = 0.05           # the store counts as idle below this share of a core
 
@@ -371,8 +370,7 @@ def preload(state: StackState, store: Store, tasks: list[events_pb2.HumanTask], 
     with Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()) as bar:
         progress = bar.add_task(label, total=len(tasks))
         before = store.db.tasks.count_documents({"project_id": PROJECT})
-        for start in range(0, len(tasks), PRELOAD_BATCH):
-            publish_human_tasks(state.kafka_bootstrap, tasks[start:start + PRELOAD_BATCH])
+        publish_human_tasks(state.kafka_bootstrap, tasks)  # one producer for them all
         deadline = time.monotonic() + GO_TIMEOUT_S
         while (taken := store.db.tasks.count_documents({"project_id": PROJECT}) - before) < len(tasks):
             bar.update(progress, completed=taken)

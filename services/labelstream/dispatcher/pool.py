@@ -313,12 +313,11 @@ class TaskPool:
         if not self._owns(doc.get("partition", 0)):
             return
         with self._lock:
-            task = self._tasks.get(doc["_id"])
-        if task is None:
-            holders = {a["worker_id"] for a in self.assignments.find({"task_id": doc["_id"]}, {"worker_id": 1})}
-            with self._lock:
-                task = self._tasks.setdefault(doc["_id"], _Task(doc, 0, holders))
+            known = doc["_id"] in self._tasks
+        holders = set() if known else {a["worker_id"] for a in self.assignments.find({"task_id": doc["_id"]},
+                                                                                      {"worker_id": 1})}
         with self._lock:
+            task = self._tasks.setdefault(doc["_id"], _Task(doc, 0, holders))
             task.doc["overlap"] = overlap
             self._slot_back(task, added)
 
