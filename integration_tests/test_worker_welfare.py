@@ -6,6 +6,7 @@ import uuid
 
 import pytest
 
+from labelstream.common.outbox import Outbox
 from labelstream.common.settings import Settings
 from labelstream.common.store import Store
 from labelstream.common.telemetry import now_ms
@@ -64,16 +65,19 @@ def test_long_work_gets_a_reminder_then_a_required_break(store):
 
 @pytest.mark.parametrize("pay_policy", ["raise", "alert"])
 def test_pay_rises_to_the_minimum_wage_or_the_project_is_alerted(store, pay_policy):
-    bench = Workbench(store, TaskPool(store, 60), admin_token="admin", requests_per_minute=600)
+    outbox = Outbox(store, None, f"welfare-{pay_policy}")
+    bench = Workbench(store, TaskPool(store, 60), admin_token="admin", requests_per_minute=600, outbox=outbox)
     project_id = project(bench, events_pb2.WorkerPolicy(min_hourly_wage=15.0, pay_policy=pay_policy), pay=0.05)
     for i, seconds in enumerate((30, 30, 20)):  # 0.05 an answer at 30 s is 6.00 an hour
         record = bench.record(project_id, f"w{i}")
         store.db.worker_quality.update_one({"_id": record["_id"]}, {"$set": {
             "tasks_done": 10, "work_ms": 10 * seconds * 1000, "earnings": 0.5}})
-    (event,) = [e for e in bench.review_pay() if e.project_id == project_id]
+    (event,) = [e.message for e in bench.review_pay() if e.message.project_id == project_id]
     assert event.kind == "low_pay" and event.value == pytest.approx(6.0) and event.threshold == 15.0
+    (stored,) = [d for d in outbox.collection.find({}) if d["_id"].startswith(f"low_pay|{project_id}|")]
+    assert stored["published"] is False, "the event is in the outbox before anyone publishes it"
     expected = 0.125 if pay_policy == "raise" else 0.05
     assert Workbench(store, TaskPool(store, 60), "admin", 600).pay(project_id) == pytest.approx(expected)
     if pay_policy == "raise":
-        assert [e for e in bench.review_pay() if e.project_id == project_id] == [], "at the new pay it is fair"
+        assert [e for e in bench.review_pay() if e.message.project_id == project_id] == [], "at the new pay it is fair"
     assert store.db.worker_quality.find_one({"_id": quality_key(project_id, "w0")})["tasks_done"] == 10

@@ -291,3 +291,44 @@ def test_broken_quality_alert_values_fail_the_schema(chart: helm_python.Chart, r
 def test_quality_alerts_need_the_monitor(chart: helm_python.Chart):
     with pytest.raises(helm_python.HelmRenderError, match="metrics.qualityAlerts.enabled needs services.monitor"):
         render(chart, deep_merge(ENABLED, {"services": {"monitor": {"enabled": False}}}))
+
+
+# --- the dead-letter alert (files/alerts/dead_letters.yaml) under promtool ----------------------------
+
+DEAD_LETTER_TESTS = CHART / "files" / "alerts" / "dead_letters_tests.yaml"
+RULES_ON = {"mongodb": {"uri": "mongodb://mongodb:27017"}, "metrics": {"prometheusRule": {"enabled": True}}}
+
+
+def dead_letter_group(chart: helm_python.Chart, override: dict[str, Any] | None = None) -> dict[str, Any]:
+    manifests = render(chart, deep_merge(RULES_ON, override or {}))
+    (rule,) = [m for m in manifests if m["kind"] == "PrometheusRule" and m["metadata"]["name"] == RELEASE]
+    (group,) = [g for g in rule["spec"]["groups"] if g["name"] == "labelstream.dead_letters"]
+    return group
+
+
+def run_dead_letter_tests(promtool: str, group: dict[str, Any], directory: Path) -> subprocess.CompletedProcess[str]:
+    (directory / "dead_letters.rules.yaml").write_text(yaml.safe_dump({"groups": [group]}, sort_keys=False))
+    shutil.copy(DEAD_LETTER_TESTS, directory / "dead_letters_tests.yaml")
+    check = subprocess.run([promtool, "check", "rules", "dead_letters.rules.yaml"], cwd=directory,
+                           capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
+    return subprocess.run([promtool, "test", "rules", "dead_letters_tests.yaml"], cwd=directory,
+                          capture_output=True, text=True)
+
+
+def test_the_dead_letter_alert_passes_promtool_check_and_its_unit_tests(chart: helm_python.Chart, promtool: str,
+                                                                       tmp_path: Path):
+    group = dead_letter_group(chart)
+    (rule,) = group["rules"]
+    assert rule["alert"] == "LabelstreamDeadLetters" and f'namespace="{NAMESPACE}"' in rule["expr"]
+    test = run_dead_letter_tests(promtool, group, tmp_path)
+    assert test.returncode == 0, test.stdout + test.stderr
+
+
+def test_the_dead_letter_unit_tests_notice_a_changed_threshold_or_window(chart: helm_python.Chart, promtool: str,
+                                                                        tmp_path: Path):
+    """Not vacuous: three letters under a threshold of five, or a shorter window, fail the same tests."""
+    for override in ({"threshold": 5}, {"window": "5m"}):
+        group = dead_letter_group(chart, {"metrics": {"prometheusRule": {"deadLetters": override}}})
+        test = run_dead_letter_tests(promtool, group, tmp_path)
+        assert test.returncode != 0 and "LabelstreamDeadLetters" in test.stdout + test.stderr, override

@@ -4,6 +4,7 @@ publishes labels.final (new versions on corrections) and tasks.human (more votes
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import threading
 
@@ -228,14 +229,28 @@ class AggregatorServicer(services_pb2_grpc.AggregatorServiceServicer):
         return load_final(doc)
 
 
+def correction_id(out: Outgoing) -> str:
+    message = out.message
+    if isinstance(message, events_pb2.FinalLabel):
+        return f"final|{out.key}|{message.version}"
+    if isinstance(message, events_pb2.HumanTask):
+        return f"more_votes|{message.task_id}|{message.overlap}"
+    return f"{out.topic}|{out.key}|{hashlib.sha256(message.SerializeToString()).hexdigest()[:16]}"
+
+
 def register(runtime: Runtime, server: grpc.Server) -> None:
     services_pb2_grpc.add_AggregatorServiceServicer_to_server(AggregatorServicer(runtime), server)
     refits: Aggregation = runtime.component("aggregation", lambda: Aggregation(runtime.store))
 
+    outbox = runtime.outbox()
+
     def refit() -> None:
+        """Corrections a re-fit makes are born outside a consumer batch: they go through the
+        outbox, each under its message's identity (an item's final label version, or a task's
+        request for more votes)."""
         corrections = refits.refit()
         if corrections:
-            runtime.producer.publish(corrections)
+            outbox.publish([(correction_id(c), c) for c in corrections])
 
     runtime.start_background(refit, 1.0, "refit")  # EM on a project's votes takes milliseconds
 

@@ -1,30 +1,29 @@
-"""Kafka topics, a keyed acks=all producer and an at-least-once consumer loop.
+"""Kafka topics, records in and out, event decoding, dead letters and a keyed acks=all producer.
 
-The loop hands each polled batch to a handler, publishes what the handler returns, waits
-until the broker has acknowledged it, and only then commits the batch's offsets. A handler
-that raises a transient error gets the same batch again after a backoff; a message that can
-never be handled (InvalidMessage) goes to the dead-letter topic with a machine-readable reason.
+The consumer loop and its failure policy are in `labelstream.common.consumer`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
 from google.protobuf.message import DecodeError, Message
-from kafka import ConsumerRebalanceListener, KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from google.protobuf.unknown_fields import UnknownFieldSet
+from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import NewTopic
-from kafka.errors import CommitFailedError, KafkaError, TopicAlreadyExistsError
+from kafka.errors import KafkaError, TopicAlreadyExistsError
 from opentelemetry import context as otel_context
 
+from labelstream.common.dead_letters import DEAD_LETTERS, DeadLetterReason, InvalidMessage
+from labelstream.common.inputs import unsafe_character
 from labelstream.common.settings import Settings
+from labelstream.common.store import PROJECT_ID_PATTERN
 from labelstream.common.telemetry import (
-    HANDLE_SECONDS,
     MESSAGES,
     PUBLISHED,
     Headers,
@@ -54,17 +53,6 @@ class Topics:
 
 
 SCHEMA_VERSION = events_pb2.SCHEMA_VERSION_1
-
-
-class InvalidMessage(Exception):
-    """A message that can never be handled; it goes to the dead-letter topic."""
-
-    def __init__(self, reason: str, detail: str, project_id: str = "", item_id: str = "") -> None:
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
-        self.detail = detail
-        self.project_id = project_id
-        self.item_id = item_id
 
 
 @dataclass(frozen=True)
@@ -100,19 +88,53 @@ class Outgoing:
 M = TypeVar("M", bound=Message)
 
 
+# The id fields of events: checked on every consumed event with the same rules as at the door.
+ID_FIELDS = {"project_id": DeadLetterReason.BAD_PROJECT_ID, "item_id": DeadLetterReason.BAD_ITEM_ID,
+             "task_id": DeadLetterReason.BAD_ID, "worker_id": DeadLetterReason.BAD_ID}
+
+
+def declared_message_type(record: Incoming) -> str:
+    """The message type the producer named in the content-type header ("" when it named none)."""
+    content_type = record.header("content-type")
+    marker = "messageType="
+    return content_type.split(marker, 1)[1].split(";", 1)[0].strip() if marker in content_type else ""
+
+
 def decode(record: Incoming, message_type: type[M]) -> M:
-    """Parse a protobuf event, rejecting unknown schema versions."""
+    """Parse a protobuf event of this topic's type: a record that names another type, does not
+    parse, carries fields the type lacks without naming its type (a foreign message that happens
+    to parse), has an unknown schema version or an unsafe id is an InvalidMessage."""
+    expected = message_type.DESCRIPTOR.full_name
+    declared = declared_message_type(record)
+    if declared and declared != expected:
+        raise InvalidMessage(DeadLetterReason.BAD_PROTOBUF,
+                             f"a {declared} on {record.topic}, which carries {expected}")
     message = message_type()
     try:
         message.ParseFromString(record.value)
     except DecodeError as exc:
-        raise InvalidMessage("bad_protobuf", f"not a {message_type.DESCRIPTOR.full_name}: {exc}") from exc
+        raise InvalidMessage(DeadLetterReason.BAD_PROTOBUF, f"not a {expected}: {exc}") from exc
+    if not declared and len(UnknownFieldSet(message)):
+        # our producers name the type, so a newer schema's extra fields are read past; a record
+        # that names nothing and has fields this type lacks is another message
+        raise InvalidMessage(DeadLetterReason.BAD_PROTOBUF,
+                             f"not a {expected}: it has fields {expected} does not define")
     version = getattr(message, "schema_version", SCHEMA_VERSION)
+    project_id, item_id = getattr(message, "project_id", ""), getattr(message, "item_id", "")
     if version != SCHEMA_VERSION:
         raise InvalidMessage(
-            "unknown_schema_version",
-            f"{message_type.DESCRIPTOR.full_name} schema_version={version}, this service reads {SCHEMA_VERSION}",
-            getattr(message, "project_id", ""), getattr(message, "item_id", ""))
+            DeadLetterReason.UNKNOWN_SCHEMA_VERSION,
+            f"{expected} schema_version={version}, this service reads {SCHEMA_VERSION}", project_id, item_id)
+    for name, reason in ID_FIELDS.items():
+        value = getattr(message, name, "")
+        if not value:
+            continue
+        problem = unsafe_character(value, identifier=True)
+        if problem is None and name == "project_id" and not PROJECT_ID_PATTERN.match(value):
+            problem = "characters other than letters, digits, '_' and '-' (or more than 64)"
+        if problem:
+            raise InvalidMessage(reason, f"{expected}.{name} holds {problem}; ids are free of control, "
+                                 "bidirectional and zero-width characters", "", "")
     return message
 
 
@@ -122,13 +144,20 @@ def consumer_group(settings: Settings, service: str) -> str:
     return f"{settings.kafka_topic_prefix}labelstream-{service}"
 
 
-def dead_letter(record: Incoming, error: InvalidMessage, service: str) -> Outgoing:
+def dead_letter(record: Incoming, error: InvalidMessage, service: str, error_type: str = "",
+                attempts: int = 1) -> Outgoing:
+    # the letter names the item only by safe ids (the rejected ones are in the payload), so that
+    # the letter itself passes every consumer's checks
+    project_id, item_id = (value if value and unsafe_character(value, identifier=True) is None else ""
+                           for value in (error.project_id, error.item_id))
+    if project_id and not PROJECT_ID_PATTERN.match(project_id):
+        project_id = ""
     letter = events_pb2.DeadLetter(
         schema_version=SCHEMA_VERSION, reason=error.reason, detail=error.detail,
         source_topic=record.topic, source_partition=record.partition, source_offset=record.offset,
-        payload=record.value, service=service, project_id=error.project_id, item_id=error.item_id,
-        at_ms=now_ms())
-    key = error.item_id or f"{record.topic}:{record.partition}:{record.offset}"
+        payload=record.value, service=service, project_id=project_id, item_id=item_id,
+        at_ms=now_ms(), error_type=error_type, attempts=attempts)
+    key = f"{project_id}:{item_id}" if item_id else f"{record.topic}:{record.partition}:{record.offset}"
     return Outgoing(Topics.ITEMS_DLQ, key, letter, trace_headers(record.trace_context))
 
 
@@ -175,9 +204,18 @@ class EventProducer:
         for future in futures:
             future.get(timeout=timeout_s)  # raises if the broker did not acknowledge
         for out in sent:
+            if out.topic == Topics.ITEMS_DLQ and isinstance(out.message, events_pb2.DeadLetter):
+                DEAD_LETTERS.labels(self._service, out.message.source_topic, out.message.reason).inc()
             if out.on_published:
                 out.on_published()
         return len(futures)
+
+    def connected(self) -> bool:
+        """Whether the producer reaches a broker now (a health probe; never raises)."""
+        try:
+            return bool(self._producer.bootstrap_connected())
+        except Exception:
+            return False
 
     def close(self) -> None:
         self._producer.flush(timeout=10)
@@ -220,148 +258,6 @@ def by_topic(handlers: dict[str, BatchHandler]) -> BatchHandler:
         return out
 
     return handle_batch
-
-
-# Called with the partitions this process owns, by topic (without the prefix), after each rebalance.
-AssignmentListener = Callable[[dict[str, set[int]]], None]
-
-
-class _Rebalance(ConsumerRebalanceListener):
-    def __init__(self, prefix: str, listener: AssignmentListener) -> None:
-        self._prefix = prefix
-        self._listener = listener
-
-    def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
-        pass  # the assignment that follows says what is owned now
-
-    def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
-        owned: dict[str, set[int]] = {}
-        for tp in assigned:
-            owned.setdefault(tp.topic[len(self._prefix):], set()).add(tp.partition)
-        log.info("partitions assigned", extra=log_fields(owned={t: sorted(p) for t, p in owned.items()}))
-        self._listener(owned)
-
-
-class ConsumerLoop:
-    """At-least-once consumption: handle a batch, publish its output, then commit."""
-
-    def __init__(self, settings: Settings, service: str, topics: Sequence[str], handler: BatchHandler,
-                 producer: EventProducer, on_assigned: AssignmentListener | None = None) -> None:
-        """`on_assigned` hears which partitions the group gave this process, before any of their
-        records is handled (a service that owns state per partition loads it there)."""
-        self._settings = settings
-        self._service = service
-        self._topics = list(topics)
-        self._handler = handler
-        self._producer = producer
-        self._stop = threading.Event()
-        self._paused = threading.Event()
-        self._prefix = settings.kafka_topic_prefix
-        self.batches_committed = 0
-        self._consumer = KafkaConsumer(
-            **settings.kafka_client_options(),
-            group_id=consumer_group(settings, service),
-            client_id=f"labelstream-{service}",
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            max_poll_records=settings.kafka_poll_max_records,
-            session_timeout_ms=settings.kafka_session_timeout_ms,
-            heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
-            max_poll_interval_ms=settings.kafka_max_poll_interval_ms,
-            metrics_enabled=False,
-        )
-        self._consumer.subscribe(topics=[self._prefix + t for t in self._topics],
-                                 listener=_Rebalance(self._prefix, on_assigned) if on_assigned else None)
-
-    def stop(self) -> None:
-        self._stop.set()
-
-    @property
-    def stopping(self) -> bool:
-        return self._stop.is_set()
-
-    def pause(self, reason: str) -> None:
-        """Stop fetching (backpressure: e.g. the model server is down); the group membership stays."""
-        if not self._paused.is_set():
-            log.warning("pausing consumption", extra=log_fields(reason=reason))
-        self._paused.set()
-
-    def resume(self) -> None:
-        if self._paused.is_set():
-            log.info("resuming consumption")
-        self._paused.clear()
-
-    def _poll_batch(self) -> dict[TopicPartition, list]:
-        """Up to kafka_poll_max_records records, waiting at most kafka_batch_wait_ms after the
-        first one for the batch to fill (micro-batching by size and time)."""
-        limit = self._settings.kafka_poll_max_records
-        polled: dict[TopicPartition, list] = {}
-        count = 0
-        deadline = None
-        while count < limit and not self._stop.is_set():
-            timeout = self._settings.kafka_poll_timeout_ms
-            if deadline is not None:
-                timeout = int((deadline - time.monotonic()) * 1000)
-                if timeout <= 0:
-                    break
-            chunk = self._consumer.poll(timeout_ms=timeout, max_records=limit - count)
-            for tp, records in chunk.items():
-                polled.setdefault(tp, []).extend(records)
-                count += len(records)
-            if deadline is None:
-                if not count or not self._settings.kafka_batch_wait_ms:
-                    break
-                deadline = time.monotonic() + self._settings.kafka_batch_wait_ms / 1000
-        return polled
-
-    def run(self) -> None:
-        log.info("consuming", extra=log_fields(topics=self._topics,
-                                               group=consumer_group(self._settings, self._service)))
-        backoff = 0.5
-        try:
-            while not self._stop.is_set():
-                if self._paused.is_set():
-                    self._consumer.pause(*self._consumer.assignment())
-                    self._consumer.poll(timeout_ms=self._settings.kafka_poll_timeout_ms)  # keeps the group alive
-                    continue
-                if self._consumer.paused():
-                    self._consumer.resume(*self._consumer.paused())
-                polled = self._poll_batch()
-                records = [
-                    Incoming(tp.topic[len(self._prefix):], tp.partition, r.offset, r.key, r.value or b"",
-                             list(r.headers or []))
-                    for tp, batch in polled.items() for r in batch
-                ]
-                if not records:
-                    continue
-                try:
-                    with HANDLE_SECONDS.labels(self._service).time():
-                        self._producer.publish(self._handler(records))
-                except Exception:
-                    log.exception("batch failed; it will be retried", extra=log_fields(
-                        records=len(records), backoff_s=backoff))
-                    self._rewind(polled)
-                    self._stop.wait(backoff)
-                    backoff = min(backoff * 2, 10.0)
-                    continue
-                backoff = 0.5
-                self._commit()
-        finally:
-            self._consumer.close(autocommit=False)
-            log.info("consumer closed", extra=log_fields(batches_committed=self.batches_committed))
-
-    def _rewind(self, polled: dict[TopicPartition, list]) -> None:
-        for tp, batch in polled.items():
-            if batch:
-                self._consumer.seek(tp, batch[0].offset)
-
-    def _commit(self) -> None:
-        try:
-            self._consumer.commit()
-            self.batches_committed += 1
-        except (CommitFailedError, KafkaError) as exc:
-            # The group rebalanced: the new owner re-handles the batch, and every effect is keyed.
-            log.warning("commit failed after a rebalance", extra=log_fields(error=str(exc)))
 
 
 @dataclass(frozen=True)

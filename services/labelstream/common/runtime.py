@@ -16,7 +16,9 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from labelstream.common.kafka import AssignmentListener, BatchHandler, ConsumerLoop, EventProducer
+from labelstream.common.consumer import AssignmentListener, ConsumerLoop
+from labelstream.common.kafka import BatchHandler, EventProducer
+from labelstream.common.outbox import Outbox
 from labelstream.common.settings import Settings, SettingsError
 from labelstream.common.store import Store
 from labelstream.common.telemetry import (
@@ -25,6 +27,8 @@ from labelstream.common.telemetry import (
     log_fields,
     start_metrics_server,
 )
+
+OUTBOX_SWEEP_SECONDS = 5.0
 
 
 @dataclass
@@ -44,11 +48,26 @@ class Runtime:
     on_assigned: AssignmentListener | None = None
     # One instance of each part that a service's consumer, gRPC servicer and background jobs share.
     components: dict[str, Any] = field(default_factory=dict)
+    # Whether each dependency the service needs answers now; the consumer loop asks these to tell
+    # an outage (wait) from a record's own failure (dead-letter). The store's is always there.
+    probes: dict[str, Callable[[], bool]] = field(default_factory=dict)
+    # What is down now (an outage seen by the consumer loop, Triton not ready...): NOT_SERVING
+    # while any is.
+    unhealthy: set[str] = field(default_factory=set)
 
     def component(self, name: str, build: Callable[[], Any]) -> Any:
         if name not in self.components:
             self.components[name] = build()
         return self.components[name]
+
+    def outbox(self) -> Outbox:
+        """This service's durable outbox, swept in the background (made on first use)."""
+        def build() -> Outbox:
+            box = Outbox(self.store, self.producer, self.name)
+            box.ensure_indexes()
+            self.start_background(box.sweep, OUTBOX_SWEEP_SECONDS, "outbox-sweep")
+            return box
+        return self.component("outbox", build)
 
     def pause_consuming(self, reason: str) -> None:
         if self.loop:
@@ -63,6 +82,20 @@ class Runtime:
                   else health_pb2.HealthCheckResponse.NOT_SERVING)
         self.health.set("", status)
         self.health.set(f"labelstream.{self.name}", status)
+
+    def report_health(self, part: str, healthy: bool) -> None:
+        """`part` (a dependency, or the consumer loop) is healthy or not; the health service says
+        SERVING only while every part is, and never again once shutting down."""
+        if healthy:
+            self.unhealthy.discard(part)
+        else:
+            self.unhealthy.add(part)
+        if not self.stop_event.is_set():
+            self.set_serving(not self.unhealthy)
+
+    def dependencies_answer(self) -> bool:
+        """Whether every dependency answers its probe now."""
+        return all(probe() for probe in self.probes.values())
 
     def start_background(self, target: Callable[[], None], every_s: float, label: str) -> threading.Thread:
         """Run `target` every `every_s` seconds until shutdown; failures are logged, not fatal."""
@@ -103,6 +136,7 @@ def run_service(
     store.ensure_indexes()
     producer = EventProducer(settings, name)
     runtime = Runtime(name, settings, store, producer)
+    runtime.probes.update(store=store.ping, broker=producer.connected)
 
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=settings.grpc_threads))
     health_pb2_grpc.add_HealthServicer_to_server(runtime.health, server)
@@ -114,7 +148,9 @@ def run_service(
     server.start()
 
     handler = make_handler(runtime) if topics else None
-    loop = ConsumerLoop(settings, name, topics, handler, producer, runtime.on_assigned) if handler else None
+    loop = ConsumerLoop(settings, name, topics, handler, producer, runtime.on_assigned,
+                        probe=runtime.dependencies_answer,
+                        on_health=lambda healthy: runtime.report_health("consumer", healthy)) if handler else None
     runtime.loop = loop
 
     def shutdown(signum: int, _frame: object) -> None:
@@ -128,7 +164,7 @@ def run_service(
     signal.signal(signal.SIGINT, shutdown)
     if on_start:
         on_start(runtime)
-    runtime.set_serving(True)
+    runtime.set_serving(not runtime.unhealthy)
     logger.info("serving", extra=log_fields(grpc_port=settings.grpc_port, metrics_port=settings.metrics_port))
     try:
         if loop:

@@ -145,6 +145,13 @@ SETTINGS: dict[str, Setting] = {
     "max_item_bytes": Setting(
         "LABELSTREAM_MAX_ITEM_BYTES", "16384", "Largest item text accepted by ingest, UTF-8 bytes",
         _positive_int),
+    "max_record_bytes": Setting(
+        "LABELSTREAM_MAX_RECORD_BYTES", "65536", "Largest Kafka record any service consumes, bytes; checked "
+        "before parsing, a larger record is dead-lettered as too_large (keep it above the largest text limit)",
+        _positive_int),
+    "record_attempts": Setting(
+        "LABELSTREAM_RECORD_ATTEMPTS", "3", "How often a record that fails on its own (while the store, broker and "
+        "Triton answer) is tried before it is dead-lettered as handler_error", _positive_int),
     "lease_seconds": Setting(
         "LABELSTREAM_LEASE_SECONDS", "60", "How long a worker holds a leased task before it is reassigned",
         _positive_int),
@@ -195,6 +202,8 @@ class Settings:
     triton_max_concurrency: int
     triton_retries: int
     max_item_bytes: int
+    max_record_bytes: int
+    record_attempts: int
     lease_seconds: int
     project_cache_seconds: int
     admin_token: str

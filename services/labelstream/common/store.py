@@ -12,6 +12,7 @@ import re
 import threading
 import time
 
+import pymongo
 from google.protobuf import json_format
 from pymongo import ASCENDING, DESCENDING, MongoClient
 from pymongo.collection import Collection
@@ -21,7 +22,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 from labelstream.common.settings import Settings
 from labelstream.v1 import events_pb2
 
-PROJECT_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+PROJECT_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}\Z")  # \Z: "$" lets a final newline by
 
 
 def item_key(project_id: str, item_id: str) -> str:
@@ -80,6 +81,15 @@ class Store:
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"MongoDB is not reachable: {exc}") from exc
                 time.sleep(0.5)
+
+    def ping(self, timeout_s: float = 2.0) -> bool:
+        """Whether the store answers within `timeout_s` (a health probe; never raises)."""
+        try:
+            with pymongo.timeout(timeout_s):  # bounds server selection too, not only the command
+                self.client.admin.command("ping")
+            return True
+        except PyMongoError:
+            return False
 
     def ensure_indexes(self) -> None:
         for collection, indexes in INDEXES.items():

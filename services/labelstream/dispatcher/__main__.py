@@ -39,7 +39,7 @@ def make_workbench(runtime: Runtime) -> Workbench:
         pool = TaskPool(runtime.store, runtime.settings.lease_seconds, owned=(), gather_s=gather_s)
         runtime.on_assigned = lambda owned: pool.own(owned.get(Topics.TASKS_HUMAN, set()))
         return Workbench(runtime.store, pool, runtime.settings.admin_token,
-                         runtime.settings.worker_requests_per_minute, gather_s=gather_s)
+                         runtime.settings.worker_requests_per_minute, gather_s=gather_s, outbox=runtime.outbox())
     return runtime.component("workbench", build)
 
 
@@ -70,6 +70,8 @@ def make_handler(runtime: Runtime):
         event = decode(record, events_pb2.QualityEvent)
         if event.kind in SUSPECT_KINDS and event.worker_id:
             workbench.mark_suspect(event.project_id, event.worker_id, event.kind)
+        if event.kind == "worker_blocked" and event.worker_id:
+            workbench.apply_block(event.project_id, event.worker_id, event.detail)
         return []
 
     return by_topic({Topics.TASKS_HUMAN: handle_tasks,
@@ -89,10 +91,6 @@ def response_outgoing(response: events_pb2.HumanResponse, parent: str,
                     on_published=lambda: published.append(key))
 
 
-def quality_outgoing(event: events_pb2.QualityEvent) -> Outgoing:
-    return Outgoing(Topics.QUALITY_EVENTS, item_key(event.project_id, event.worker_id or event.kind), event)
-
-
 class Publisher:
     """Answers are durable in the outbox before the caller hears 'accepted'; publishing them is
     batched off the request path (the outbox sweep covers a crash in between)."""
@@ -109,8 +107,8 @@ class Publisher:
     def submit(self, outcome: Outcome) -> None:
         if outcome.response is not None:
             self.pending.put(response_outgoing(outcome.response, outcome.traceparent, self.published))
-        for event in outcome.quality_events:
-            self.pending.put(quality_outgoing(event))
+        for event in outcome.quality_events:  # in the outbox already: this is the quick path
+            self.pending.put(event)
 
     def drain(self) -> None:
         batch: list[Outgoing] = []
@@ -221,8 +219,9 @@ class DispatcherServicer(services_pb2_grpc.DispatcherServiceServicer):
 
     def BlockWorker(self, request: services_pb2.BlockWorkerRequest, context: grpc.ServicerContext):
         self._admin(context)
-        event = self.workbench.block(request.project_id, request.worker_id, request.reason or "blocked by an admin")
-        self.publisher.pending.put(quality_outgoing(event))
+        for event in self.workbench.block(request.project_id, request.worker_id,
+                                          request.reason or "blocked by an admin"):
+            self.publisher.pending.put(event)
         return self.workbench.worker_stats(request.project_id, request.worker_id)
 
 
@@ -241,7 +240,7 @@ def register(runtime: Runtime, server: grpc.Server) -> None:
     def review_pay() -> None:
         events = workbench.review_pay()
         if events:
-            runtime.producer.publish([quality_outgoing(e) for e in events])
+            runtime.producer.publish(events)
 
     runtime.start_background(publisher.drain, 0.01, "publisher")
     # The sweeps scan growing collections (tens of ms each on the local store, which answers one

@@ -19,8 +19,11 @@ from pymongo import UpdateOne
 from pymongo.errors import DuplicateKeyError
 
 from labelstream.common.batching import GroupCommit
-from labelstream.common.kafka import SCHEMA_VERSION
-from labelstream.common.store import Store, insert_new
+from labelstream.common.failpoints import failpoint
+from labelstream.common.inputs import unsafe_character
+from labelstream.common.kafka import SCHEMA_VERSION, Outgoing, Topics
+from labelstream.common.outbox import Outbox
+from labelstream.common.store import Store, insert_new, item_key
 from labelstream.common.telemetry import now_ms
 from labelstream.dispatcher import quality
 from labelstream.dispatcher.pool import Answered, Lease, PoolError, TaskPool
@@ -62,19 +65,40 @@ class RateLimiter:
             return True
 
 
+def quality_outgoing(event: events_pb2.QualityEvent) -> Outgoing:
+    return Outgoing(Topics.QUALITY_EVENTS, item_key(event.project_id, event.worker_id or event.kind), event)
+
+
+def quality_event_id(event: events_pb2.QualityEvent) -> str:
+    """The outbox id of a quality event: a worker is blocked once per project, so that event's id
+    says only who; the others are told apart by their time."""
+    if event.kind == "worker_blocked":
+        return f"worker_blocked|{event.project_id}|{event.worker_id}"
+    return f"{event.kind}|{event.project_id}|{event.worker_id}|{event.at_ms}"
+
+
+def blocked_event(project_id: str, worker_id: str, reason: str) -> events_pb2.QualityEvent:
+    return events_pb2.QualityEvent(schema_version=SCHEMA_VERSION, project_id=project_id, kind="worker_blocked",
+                                   worker_id=worker_id, detail=reason, at_ms=now_ms())
+
+
 @dataclass
 class Outcome:
-    """What an answer changed, for the caller to publish."""
+    """What an answer changed, for the caller to publish (its quality events are in the outbox
+    already)."""
     response: events_pb2.HumanResponse | None = None
     traceparent: str = ""
-    quality_events: list[events_pb2.QualityEvent] = field(default_factory=list)
+    quality_events: list[Outgoing] = field(default_factory=list)
 
 
 class Workbench:
     def __init__(self, store: Store, pool: TaskPool, admin_token: str, requests_per_minute: int,
-                 seed: int | None = None, gather_s: float = 0.0) -> None:
+                 seed: int | None = None, gather_s: float = 0.0, outbox: Outbox | None = None) -> None:
+        """Quality events (a worker blocked, pay below the floor) are stored in `outbox` before
+        they take effect; without one (tests of other rules) they are only returned."""
         self.store = store
         self.pool = pool
+        self.outbox = outbox
         self.db = store.db
         self.admin_token_hash = hash_token(admin_token) if admin_token else ""
         self.limiter = RateLimiter(requests_per_minute)
@@ -118,6 +142,8 @@ class Workbench:
     def create_worker(self, worker_id: str, rotate: bool = False) -> str:
         if not worker_id or len(worker_id) > 128 or any(c in worker_id for c in "|: \t\n"):
             raise PoolError("INVALID_ARGUMENT", "worker_id must be 1-128 characters without '|', ':' or spaces")
+        if (unsafe := unsafe_character(worker_id, identifier=True)) is not None:
+            raise PoolError("INVALID_ARGUMENT", f"worker_id contains {unsafe}: use printable characters only")
         token = "lsw_" + secrets.token_urlsafe(24)
         doc = {"_id": worker_id, "token_sha256": hash_token(token), "created_ms": now_ms()}
         try:
@@ -240,7 +266,14 @@ class Workbench:
     def skip(self, worker_id: str, handle: str) -> None:
         self.pool.skip(worker_id, handle)
 
-    def _account(self, worker_id: str, answered: Answered) -> list[events_pb2.QualityEvent]:
+    def _durable(self, events: list[events_pb2.QualityEvent]) -> list[Outgoing]:
+        """Store events in the outbox (an event stored before is not returned again)."""
+        outgoing = [(quality_event_id(e), quality_outgoing(e)) for e in events]
+        if self.outbox is None:
+            return [out for _, out in outgoing]
+        return self.outbox.put(outgoing)
+
+    def _account(self, worker_id: str, answered: Answered) -> list[Outgoing]:
         """Pay, time, fraud signals and (for gold) accuracy and blocking."""
         project_id = answered.project_id
         policy = self.policy(project_id)
@@ -250,28 +283,44 @@ class Workbench:
         fields = dict(update.fields)
         if (record["tasks_done"] + 1) % STATS_REFRESH_TASKS == 0:
             fields.update(shown_gold_correct=record["gold_correct"], shown_gold_wrong=record["gold_wrong"])
-        events = []
+        events: list[Outgoing] = []
+        blocked = False
         if answered.gold_correct is not None:
             gold = quality.record_gold(record, answered.gold_correct, policy)
             if record["status"] == quality.QUALIFYING and gold["status"] != quality.QUALIFYING:
                 fields.update(shown_gold_correct=gold["gold_correct"], shown_gold_wrong=gold["gold_wrong"])
             fields.update(gold)
-            if gold["status"] == quality.BLOCKED and record["status"] != quality.BLOCKED:
-                events.append(self._blocked(project_id, worker_id, gold["blocked_reason"]))
+            blocked = gold["status"] == quality.BLOCKED and record["status"] != quality.BLOCKED
+            if blocked:  # the event is stored before the block takes effect
+                events = self._durable([blocked_event(project_id, worker_id, gold["blocked_reason"])])
         self._record_writes.submit((record["_id"], {"$set": fields, "$inc": update.increments}))
+        if blocked:
+            self.pool.release_worker(project_id, worker_id)
+            failpoint("dispatcher.block_stored")
         return events
 
-    def block(self, project_id: str, worker_id: str, reason: str) -> events_pb2.QualityEvent:
+    def block(self, project_id: str, worker_id: str, reason: str) -> list[Outgoing]:
+        """An admin's block: the event is stored first, then the worker's record, then their
+        open leases go back; the aggregator excludes their answers on the event."""
         record = self.record(project_id, worker_id)
+        events = self._durable([blocked_event(project_id, worker_id, reason)])
         self.db.worker_quality.update_one({"_id": record["_id"]},
                                           {"$set": {"status": quality.BLOCKED, "blocked_reason": reason}})
-        return self._blocked(project_id, worker_id, reason)
-
-    def _blocked(self, project_id: str, worker_id: str, reason: str) -> events_pb2.QualityEvent:
-        """Open leases go back; the aggregator excludes the worker's answers on this event."""
         self.pool.release_worker(project_id, worker_id)
-        return events_pb2.QualityEvent(schema_version=SCHEMA_VERSION, project_id=project_id, kind="worker_blocked",
-                                       worker_id=worker_id, detail=reason, at_ms=now_ms())
+        failpoint("dispatcher.block_stored")
+        return events
+
+    def apply_block(self, project_id: str, worker_id: str, reason: str) -> bool:
+        """A `worker_blocked` event heard on quality.events: make sure the block holds here too
+        (a crash after the event was stored and before the record was written leaves only the
+        event). Whether this changed anything."""
+        record = self.record(project_id, worker_id)
+        if record["status"] == quality.BLOCKED:
+            return False
+        self.db.worker_quality.update_one({"_id": record["_id"]},
+                                          {"$set": {"status": quality.BLOCKED, "blocked_reason": reason}})
+        self.pool.release_worker(project_id, worker_id)
+        return True
 
     def mark_suspect(self, project_id: str, worker_id: str, signal: str) -> None:
         """An outside signal (the monitor's alert): more gold for this worker."""
@@ -317,10 +366,11 @@ class Workbench:
         return [self.stats(doc, admin=True)
                 for doc in self.db.worker_quality.find({"project_id": project_id}).sort("worker_id", 1)]
 
-    def review_pay(self, min_tasks: int = 5) -> list[events_pb2.QualityEvent]:
+    def review_pay(self, min_tasks: int = 5) -> list[Outgoing]:
         """Fair pay: per project with a minimum wage, compare the median worker's effective hourly
-        rate with it and raise pay per answer ("raise") or report it ("alert")."""
-        events = []
+        rate with it and raise pay per answer ("raise") or report it ("alert"). The `low_pay`
+        events, stored in the outbox before the raise, for the caller to publish."""
+        events: list[Outgoing] = []
         for spec_doc in self.db.projects.find({"workers.min_hourly_wage": {"$gt": 0}}, {"_id": 1}):
             project_id = spec_doc["_id"]
             policy = self.policy(project_id)
@@ -337,12 +387,13 @@ class Workbench:
             detail = (f"median effective hourly rate {median:.2f} is below the minimum wage "
                       f"{policy.min_hourly_wage:.2f}")
             if policy.pay_policy == "raise":
+                detail += f"; pay per answer raised from {current:.4f} to {raised:.4f}"
+            events += self._durable([events_pb2.QualityEvent(
+                schema_version=SCHEMA_VERSION, project_id=project_id, kind="low_pay", value=median,
+                threshold=policy.min_hourly_wage, detail=detail, at_ms=now_ms())])
+            if policy.pay_policy == "raise":
                 self.db.pay_rates.update_one({"_id": project_id}, {"$set": {"pay_per_answer": raised,
                                                                               "raised_at_ms": now_ms()}},
                                              upsert=True)
                 self._pay.pop(project_id, None)  # this process pays the new rate at once
-                detail += f"; pay per answer raised from {current:.4f} to {raised:.4f}"
-            events.append(events_pb2.QualityEvent(
-                schema_version=SCHEMA_VERSION, project_id=project_id, kind="low_pay", value=median,
-                threshold=policy.min_hourly_wage, detail=detail, at_ms=now_ms()))
         return events

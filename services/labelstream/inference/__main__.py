@@ -90,12 +90,13 @@ def watch_triton(runtime: Runtime) -> None:
             state["ready"] = ready
         if runtime.stop_event.is_set():
             return
-        runtime.set_serving(ready)
+        runtime.report_health("triton", ready)
         if ready:
             runtime.resume_consuming()
         else:  # backpressure: fetch nothing while nothing can be predicted
             runtime.pause_consuming("Triton is not ready")
 
+    runtime.probes["triton"] = triton_client(runtime).ready
     runtime.start_background(check, 1.0, "triton-health")
 
 

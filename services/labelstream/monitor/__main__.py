@@ -132,6 +132,10 @@ def project_stats(runtime: Runtime, project_id: str) -> services_pb2.ProjectStat
     return stats
 
 
+def alert_event_id(event: events_pb2.QualityEvent) -> str:
+    return f"{event.kind}|{event.project_id}|{event.worker_id}|{event.at_ms}"
+
+
 def register(runtime: Runtime, server: grpc.Server) -> None:
     services_pb2_grpc.add_MonitorServiceServicer_to_server(MonitorServicer(runtime), server)
 
@@ -139,22 +143,29 @@ def register(runtime: Runtime, server: grpc.Server) -> None:
         for project in runtime.store.db.projects.find({}, {"_id": 1}):
             project_stats(runtime, project["_id"])
 
+    outbox = runtime.outbox()
+
     def watch_quality() -> None:
-        """Quality gauges for Prometheus, and the same alert conditions as quality events."""
-        events = []
+        """Quality gauges for Prometheus, and the same alert conditions as quality events (stored
+        in the outbox before they count as raised)."""
+        stored: list[Outgoing] = []
+
+        def store_alerts(events: list[events_pb2.QualityEvent]) -> None:
+            for event in events:
+                log.warning("quality alert", extra=log_fields(project_id=event.project_id, kind=event.kind,
+                                                               worker_id=event.worker_id, detail=event.detail))
+            stored.extend(outbox.put([(alert_event_id(e), Outgoing(
+                Topics.QUALITY_EVENTS, item_key(e.project_id, e.kind), e)) for e in events]))
+
         for project in runtime.store.db.projects.find({}, {"_id": 1}):
             metrics = project_metrics(runtime.store.db, project["_id"], now_ms())
             for key, value in metrics.items():
                 gauge = QUALITY_GAUGES[key.metric]
                 labels = (key.project, key.worker) if key.metric == "worker_accuracy" else (key.project,)
                 gauge.labels(*labels).set(value)
-            events += new_breaches(runtime.store.db, metrics, now_ms())
-        if events:
-            for event in events:
-                log.warning("quality alert", extra=log_fields(project_id=event.project_id, kind=event.kind,
-                                                               worker_id=event.worker_id, detail=event.detail))
-            runtime.producer.publish([Outgoing(Topics.QUALITY_EVENTS, item_key(e.project_id, e.kind), e)
-                                      for e in events])
+            new_breaches(runtime.store.db, metrics, now_ms(), store_alerts)
+        if stored:
+            runtime.producer.publish(stored)
 
     def mine_gold() -> None:
         for doc in runtime.store.db.projects.find({}, {"_id": 1}):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import statistics
+from collections.abc import Callable
 
 from pymongo.database import Database
 
@@ -60,22 +61,26 @@ def alert_key(breach: Breach) -> str:
     return f"{breach.kind}|{breach.project}|{breach.worker}"
 
 
-def new_breaches(db: Database, metrics: dict[MetricKey, float], now_ms: int) -> list[events_pb2.QualityEvent]:
-    """Quality events for breaches that were not already active; resolved ones are cleared."""
+def new_breaches(db: Database, metrics: dict[MetricKey, float], now_ms: int,
+                 store_events: Callable[[list[events_pb2.QualityEvent]], None] = lambda _events: None,
+                 ) -> list[events_pb2.QualityEvent]:
+    """Quality events for breaches that were not already active; resolved ones are cleared.
+    `store_events` makes the new events durable (the service's outbox) before they are marked
+    active, so a crash in between never loses an alert."""
     breaches = evaluate(metrics)
     projects = {key.project for key in metrics}
     active = {doc["_id"] for doc in db.active_alerts.find({"project": {"$in": sorted(projects)}})}
     current = {alert_key(b): b for b in breaches}
     for resolved in active - set(current):
         db.active_alerts.delete_one({"_id": resolved})
-    events = []
-    for key, breach in current.items():
-        if key in active:
-            continue
+    fresh = {key: breach for key, breach in current.items() if key not in active}
+    events = [events_pb2.QualityEvent(
+        schema_version=SCHEMA_VERSION, project_id=breach.project, kind=breach.kind, worker_id=breach.worker,
+        value=breach.value if not math.isnan(breach.value) else 0.0, threshold=breach.threshold,
+        detail=breach.summary, at_ms=now_ms) for breach in fresh.values()]
+    if events:
+        store_events(events)
+    for key, breach in fresh.items():
         db.active_alerts.replace_one({"_id": key}, {"_id": key, "project": breach.project, "since_ms": now_ms},
                                      upsert=True)
-        events.append(events_pb2.QualityEvent(
-            schema_version=SCHEMA_VERSION, project_id=breach.project, kind=breach.kind, worker_id=breach.worker,
-            value=breach.value if not math.isnan(breach.value) else 0.0, threshold=breach.threshold,
-            detail=breach.summary, at_ms=now_ms))
     return events

@@ -384,7 +384,7 @@ class QualityEvent(_message.Message):
     def __init__(self, schema_version: _Optional[_Union[SchemaVersion, str]] = ..., project_id: _Optional[str] = ..., item_id: _Optional[str] = ..., kind: _Optional[str] = ..., worker_id: _Optional[str] = ..., correct: _Optional[bool] = ..., value: _Optional[float] = ..., at_ms: _Optional[int] = ..., label: _Optional[str] = ..., threshold: _Optional[float] = ..., detail: _Optional[str] = ...) -> None: ...
 
 class DeadLetter(_message.Message):
-    __slots__ = ("schema_version", "reason", "detail", "source_topic", "source_partition", "source_offset", "payload", "service", "project_id", "item_id", "at_ms")
+    __slots__ = ("schema_version", "reason", "detail", "source_topic", "source_partition", "source_offset", "payload", "service", "project_id", "item_id", "at_ms", "error_type", "attempts")
     SCHEMA_VERSION_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     DETAIL_FIELD_NUMBER: _ClassVar[int]
@@ -396,6 +396,8 @@ class DeadLetter(_message.Message):
     PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
     ITEM_ID_FIELD_NUMBER: _ClassVar[int]
     AT_MS_FIELD_NUMBER: _ClassVar[int]
+    ERROR_TYPE_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
     schema_version: SchemaVersion
     reason: str
     detail: str
@@ -407,4 +409,6 @@ class DeadLetter(_message.Message):
     project_id: str
     item_id: str
     at_ms: int
-    def __init__(self, schema_version: _Optional[_Union[SchemaVersion, str]] = ..., reason: _Optional[str] = ..., detail: _Optional[str] = ..., source_topic: _Optional[str] = ..., source_partition: _Optional[int] = ..., source_offset: _Optional[int] = ..., payload: _Optional[bytes] = ..., service: _Optional[str] = ..., project_id: _Optional[str] = ..., item_id: _Optional[str] = ..., at_ms: _Optional[int] = ...) -> None: ...
+    error_type: str
+    attempts: int
+    def __init__(self, schema_version: _Optional[_Union[SchemaVersion, str]] = ..., reason: _Optional[str] = ..., detail: _Optional[str] = ..., source_topic: _Optional[str] = ..., source_partition: _Optional[int] = ..., source_offset: _Optional[int] = ..., payload: _Optional[bytes] = ..., service: _Optional[str] = ..., project_id: _Optional[str] = ..., item_id: _Optional[str] = ..., at_ms: _Optional[int] = ..., error_type: _Optional[str] = ..., attempts: _Optional[int] = ...) -> None: ...
