@@ -5,6 +5,7 @@ restart, and the aggregator excludes that worker's votes and re-aggregates."""
 from __future__ import annotations
 
 import signal
+from pathlib import Path
 
 import grpc
 import pytest
@@ -20,6 +21,12 @@ PROJECT = "outbox-crash"
 
 def bearer(token: str) -> tuple[tuple[str, str], ...]:
     return (("authorization", f"Bearer {token}"),)
+
+
+def assignments(state) -> int:
+    """How often the dispatcher's consumer group gave it partitions (its log says so each time)."""
+    log = Path(state.run_dir, "logs", "dispatcher.log")
+    return log.read_text().count('"msg": "partitions assigned"') if log.exists() else 0
 
 
 def answer_all(state, token, truth: dict[str, str], wrong: bool, until) -> None:
@@ -43,7 +50,8 @@ def answer_all(state, token, truth: dict[str, str], wrong: bool, until) -> None:
 
 
 def test_a_block_stored_before_a_crash_is_published_after_it(stack, state, db, demo_items):
-    items = demo_items[900:906]
+    items = demo_items[40:46]
+    assert len(items) == 6
     truth = {i["text"]: i["gold_label"] for i in items}
     make_project(state, PROJECT, auto_accept_threshold=1.0, overlap=1, max_overlap=3)
     admin = bearer(state.admin_token)
@@ -65,7 +73,9 @@ def test_a_block_stored_before_a_crash_is_published_after_it(stack, state, db, d
     # the dispatcher dies right after storing the admin's block, before publishing its event
     stack.service_env_overrides["dispatcher"] = {"LABELSTREAM_FAILPOINTS": "dispatcher.block_stored"}
     stack.stop_process("dispatcher")
+    joined = assignments(state)
     stack.start_service("dispatcher")
+    assert eventually(lambda: assignments(state) > joined, timeout_s=90), "the dispatcher never got its partitions"
     with grpc.insecure_channel(state.grpc_address("dispatcher")) as channel, pytest.raises(grpc.RpcError) as died:
         services_pb2_grpc.DispatcherServiceStub(channel).BlockWorker(services_pb2.BlockWorkerRequest(
             project_id=PROJECT, worker_id="careless", reason="every answer wrong"), metadata=admin, timeout=30)
@@ -81,6 +91,7 @@ def test_a_block_stored_before_a_crash_is_published_after_it(stack, state, db, d
 
     # restarted, the dispatcher's outbox sweep publishes the event; the aggregator excludes the votes
     stack.service_env_overrides.pop("dispatcher")
+    joined = assignments(state)
     stack.start_service("dispatcher")
     events = eventually(lambda: [e for e in client.read_quality_events(state.kafka_bootstrap, PROJECT)
                                  if e.kind == "worker_blocked" and e.worker_id == "careless"], timeout_s=60)
@@ -88,6 +99,8 @@ def test_a_block_stored_before_a_crash_is_published_after_it(stack, state, db, d
     assert eventually(lambda: db.excluded_workers.find_one({"_id": f"{PROJECT}|careless"}), timeout_s=60)
     assert eventually(lambda: db.outbox_dispatcher.find_one(
         {"_id": f"worker_blocked|{PROJECT}|careless", "published": True}), timeout_s=30)
+
+    assert eventually(lambda: assignments(state) > joined, timeout_s=90), "the dispatcher never got its partitions"
 
     # every item the careless worker decided is re-aggregated from a careful worker's vote
     answer_all(state, good, truth, wrong=False,

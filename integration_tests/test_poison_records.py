@@ -105,7 +105,10 @@ def poison_for(topic: str, valid_id: str, rng: random.Random) -> list[Poison]:
         out.append(Poison(topic, "c1_control_id", raw("next\u0085line"), json_type))
         out.append(Poison(topic, "nul_suffix_id", raw(valid_id + "\u0000x"), json_type))
     else:
-        huge = sample_message(message_type, "huge", text="x" * HUGE)
+        huge = sample_message(message_type, "huge")
+        names = {f.name for f in message_type.DESCRIPTOR.fields}
+        setattr(huge, next(n for n in ("text", "reason", "detail", "model_name") if n in names), "x" * HUGE)
+        assert huge.ByteSize() > HUGE
         out.append(Poison(topic, "huge_value", huge.SerializeToString(), typed(huge)))
         for kind, item_id in (("bidi_override_id", "invoice\u202etxt.exe"), ("c1_control_id", "next\u0085line"),
                               ("nul_suffix_id", valid_id + "\u0000")):

@@ -65,7 +65,7 @@ def test_long_work_gets_a_reminder_then_a_required_break(store):
 
 @pytest.mark.parametrize("pay_policy", ["raise", "alert"])
 def test_pay_rises_to_the_minimum_wage_or_the_project_is_alerted(store, pay_policy):
-    outbox = Outbox(store, None, f"welfare-{pay_policy}")
+    outbox = Outbox(store, None, f"welfare_{pay_policy}")
     bench = Workbench(store, TaskPool(store, 60), admin_token="admin", requests_per_minute=600, outbox=outbox)
     project_id = project(bench, events_pb2.WorkerPolicy(min_hourly_wage=15.0, pay_policy=pay_policy), pay=0.05)
     for i, seconds in enumerate((30, 30, 20)):  # 0.05 an answer at 30 s is 6.00 an hour

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import time
@@ -9,7 +10,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import grpc
-from google.protobuf.message import Message
+from google.protobuf.message import DecodeError, Message
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from labelstream.common.kafka import EventProducer, Outgoing, Topics
@@ -78,7 +79,8 @@ def wait_for_final_labels(monitor_address: str, project_id: str, expected: int, 
 
 
 def read_topic(bootstrap: str, topic: str, message_type: type[Message], topic_prefix: str = "") -> list:
-    """Every message on a topic from the beginning to its current end."""
+    """Every message on a topic from the beginning to its current end; records that are no
+    `message_type` (a foreign producer's, already dead-lettered by the services) are skipped."""
     topic = topic_prefix + topic
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
                              consumer_timeout_ms=2000)
@@ -90,7 +92,9 @@ def read_topic(bootstrap: str, topic: str, message_type: type[Message], topic_pr
         messages = []
         while any(consumer.position(tp) < end[tp] for tp in partitions):
             for batch in consumer.poll(timeout_ms=1000).values():
-                messages += [message_type.FromString(record.value) for record in batch]
+                for record in batch:
+                    with contextlib.suppress(DecodeError):
+                        messages.append(message_type.FromString(record.value or b""))
         return messages
     finally:
         consumer.close()
