@@ -16,9 +16,11 @@ import pytest
 from google.protobuf.message import DecodeError, Message
 from google.protobuf.unknown_fields import UnknownFieldSet
 from kafka import KafkaProducer
+from typer.testing import CliRunner
 
 from integration_tests.conftest import eventually, make_project
 from labelstream.cli import client
+from labelstream.cli.main import app
 from labelstream.cli.stack import SERVICES
 from labelstream.common.dead_letters import DeadLetterReason
 from labelstream.common.kafka import Topics
@@ -204,6 +206,16 @@ def test_poison_on_every_consumed_topic_is_dead_lettered_and_the_streams_go_on(s
 
     assert {name: stack.processes[name].pid for name in SERVICES} == pids, "a service process was restarted"
     assert all(stack.processes[name].poll() is None for name in SERVICES), "a service process died"
+
+    # the command line shows them, and replays a fixed producer's records to their source topic
+    shown = CliRunner().invoke(app, ["dead-letters", "--topic", Topics.ITEMS_RAW, "--run-dir", state.run_dir])
+    assert shown.exit_code == 0 and "bad_item_id" in shown.output and "too_large" in shown.output, shown.output
+    huge_raw = [x for x in client.read_dead_letters(state.kafka_bootstrap, reason="too_large",
+                                                    source_topic=Topics.ITEMS_RAW) if x.service == "ingest"]
+    assert client.replay_dead_letters(state.kafka_bootstrap, huge_raw) == len(huge_raw) == 1
+    assert eventually(lambda: len([x for x in client.read_dead_letters(
+        state.kafka_bootstrap, reason="too_large", source_topic=Topics.ITEMS_RAW)]) == 2, timeout_s=30), \
+        "the replayed record reached ingest again (and, still too large, the DLQ)"
 
     # items behind the poison: the auto-path ones are final within seconds of being published
     auto = [d for d in stored if d.get("source") == "LABEL_SOURCE_AUTO"]  # stored as the proto's JSON

@@ -107,6 +107,31 @@ def read_all_final_labels(bootstrap: str, project_id: str | None = None, topic_p
             if not project_id or label.project_id == project_id]
 
 
+def read_dead_letters(bootstrap: str, project_id: str = "", reason: str = "", source_topic: str = "",
+                      topic_prefix: str = "") -> list[events_pb2.DeadLetter]:
+    """Every letter on items.dlq, oldest first, optionally of one project, reason or source topic."""
+    return [letter for letter in read_topic(bootstrap, Topics.ITEMS_DLQ, events_pb2.DeadLetter, topic_prefix)
+            if (not project_id or letter.project_id == project_id) and (not reason or letter.reason == reason)
+            and (not source_topic or letter.source_topic == source_topic)]
+
+
+def replay_dead_letters(bootstrap: str, letters: Iterable[events_pb2.DeadLetter], topic_prefix: str = "") -> int:
+    """Send each letter's record back to its source topic (once its producer or handler is fixed):
+    every consumer's effects are keyed, so a record that was handled meanwhile changes nothing."""
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    futures = []
+    try:
+        for letter in letters:
+            key = f"{letter.project_id}:{letter.item_id}".encode() if letter.item_id else None
+            futures.append(producer.send(topic_prefix + letter.source_topic, key=key, value=letter.payload))
+        producer.flush()
+        for future in futures:
+            future.get(timeout=30)
+    finally:
+        producer.close()
+    return len(futures)
+
+
 def read_quality_events(bootstrap: str, project_id: str) -> list[events_pb2.QualityEvent]:
     return [e for e in read_topic(bootstrap, Topics.QUALITY_EVENTS, events_pb2.QualityEvent)
             if e.project_id == project_id]

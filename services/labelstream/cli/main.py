@@ -178,6 +178,41 @@ def report(project: Annotated[str, typer.Option()], run_dir: RunDir = None) -> N
                                                                    project)), indent=2))
 
 
+@app.command("dead-letters")
+def dead_letters(project: Annotated[str, typer.Option(help="Only this project's letters")] = "",
+                 reason: Annotated[str, typer.Option(help="Only this reason, e.g. bad_json or handler_error")] = "",
+                 topic: Annotated[str, typer.Option(help="Only records from this source topic")] = "",
+                 last: Annotated[int, typer.Option(help="How many of the newest letters to show")] = 10,
+                 replay: Annotated[bool, typer.Option(help="Send the selected records back to their source "
+                                                           "topics (after fixing their producer or handler)")] = False,
+                 run_dir: RunDir = None) -> None:
+    """What went to items.dlq: counts by service, source topic and reason, and the newest letters."""
+    state = _state(run_dir)
+    letters = client.read_dead_letters(state.kafka_bootstrap, project, reason, topic)
+    counts: dict[tuple[str, str, str], int] = {}
+    for letter in letters:
+        key = (letter.service, letter.source_topic, letter.reason + (f" ({letter.error_type})" if letter.error_type
+                                                                      else ""))
+        counts[key] = counts.get(key, 0) + 1
+    table = Table(title=f"{len(letters)} dead letters")
+    for column in ("service", "source topic", "reason", "records"):
+        table.add_column(column)
+    for (service, source, why), count in sorted(counts.items()):
+        table.add_row(service, source, why, str(count))
+    console.print(table)
+    newest = Table(title=f"the newest {min(last, len(letters))}")
+    for column in ("at", "service", "source", "reason", "item", "detail"):
+        newest.add_column(column, overflow="fold")
+    for letter in letters[-last:] if last > 0 else []:
+        newest.add_row(datetime.fromtimestamp(letter.at_ms / 1000).strftime("%H:%M:%S"), letter.service,
+                       f"{letter.source_topic}[{letter.source_partition}]@{letter.source_offset}", letter.reason,
+                       f"{letter.project_id}:{letter.item_id}" if letter.item_id else "", letter.detail[:200])
+    console.print(newest)
+    if replay:
+        sent = client.replay_dead_letters(state.kafka_bootstrap, letters)
+        console.print(f"replayed {sent} records to their source topics")
+
+
 @app.command()
 def export(project: Annotated[str, typer.Option()], out: Annotated[Path, typer.Option()],
            run_dir: RunDir = None) -> None:
