@@ -14,7 +14,7 @@ from playwright.sync_api import Browser, expect
 from integration_tests.conftest import eventually, make_project
 from labelstream.cli import client
 from labelstream.cli.stack import REPO_ROOT, StackState
-from labelstream.workforce import WorkerProfile, Workforce
+from labelstream.simulation.workforce import WorkerProfile, Workforce
 
 pytestmark = pytest.mark.integration
 

@@ -11,6 +11,7 @@ import pytest
 
 from labelstream.common.settings import Settings
 from labelstream.common.store import Store
+from labelstream.dispatcher import storage as dispatcher_storage
 from labelstream.dispatcher.pool import PoolError, TaskPool
 from labelstream.v1 import events_pb2
 
@@ -22,7 +23,7 @@ def pool(scratch_mongodb_uri):
     database = f"pool_{uuid.uuid4().hex[:8]}"
     store = Store(Settings.from_env({"LABELSTREAM_MONGODB_URI": scratch_mongodb_uri,
                                      "LABELSTREAM_MONGODB_DATABASE": database}))
-    store.ensure_indexes()
+    store.ensure_indexes(dispatcher_storage.COLLECTIONS)
     yield TaskPool(store, lease_seconds=60)
     store.client.drop_database(database)
     store.close()

@@ -9,7 +9,7 @@ import pytest
 from integration_tests.conftest import make_project, spans
 from labelstream.cli import client
 from labelstream.common.store import item_key
-from labelstream.workforce import WorkerProfile, Workforce
+from labelstream.simulation.workforce import WorkerProfile, Workforce
 
 pytestmark = pytest.mark.integration
 PROJECT = "e2e-sst2"

@@ -15,7 +15,7 @@ from labelstream.cli import client
 from labelstream.cli.projects import load_project
 from labelstream.cli.stack import grpc_serving
 from labelstream.inference.triton import TritonClassifier
-from labelstream.workforce import WorkerProfile, Workforce
+from labelstream.simulation.workforce import WorkerProfile, Workforce
 
 pytestmark = pytest.mark.integration
 

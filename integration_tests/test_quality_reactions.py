@@ -17,8 +17,8 @@ from labelstream.common.kafka import Topics
 from labelstream.common.settings import Settings
 from labelstream.common.store import Store
 from labelstream.router.models import RoutingModels
+from labelstream.simulation.workforce import WorkerProfile, Workforce
 from labelstream.v1 import events_pb2
-from labelstream.workforce import WorkerProfile, Workforce
 
 pytestmark = pytest.mark.integration
 MAX_OVERLAP = 5

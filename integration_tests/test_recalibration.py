@@ -7,8 +7,8 @@ import pytest
 
 from integration_tests.conftest import eventually, make_project
 from labelstream.cli import client
+from labelstream.simulation.workforce import WorkerProfile, Workforce
 from labelstream.v1 import events_pb2, services_pb2, services_pb2_grpc
-from labelstream.workforce import WorkerProfile, Workforce
 
 pytestmark = pytest.mark.integration
 PROJECT = "recal"

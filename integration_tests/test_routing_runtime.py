@@ -6,7 +6,7 @@ import pytest
 
 from integration_tests.conftest import eventually, make_project
 from labelstream.cli import client
-from labelstream.workforce import WorkerProfile, Workforce
+from labelstream.simulation.workforce import WorkerProfile, Workforce
 
 pytestmark = pytest.mark.integration
 

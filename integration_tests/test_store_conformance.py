@@ -14,10 +14,20 @@ import pytest
 from pymongo import UpdateOne
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
+from labelstream.aggregator import storage as aggregator_storage
 from labelstream.common.settings import Settings
 from labelstream.common.store import Store, insert_once
+from labelstream.dispatcher import storage as dispatcher_storage
+from labelstream.inference import storage as inference_storage
+from labelstream.ingest import storage as ingest_storage
+from labelstream.monitor import storage as monitor_storage
+from labelstream.router import storage as router_storage
 
 pytestmark = pytest.mark.integration
+# every service's collections: the store must hold each service's indexes
+ALL_COLLECTIONS = {name: indexes for module in (ingest_storage, inference_storage, router_storage, dispatcher_storage,
+                                                aggregator_storage, monitor_storage)
+                   for name, indexes in module.COLLECTIONS.items()}
 
 
 @pytest.fixture
@@ -25,7 +35,7 @@ def store(scratch_mongodb_uri):
     uri = os.environ.get("LABELSTREAM_TEST_MONGODB_URI", scratch_mongodb_uri)
     database = f"conformance_{uuid.uuid4().hex[:8]}"
     store = Store(Settings.from_env({"LABELSTREAM_MONGODB_URI": uri, "LABELSTREAM_MONGODB_DATABASE": database}))
-    store.ensure_indexes()
+    store.ensure_indexes(ALL_COLLECTIONS)
     yield store
     store.client.drop_database(database)
     store.close()

@@ -12,8 +12,9 @@ from tritonclient.utils import InferenceServerException
 from integration_tests.conftest import DEMO, eventually
 from labelstream.cli.projects import load_project
 from labelstream.cli.stack import StackState
-from labelstream.inference.local_model import load_causal_classifier
-from labelstream.inference.triton import TritonClassifier, project_payload
+from labelstream.inference.triton import TritonClassifier
+from labelstream.models.contract import project_payload
+from labelstream.models.local import load_causal_classifier
 
 pytestmark = pytest.mark.integration
 

@@ -10,6 +10,7 @@ from labelstream.common.outbox import Outbox
 from labelstream.common.settings import Settings
 from labelstream.common.store import Store
 from labelstream.common.telemetry import now_ms
+from labelstream.dispatcher import storage as dispatcher_storage
 from labelstream.dispatcher.pool import PoolError, TaskPool
 from labelstream.dispatcher.workbench import Workbench, quality_key
 from labelstream.v1 import events_pb2
@@ -20,7 +21,7 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 def store(scratch_mongodb_uri):
     store = Store(Settings.from_env({"LABELSTREAM_MONGODB_URI": scratch_mongodb_uri}))
-    store.ensure_indexes()
+    store.ensure_indexes(dispatcher_storage.COLLECTIONS)
     yield store
     store.close()
 

@@ -1,7 +1,7 @@
 """Answer aggregation on Snow et al. (2008) RTE and TEMP: this project against crowd-kit, in one process.
 
 1. Accuracy against gold and wall time of majority vote, skill-weighted vote, one-coin and full
-   Dawid-Skene (labelstream.aggregator.dawid_skene) and of crowd-kit's MajorityVote,
+   Dawid-Skene (labelstream.crowd.dawid_skene) and of crowd-kit's MajorityVote,
    OneCoinDawidSkene and DawidSkene, with all answers and with 1, 3 and 5 answers per item (the
    first k answers of a seeded random order per item; the same rows for both libraries; averaged
    over seeds). Our times include turning the string ids into indices; crowd-kit's start from its
@@ -39,7 +39,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from labelstream.aggregator import dawid_skene as ds
+from labelstream.crowd import dawid_skene as ds
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SNOW = REPO_ROOT / "deploy" / "examples" / "crowd" / "snow2008"

@@ -67,8 +67,8 @@ from labelstream.common.kafka import EventProducer, Outgoing, Topics
 from labelstream.common.settings import Settings
 from labelstream.common.store import Store
 from labelstream.dispatcher.pool import TaskPool
+from labelstream.simulation.workforce import sign_up
 from labelstream.v1 import events_pb2, services_pb2, services_pb2_grpc
-from labelstream.workforce import sign_up
 
 OUT = REPO_ROOT / "reports" / "benchmarks" / "dispatcher_load.json"
 TEXTS = REPO_ROOT / "deploy" / "examples" / "sst2" / "pool.jsonl"

@@ -24,8 +24,8 @@ import numpy as np
 from rich.progress import Progress
 
 from labelstream.cli.stack import REPO_ROOT
-from labelstream.inference import local_model
-from labelstream.router.calibration import expected_calibration_error
+from labelstream.models import local as local_model
+from labelstream.routing.calibration import expected_calibration_error
 
 SHARED = REPO_ROOT.parent / "shared" / "datasets" / "classification"
 OUT = REPO_ROOT / "reports" / "benchmarks"

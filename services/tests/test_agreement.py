@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from labelstream.monitor.agreement import agreement, fleiss_kappa, krippendorff_alpha, value_counts
+from labelstream.crowd.agreement import agreement, fleiss_kappa, krippendorff_alpha, value_counts
 
 
 def from_columns(*coders: str) -> list[tuple[int, str, str]]:

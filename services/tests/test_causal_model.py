@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from labelstream.cli.projects import load_items, load_project
-from labelstream.inference.local_model import load_causal_classifier
+from labelstream.models.local import load_causal_classifier
 
 ROOT = Path(__file__).resolve().parents[2]
 SST2 = ROOT / "deploy" / "examples" / "sst2"

@@ -5,8 +5,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from labelstream.aggregator import dawid_skene as ds
-from labelstream.aggregator.voting import majority_vote
+from labelstream.crowd import dawid_skene as ds
+from labelstream.crowd.voting import majority_vote
 
 SNOW_RTE = Path(__file__).resolve().parents[2] / "deploy" / "examples" / "crowd" / "snow2008" / "rte.standardized.tsv"
 

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from labelstream.aggregator.decide import SkillModel, decide, fit_project
+from labelstream.crowd.decide import SkillModel, decide, fit_project
 
 LABELS = ["neg", "pos"]
 

@@ -137,11 +137,20 @@ def test_a_stop_during_an_outage_leaves_the_batch_uncommitted():
 def test_a_record_over_the_size_limit_is_dead_lettered_before_any_handler_sees_it():
     harness = Harness()
     batch = records(3)
-    batch[1] = Incoming(Topics.PREDICTIONS, 0, 7, None, b"[" * 5000, [])
+    batch[1] = Incoming(Topics.PREDICTIONS, 0, 7, None, b"[" * 5000 + b"]" * 5000, [])
     harness.policy.handle(batch)
     (letter,) = harness.letters()
-    assert letter.reason == "too_large" and "5000 bytes" in letter.detail
+    assert letter.reason == "too_large" and "10000 bytes" in letter.detail
     assert harness.handled == [b"r0", b"r2"]
+    # the letter keeps the record's head only, so that it passes the DLQ consumers' limit
+    assert letter.payload == b"[" * 1000 and letter.payload_truncated and letter.payload_size == 10000
+    assert len(letter.SerializeToString()) <= 1000 + 16 * 1024
+
+
+def test_a_letter_on_the_dead_letter_topic_may_hold_a_record_at_the_limit():
+    harness = Harness()
+    harness.policy.handle([Incoming(Topics.ITEMS_DLQ, 0, 1, None, b"x" * 1500, [])])
+    assert harness.handled == [b"x" * 1500] and harness.letters() == []
 
 
 def test_a_dead_letter_that_cannot_be_handled_is_not_dead_lettered_again():

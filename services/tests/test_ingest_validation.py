@@ -9,27 +9,32 @@ from google.protobuf.descriptor import FieldDescriptor
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from labelstream.common import projects
 from labelstream.common.dead_letters import DeadLetterReason, InvalidMessage
 from labelstream.common.inputs import (
     MAX_LABEL_CHARS,
     MAX_METADATA_KEY_CHARS,
     MAX_METADATA_KEYS,
     MAX_METADATA_VALUE_CHARS,
+    PROJECT_ID_PATTERN,
     check_metadata,
     check_text,
     loads_json,
     unsafe_character,
 )
-from labelstream.common.store import PROJECT_ID_PATTERN
 from labelstream.ingest import __main__ as ingest_service
 from labelstream.ingest.validation import (
     DEFAULT_MAX_RECORD_BYTES,
     item_id_problem,
     parse_raw_item,
     validate_item,
-    validate_project,
 )
 from labelstream.v1 import events_pb2, services_pb2, services_pb2_grpc
+
+
+def problems_of(spec: events_pb2.ProjectSpec) -> list[str]:
+    """What ApplyProject reports: the project contract's problems with the resolved spec."""
+    return projects.validate(projects.resolve(spec))
 
 
 def project(**overrides) -> events_pb2.ProjectSpec:
@@ -83,10 +88,18 @@ def test_valid_item_passes():
 
 
 def test_project_validation_lists_every_problem():
-    problems = validate_project(project(project_id="bad id", labels=["x"], auto_accept_threshold=1.5, overlap=0,
-                                        model=""))
-    assert len(problems) == 5  # id, labels, threshold, overlap, model
-    assert validate_project(project()) == []
+    problems = problems_of(project(project_id="bad id", labels=["x"], auto_accept_threshold=1.5, overlap=-1,
+                                   max_overlap=2, routing_strategy="psychic"))
+    assert len(problems) == 5, problems  # id, labels, threshold, overlap, strategy
+    assert problems_of(project()) == []
+
+
+def test_unset_fields_are_the_contracts_defaults_not_problems():
+    """proto3 cannot tell an unset overlap or model from 0 and "": the contract gives them their
+    defaults (so a project applied over gRPC with its required fields only is valid)."""
+    resolved = projects.resolve(project(overlap=0, max_overlap=0, model=""))
+    assert (resolved.overlap, resolved.max_overlap, resolved.model) == (3, 5, "encoder_fewshot")
+    assert projects.validate(resolved) == []
 
 
 # --- validation at the door: every new reason -------------------------------------------------------------------
@@ -259,17 +272,17 @@ def test_metadata_at_the_limits_is_accepted():
     (["pos", "n" * (MAX_LABEL_CHARS + 1)], "labels[1] is 101 characters; the limit is 100"),
 ])
 def test_project_labels_with_unsafe_characters(labels, words):
-    problems = validate_project(project(labels=labels))
+    problems = problems_of(project(labels=labels))
     assert any(words in problem for problem in problems), problems
 
 
 def test_project_text_fields_and_label_names_that_are_fine():
-    assert validate_project(project(labels=["very positive", "n\u00e9gatif", "\U0001f469\u200d\U0001f4bb"],
+    assert problems_of(project(labels=["very positive", "n\u00e9gatif", "\U0001f469\u200d\U0001f4bb"],
                                     instructions="Read it.\n\tThen choose.")) == []
     spec = project(instructions="a\x00b")
     spec.examples.add(text="nul \x00 inside", label="pos")
     spec.examples.add(text="fine", label="pos\u202e")
-    problems = validate_project(spec)
+    problems = problems_of(spec)
     assert any(p.startswith("instructions has a NUL character") for p in problems), problems
     assert any(p.startswith("examples[0].text has a NUL character") for p in problems), problems
     assert any(p.startswith("examples[1].label 'pos\\u202e' is not one of the labels") for p in problems), problems

@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 
-from labelstream.inference.contract import probabilities_by_project
+from labelstream.models.contract import probabilities_by_project
 
 
 def fake_predict(calls):
@@ -32,7 +32,7 @@ def test_bad_projects_are_refused():
 
 
 def test_option_orders_depend_on_the_label_set_not_the_project_order():
-    from labelstream.inference.contract import option_orders
+    from labelstream.models.contract import option_orders
 
     assert option_orders(["pos", "neg"], 2) == [[1, 0], [0, 1]]
     assert option_orders(["neg", "pos"], 2) == [[0, 1], [1, 0]]

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from labelstream.router.budget import Budget
-from labelstream.router.calibration import expected_calibration_error, fit_calibrator
 from labelstream.router.policy import explore_draw, route
-from labelstream.router.scoring import RoutingModel, fit_routing_model
-from labelstream.router.thresholds import (
+from labelstream.routing.calibration import expected_calibration_error, fit_calibrator
+from labelstream.routing.scoring import RoutingModel, fit_routing_model
+from labelstream.routing.thresholds import (
     NEVER,
     choose_thresholds,
     clopper_pearson_lower_bound,
@@ -170,7 +170,7 @@ def test_wait_overflow_defers_instead_of_sending():
 def test_meta_classifier_learns_from_the_models_agreement():
     """When two voting models disagree the top label is usually wrong: the meta score says so."""
     from labelstream.router.policy import models_agree
-    from labelstream.router.scoring import MetaClassifier, item_context
+    from labelstream.routing.scoring import MetaClassifier, item_context
 
     rng = np.random.default_rng(4)
     n = 2000

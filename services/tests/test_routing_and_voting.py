@@ -1,6 +1,7 @@
 import math
 
-from labelstream.aggregator.voting import majority_vote
+from labelstream.common.projects import resolve
+from labelstream.crowd.voting import majority_vote
 from labelstream.monitor.stats import compute_stats
 from labelstream.router.policy import human_task, route
 from labelstream.v1 import events_pb2
@@ -11,7 +12,8 @@ def prediction(probabilities):
                                  text="t", model_name="m", model_version="1", ingested_at_ms=5)
 
 
-SPEC = events_pb2.ProjectSpec(project_id="p", labels=["neg", "pos"], auto_accept_threshold=0.8, overlap=3)
+# as the router reads it: resolved when it was applied
+SPEC = resolve(events_pb2.ProjectSpec(project_id="p", labels=["neg", "pos"], auto_accept_threshold=0.8, overlap=3))
 
 
 def test_confident_prediction_is_auto_accepted():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from labelstream.replay import load_snow, replay
+from labelstream.simulation.snow import load_snow, replay
 
 SEEDS = range(3)
 

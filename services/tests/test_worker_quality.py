@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 import random
 
-from labelstream.dispatcher import quality
+from labelstream.common.projects import DEFAULT_WORKER_POLICY
+from labelstream.crowd import quality
 from labelstream.v1 import events_pb2
 
 POLICY = events_pb2.WorkerPolicy(
@@ -25,7 +26,7 @@ def test_project_policy_overrides_only_what_it_sets():
     spec = events_pb2.ProjectSpec(project_id="p", workers=events_pb2.WorkerPolicy(qualification_tasks=5))
     policy = quality.effective_policy(spec)
     assert policy.qualification_tasks == 5
-    assert policy.block_confidence == quality.DEFAULT_POLICY.block_confidence
+    assert policy.block_confidence == DEFAULT_WORKER_POLICY.block_confidence
     assert quality.effective_policy(events_pb2.ProjectSpec()).qualification_tasks == 0
 
 

@@ -11,7 +11,7 @@ import threading
 import grpc
 from pymongo.errors import DuplicateKeyError
 
-from labelstream.aggregator.decide import Decision, SkillModel, decide, fit_project
+from labelstream.aggregator import storage
 from labelstream.aggregator.finalize import auto_final, changed, finalize, human_final, load_final, revise
 from labelstream.common.kafka import (
     SCHEMA_VERSION,
@@ -23,14 +23,15 @@ from labelstream.common.kafka import (
     decode,
     per_record,
 )
+from labelstream.common.projects import AggregationMethod, QualityEventKind
 from labelstream.common.runtime import Runtime, run_service
 from labelstream.common.store import Store, insert_once, item_key, vote_key
 from labelstream.common.telemetry import log_fields, tracer
-from labelstream.dispatcher.quality import gold_accuracy
+from labelstream.crowd.decide import Decision, SkillModel, decide, fit_project
+from labelstream.crowd.quality import gold_accuracy
 from labelstream.v1 import events_pb2, services_pb2, services_pb2_grpc
 
 log = logging.getLogger("labelstream.aggregator")
-POSTERIOR_METHODS = ("dawid_skene", "one_coin_dawid_skene")
 
 
 def excluded_key(project_id: str, worker_id: str) -> str:
@@ -74,7 +75,7 @@ class Aggregation:
                 {"project_id": spec.project_id, "status": {"$ne": "blocked"}})}
             skill = SkillModel(list(spec.labels), gold_accuracy={w: a for w, a in gold.items() if a == a})
             fitted = None
-            if spec.aggregation in POSTERIOR_METHODS and votes:
+            if AggregationMethod(spec.aggregation).has_posterior and votes:
                 fitted = fit_project(list(spec.labels), votes, spec.aggregation, self.skill(spec))
                 skill.fit, skill.fit_workers = fitted.model, fitted.workers
             with self.lock:
@@ -124,7 +125,7 @@ class Aggregation:
         key = item_key(task["project_id"], task["item_id"])
         current = self.db.final_labels.find_one({"_id": key})
         if decision.label is not None:
-            if only_confident and decision.posterior < (spec.posterior_bound or 0.95):
+            if only_confident and decision.posterior < spec.posterior_bound:
                 return []
             final = human_final(task["project_id"], task["item_id"], task["ingested_at_ms"], decision.label,
                                 decision.posterior, [w for w, _ in votes], spec.aggregation, bool(model_votes))
@@ -206,7 +207,7 @@ def make_handler(runtime: Runtime):
 
     def handle_quality(record: Incoming) -> list[Outgoing]:
         event = decode(record, events_pb2.QualityEvent)
-        if event.kind != "worker_blocked" or not event.worker_id:
+        if event.kind != QualityEventKind.WORKER_BLOCKED or not event.worker_id:
             return []
         log.info("excluding a blocked worker's votes", extra=log_fields(
             project_id=event.project_id, worker_id=event.worker_id))
@@ -257,7 +258,7 @@ def register(runtime: Runtime, server: grpc.Server) -> None:
 
 def main() -> None:
     run_service("aggregator", [Topics.LABELS_AUTO, Topics.RESPONSES_HUMAN, Topics.QUALITY_EVENTS],
-                make_handler, register)
+                make_handler, register, collections=storage.COLLECTIONS)
 
 
 if __name__ == "__main__":

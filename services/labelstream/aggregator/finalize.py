@@ -70,6 +70,6 @@ def human_final(project_id: str, item_id: str, ingested_at_ms: int, label: str, 
     return events_pb2.FinalLabel(
         schema_version=SCHEMA_VERSION, project_id=project_id, item_id=item_id, label=label,
         source=events_pb2.LABEL_SOURCE_HUMAN, confidence=posterior,
-        method=(method or "majority_vote") + ("_with_model" if with_model else ""),
+        method=method + ("_with_model" if with_model else ""),
         version=FIRST_VERSION, workers=sorted(workers), ingested_at_ms=ingested_at_ms, finalized_at_ms=now_ms(),
         with_model=with_model)

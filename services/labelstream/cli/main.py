@@ -20,7 +20,7 @@ from labelstream.cli import client
 from labelstream.cli.projects import InputFileError, load_items, load_project
 from labelstream.cli.stack import REPO_ROOT, SERVICES, LocalStack, StackError, StackState
 from labelstream.common.settings import settings_table
-from labelstream.workforce import BEHAVIOURS, WorkerProfile, Workforce, sign_up
+from labelstream.simulation.workforce import BEHAVIOURS, WorkerProfile, Workforce, sign_up
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, pretty_exceptions_enable=False)
 project_app = typer.Typer(help="Projects: what to label and how.", no_args_is_help=True)
@@ -249,7 +249,7 @@ def workers(project: Annotated[str, typer.Option()],
 def replay_snow(seeds: int = 3, extra_fraction: float = 0.2,
                 out: Annotated[Path, typer.Option()] = REPO_ROOT / "reports" / "replay" / "snow_rte.json") -> None:
     """Replay the real Snow RTE crowd under the worker rules, with and without random workers."""
-    from labelstream.replay import load_snow, replay
+    from labelstream.simulation.snow import load_snow, replay
 
     data = load_snow()
     runs = []
@@ -369,8 +369,8 @@ def evaluate_routing(
     """Accuracy versus human fraction for each routing strategy, with real model predictions (PNG + JSON)."""
     import numpy as np
 
-    from labelstream.inference.local_model import load_encoder_classifier, project_dict
-    from labelstream.router.evaluation import EvaluationData, evaluate, plot, refit_head_predictions
+    from labelstream.models.local import load_encoder_classifier, project_dict
+    from labelstream.routing.evaluation import EvaluationData, evaluate, plot, refit_head_predictions
 
     try:
         spec, rows = load_project(project_file), load_items(items_file)

@@ -9,6 +9,7 @@ from typing import Any
 
 import yaml
 
+from labelstream.common.projects import resolve
 from labelstream.v1 import events_pb2
 
 PROJECT_KEYS = {"project_id", "name", "task", "labels", "instructions", "examples", "auto_accept_threshold",
@@ -17,11 +18,6 @@ PROJECT_KEYS = {"project_id", "name", "task", "labels", "instructions", "example
                 "human_fraction_cap", "budget_per_hour", "pay_per_answer", "overflow", "overlap_margin",
                 "overlap_near_threshold", "model_version", "head_refit_every", "models", "workers",
                 "content_warning", "aggregation", "posterior_bound"}
-PROJECT_DEFAULTS: dict[str, Any] = {
-    "task": "single_label", "overlap": 3, "model": "encoder_fewshot", "auto_accept_threshold": 0.9,
-    "routing_strategy": "threshold", "target_accuracy": 0.95, "confidence_level": 0.95, "accuracy_bound": "wilson",
-    "min_verified": 100, "refit_every": 50, "explore_fraction": 0.0, "overflow": "people", "overlap_margin": 0.0,
-    "overlap_near_threshold": 2}
 ITEM_KEYS = {"item_id", "text", "gold_label", "metadata"}
 
 
@@ -39,8 +35,6 @@ def load_project(path: Path) -> events_pb2.ProjectSpec:
     unknown = set(doc) - PROJECT_KEYS
     if unknown:
         raise InputFileError(f"{path}: unknown keys {sorted(unknown)}; allowed: {sorted(PROJECT_KEYS)}")
-    doc = {**PROJECT_DEFAULTS, **doc}
-    doc.setdefault("max_overlap", doc["overlap"] + 2)
     examples = doc.pop("examples", []) or []
     workers = doc.pop("workers", None) or {}
     try:
@@ -56,7 +50,7 @@ def load_project(path: Path) -> events_pb2.ProjectSpec:
         if isinstance(exc, InputFileError):
             raise
         raise InputFileError(f"{path}: {exc}") from exc
-    return spec
+    return resolve(spec)  # what ingest stores when it is applied (defaults from the project contract)
 
 
 def load_items(path: Path) -> list[dict[str, Any]]:

@@ -46,6 +46,9 @@ Publish = Callable[[list[Outgoing]], object]
 ISOLATE_AFTER_TRANSIENT = 3
 OUTAGE_BACKOFF_S = (0.5, 10.0)   # first and longest wait between tries during an outage
 RECORD_BACKOFF_S = 0.05          # first wait between tries of one isolated record (doubling)
+# A dead letter holds a record of at most the record limit (a larger one's head) plus its
+# envelope (reason, detail, source...): the dead-letter topic's limit leaves room for both.
+DEAD_LETTER_ENVELOPE_BYTES = 16 * 1024
 
 
 class Stopped(Exception):
@@ -91,10 +94,11 @@ class FailurePolicy:
         once every record is handled or dead-lettered (raises Stopped if stopped first)."""
         fitting = []
         for record in records:
-            if len(record.value) > self.max_record_bytes:
+            limit = self.max_record_bytes + (DEAD_LETTER_ENVELOPE_BYTES if record.topic == Topics.ITEMS_DLQ else 0)
+            if len(record.value) > limit:
                 self._dead_letter(record, InvalidMessage(
                     DeadLetterReason.TOO_LARGE, f"record is {len(record.value)} bytes; the limit is "
-                    f"{self.max_record_bytes} (LABELSTREAM_MAX_RECORD_BYTES)"))
+                    f"{limit} (LABELSTREAM_MAX_RECORD_BYTES)"))
             else:
                 fitting.append(record)
         if fitting:
@@ -195,7 +199,7 @@ class FailurePolicy:
         log.warning("dead-lettered", extra=log_fields(topic=record.topic, partition=record.partition,
                                                        offset=record.offset, reason=error.reason,
                                                        detail=error.detail))
-        letter = dead_letter(record, error, self.service, error_type, attempts)
+        letter = dead_letter(record, error, self.service, error_type, attempts, self.max_record_bytes)
         failures = 0
         while True:
             try:

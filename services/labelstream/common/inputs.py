@@ -27,6 +27,9 @@ from typing import Any
 
 from labelstream.common.dead_letters import DeadLetterReason, InvalidMessage
 
+# A project id: it keys every store record of the project and prefixes item keys ("project:item").
+PROJECT_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}\Z")  # \Z: "$" would let a final newline by
+
 MAX_JSON_DEPTH = 8               # an item is 2 levels deep (the object and its metadata)
 MAX_METADATA_KEYS = 32
 MAX_METADATA_KEY_CHARS = 64

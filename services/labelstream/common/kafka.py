@@ -20,9 +20,8 @@ from kafka.errors import KafkaError, TopicAlreadyExistsError
 from opentelemetry import context as otel_context
 
 from labelstream.common.dead_letters import DEAD_LETTERS, DeadLetterReason, InvalidMessage
-from labelstream.common.inputs import unsafe_character
+from labelstream.common.inputs import PROJECT_ID_PATTERN, unsafe_character
 from labelstream.common.settings import Settings
-from labelstream.common.store import PROJECT_ID_PATTERN
 from labelstream.common.telemetry import (
     MESSAGES,
     PUBLISHED,
@@ -145,7 +144,9 @@ def consumer_group(settings: Settings, service: str) -> str:
 
 
 def dead_letter(record: Incoming, error: InvalidMessage, service: str, error_type: str = "",
-                attempts: int = 1) -> Outgoing:
+                attempts: int = 1, max_payload_bytes: int = 0) -> Outgoing:
+    """The record as a DeadLetter on items.dlq; a payload over `max_payload_bytes` (a too_large
+    record) keeps only its head, so the letter itself stays within what consumers accept."""
     # the letter names the item only by safe ids (the rejected ones are in the payload), so that
     # the letter itself passes every consumer's checks
     project_id, item_id = (value if value and unsafe_character(value, identifier=True) is None else ""
@@ -156,7 +157,9 @@ def dead_letter(record: Incoming, error: InvalidMessage, service: str, error_typ
         schema_version=SCHEMA_VERSION, reason=error.reason, detail=error.detail,
         source_topic=record.topic, source_partition=record.partition, source_offset=record.offset,
         payload=record.value, service=service, project_id=project_id, item_id=item_id,
-        at_ms=now_ms(), error_type=error_type, attempts=attempts)
+        at_ms=now_ms(), error_type=error_type, attempts=attempts, payload_size=len(record.value))
+    if max_payload_bytes and len(record.value) > max_payload_bytes:
+        letter.payload, letter.payload_truncated = record.value[:max_payload_bytes], True
     key = f"{project_id}:{item_id}" if item_id else f"{record.topic}:{record.partition}:{record.offset}"
     return Outgoing(Topics.ITEMS_DLQ, key, letter, trace_headers(record.trace_context))
 

@@ -20,7 +20,7 @@ from labelstream.common.consumer import AssignmentListener, ConsumerLoop
 from labelstream.common.kafka import BatchHandler, EventProducer
 from labelstream.common.outbox import Outbox
 from labelstream.common.settings import Settings, SettingsError
-from labelstream.common.store import Store
+from labelstream.common.store import Collections, Store
 from labelstream.common.telemetry import (
     configure_logging,
     configure_tracing,
@@ -119,8 +119,11 @@ def run_service(
     make_handler: Callable[[Runtime], BatchHandler],
     register: Callable[[Runtime, grpc.Server], None],
     on_start: Callable[[Runtime], None] | None = None,
+    *,
+    collections: Collections,
 ) -> None:
-    """Wire a service and run it until SIGTERM/SIGINT. Exits 2 on invalid settings."""
+    """Wire a service and run it until SIGTERM/SIGINT. Exits 2 on invalid settings. The service
+    owns `collections` (it alone writes them) and creates their indexes."""
     try:
         settings = Settings.from_env()
     except SettingsError as exc:
@@ -133,7 +136,7 @@ def run_service(
 
     store = Store(settings, app_name=f"labelstream-{name}")
     store.wait_ready()
-    store.ensure_indexes()
+    store.ensure_indexes(collections)
     producer = EventProducer(settings, name)
     runtime = Runtime(name, settings, store, producer)
     runtime.probes.update(store=store.ping, broker=producer.connected)

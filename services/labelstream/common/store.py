@@ -8,13 +8,13 @@ does not implement $push/$addToSet correctly (shared/STACK.md).
 
 from __future__ import annotations
 
-import re
 import threading
 import time
+from dataclasses import dataclass
 
 import pymongo
 from google.protobuf import json_format
-from pymongo import ASCENDING, DESCENDING, MongoClient
+from pymongo import MongoClient
 from pymongo.collection import Collection
 from pymongo.database import Database
 from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
@@ -22,7 +22,16 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 from labelstream.common.settings import Settings
 from labelstream.v1 import events_pb2
 
-PROJECT_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}\Z")  # \Z: "$" lets a final newline by
+
+@dataclass(frozen=True)
+class Index:
+    keys: list[tuple[str, int]]
+    unique: bool = False
+
+
+# The collections a service owns (it alone writes them), with their indexes: each service declares
+# its own in <service>/storage.py and creates only those.
+Collections = dict[str, list[Index]]
 
 
 def item_key(project_id: str, item_id: str) -> str:
@@ -91,10 +100,11 @@ class Store:
         except PyMongoError:
             return False
 
-    def ensure_indexes(self) -> None:
-        for collection, indexes in INDEXES.items():
-            for keys, unique in indexes:
-                self.db[collection].create_index(keys, unique=unique)
+    def ensure_indexes(self, collections: Collections) -> None:
+        """Create the indexes of the collections a service owns (its `storage.COLLECTIONS`)."""
+        for collection, indexes in collections.items():
+            for index in indexes:
+                self.db[collection].create_index(index.keys, unique=index.unique)
 
     # Projects are read by every service; a short cache keeps the store off the hot path.
     def put_project(self, spec: events_pb2.ProjectSpec) -> bool:
@@ -122,36 +132,3 @@ class Store:
 
     def close(self) -> None:
         self.client.close()
-
-
-_UNIQUE = True
-INDEXES: dict[str, list[tuple[list[tuple[str, int]], bool]]] = {
-    "projects": [],
-    "items": [([("project_id", ASCENDING), ("item_id", ASCENDING)], _UNIQUE)],
-    "predictions": [([("project_id", ASCENDING), ("item_id", ASCENDING)], _UNIQUE)],
-    "decisions": [([("project_id", ASCENDING), ("item_id", ASCENDING)], _UNIQUE),
-                  ([("project_id", ASCENDING), ("route", ASCENDING)], False)],
-    "verified": [([("project_id", ASCENDING), ("model", ASCENDING)], False)],
-    "routing_models": [],
-    "routing_overrides": [],
-    "excluded_workers": [([("project_id", ASCENDING)], False)],
-    "active_alerts": [([("project", ASCENDING)], False)],
-    "head_training": [([("project_id", ASCENDING)], False)],
-    "head_refits": [],
-    "tasks": [([("status", ASCENDING), ("priority", DESCENDING), ("created_ms", ASCENDING)], False),
-              ([("project_id", ASCENDING), ("item_id", ASCENDING)], _UNIQUE)],
-    "assignments": [([("task_id", ASCENDING), ("worker_id", ASCENDING)], _UNIQUE),
-                    ([("handle", ASCENDING)], _UNIQUE),
-                    ([("worker_id", ASCENDING), ("project_id", ASCENDING), ("gold", ASCENDING)], False),
-                    ([("status", ASCENDING), ("lease_expires_ms", ASCENDING)], False)],
-    "gold": [([("project_id", ASCENDING)], False)],
-    "workers": [([("token_sha256", ASCENDING)], _UNIQUE)],
-    "worker_quality": [([("project_id", ASCENDING)], False)],
-    "pay_rates": [],
-    "responses": [([("task_id", ASCENDING), ("worker_id", ASCENDING)], _UNIQUE),
-                  ([("published", ASCENDING)], False)],
-    "votes": [([("task_id", ASCENDING), ("worker_id", ASCENDING)], _UNIQUE)],
-    "vote_requests": [],
-    "final_labels": [([("project_id", ASCENDING), ("item_id", ASCENDING)], _UNIQUE)],
-    "monitor_events": [([("project_id", ASCENDING), ("kind", ASCENDING)], False)],
-}

@@ -10,9 +10,11 @@ from collections.abc import Callable, Sequence
 import grpc
 
 from labelstream.common.kafka import Incoming, Outgoing, Topics, by_topic, decode, per_record
+from labelstream.common.projects import QualityEventKind
 from labelstream.common.runtime import Runtime, run_service
 from labelstream.common.store import item_key
 from labelstream.common.telemetry import context_from_traceparent, trace_headers, traceparent, tracer
+from labelstream.dispatcher import storage
 from labelstream.dispatcher.pool import PoolError, TaskPool
 from labelstream.dispatcher.web import AnnotatorWeb
 from labelstream.dispatcher.workbench import Outcome, Workbench
@@ -24,7 +26,7 @@ OUTBOX_GRACE_MS = 5000
 # load from this thread.
 MARK_PUBLISHED_EVERY_S = 0.5
 # Alerts from the monitor that put a worker under closer watch (more gold).
-SUSPECT_KINDS = {"low_worker_accuracy"}
+SUSPECT_KINDS = {QualityEventKind.LOW_WORKER_ACCURACY}
 
 
 def reaper_interval_s(lease_seconds: int) -> float:
@@ -70,8 +72,10 @@ def make_handler(runtime: Runtime):
         event = decode(record, events_pb2.QualityEvent)
         if event.kind in SUSPECT_KINDS and event.worker_id:
             workbench.mark_suspect(event.project_id, event.worker_id, event.kind)
-        if event.kind == "worker_blocked" and event.worker_id:
+        if event.kind == QualityEventKind.WORKER_BLOCKED and event.worker_id:
             workbench.apply_block(event.project_id, event.worker_id, event.detail)
+        if event.kind == QualityEventKind.GOLD_MINED:
+            workbench.add_mined_gold(event)
         return []
 
     return by_topic({Topics.TASKS_HUMAN: handle_tasks,
@@ -255,7 +259,8 @@ def register(runtime: Runtime, server: grpc.Server) -> None:
 
 
 def main() -> None:
-    run_service("dispatcher", [Topics.TASKS_HUMAN, Topics.QUALITY_EVENTS], make_handler, register)
+    run_service("dispatcher", [Topics.TASKS_HUMAN, Topics.QUALITY_EVENTS], make_handler, register,
+                collections=storage.COLLECTIONS)
 
 
 if __name__ == "__main__":

@@ -23,9 +23,10 @@ from labelstream.common.failpoints import failpoint
 from labelstream.common.inputs import unsafe_character
 from labelstream.common.kafka import SCHEMA_VERSION, Outgoing, Topics
 from labelstream.common.outbox import Outbox
+from labelstream.common.projects import QualityEventKind
 from labelstream.common.store import Store, insert_new, item_key
 from labelstream.common.telemetry import now_ms
-from labelstream.dispatcher import quality
+from labelstream.crowd import quality
 from labelstream.dispatcher.pool import Answered, Lease, PoolError, TaskPool
 from labelstream.v1 import events_pb2, services_pb2
 
@@ -72,14 +73,15 @@ def quality_outgoing(event: events_pb2.QualityEvent) -> Outgoing:
 def quality_event_id(event: events_pb2.QualityEvent) -> str:
     """The outbox id of a quality event: a worker is blocked once per project, so that event's id
     says only who; the others are told apart by their time."""
-    if event.kind == "worker_blocked":
+    if event.kind == QualityEventKind.WORKER_BLOCKED:
         return f"worker_blocked|{event.project_id}|{event.worker_id}"
     return f"{event.kind}|{event.project_id}|{event.worker_id}|{event.at_ms}"
 
 
 def blocked_event(project_id: str, worker_id: str, reason: str) -> events_pb2.QualityEvent:
-    return events_pb2.QualityEvent(schema_version=SCHEMA_VERSION, project_id=project_id, kind="worker_blocked",
-                                   worker_id=worker_id, detail=reason, at_ms=now_ms())
+    return events_pb2.QualityEvent(schema_version=SCHEMA_VERSION, project_id=project_id,
+                                   kind=QualityEventKind.WORKER_BLOCKED, worker_id=worker_id, detail=reason,
+                                   at_ms=now_ms())
 
 
 @dataclass
@@ -322,6 +324,16 @@ class Workbench:
         self.pool.release_worker(project_id, worker_id)
         return True
 
+    def add_mined_gold(self, event: events_pb2.QualityEvent) -> bool:
+        """A gold_mined event from the monitor: the item joins the project's hidden gold (once)."""
+        spec = self.store.get_project(event.project_id)
+        if spec is None or event.label not in spec.labels or not event.text.strip():
+            return False
+        added, _ = self.pool.add_gold(event.project_id, [{
+            "item_id": event.item_id, "text": event.text, "label": event.label, "labels": list(spec.labels),
+            "weight": event.value or 1.0, "source": "mined"}])
+        return added == 1
+
     def mark_suspect(self, project_id: str, worker_id: str, signal: str) -> None:
         """An outside signal (the monitor's alert): more gold for this worker."""
         record = self.record(project_id, worker_id)
@@ -389,7 +401,7 @@ class Workbench:
             if policy.pay_policy == "raise":
                 detail += f"; pay per answer raised from {current:.4f} to {raised:.4f}"
             events += self._durable([events_pb2.QualityEvent(
-                schema_version=SCHEMA_VERSION, project_id=project_id, kind="low_pay", value=median,
+                schema_version=SCHEMA_VERSION, project_id=project_id, kind=QualityEventKind.LOW_PAY, value=median,
                 threshold=policy.min_hourly_wage, detail=detail, at_ms=now_ms())])
             if policy.pay_policy == "raise":
                 self.db.pay_rates.update_one({"_id": project_id}, {"$set": {"pay_per_answer": raised,

@@ -10,8 +10,10 @@ import grpc
 import numpy as np
 
 from labelstream.common.kafka import Incoming, Outgoing, Topics, by_topic, dead_letter, decode, per_record
+from labelstream.common.projects import QualityEventKind
 from labelstream.common.runtime import Runtime, run_service
 from labelstream.common.telemetry import MESSAGES, log_fields
+from labelstream.inference import storage
 from labelstream.inference.predict import predict_batch
 from labelstream.inference.refit import HeadRefitter
 from labelstream.inference.triton import TritonClassifier
@@ -47,7 +49,8 @@ def make_handler(runtime: Runtime):
 
     def handle_quality(record: Incoming) -> list[Outgoing]:
         event = decode(record, events_pb2.QualityEvent)
-        if event.kind == "verified_label" and refitter.add_verified(event.project_id, event.item_id, event.label):
+        verified = event.kind == QualityEventKind.VERIFIED_LABEL
+        if verified and refitter.add_verified(event.project_id, event.item_id, event.label):
             spec = runtime.store.get_project(event.project_id)
             if spec is not None:
                 refitter.refit_if_due(spec)
@@ -102,7 +105,7 @@ def watch_triton(runtime: Runtime) -> None:
 
 def main() -> None:
     run_service("inference", [Topics.ITEMS_ACCEPTED, Topics.QUALITY_EVENTS], make_handler, register,
-                on_start=watch_triton)
+                on_start=watch_triton, collections=storage.COLLECTIONS)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -12,6 +11,7 @@ import numpy as np
 import tritonclient.grpc as triton_grpc
 from tritonclient.utils import InferenceServerException
 
+from labelstream.models.contract import project_payload
 from labelstream.v1 import events_pb2
 
 MAX_ROWS_PER_REQUEST = 64  # the model's max_batch_size
@@ -22,16 +22,6 @@ class ModelOutput:
     probabilities: np.ndarray  # (rows, labels)
     model_name: str
     model_version: str
-
-
-def project_payload(spec: events_pb2.ProjectSpec) -> bytes:
-    """What the model needs to know about a project, as the PROJECT input."""
-    return json.dumps({
-        "project_id": spec.project_id,
-        "labels": list(spec.labels),
-        "instructions": spec.instructions,
-        "examples": [{"text": e.text, "label": e.label} for e in spec.examples],
-    }, sort_keys=True).encode()
 
 
 RETRYABLE = ("UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED")

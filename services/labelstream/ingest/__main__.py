@@ -11,10 +11,12 @@ from google.protobuf.message import DecodeError, Message
 
 from labelstream.common.dead_letters import DeadLetterReason, InvalidMessage
 from labelstream.common.kafka import Incoming, Outgoing, Topics, per_record
+from labelstream.common.projects import resolve, validate
 from labelstream.common.runtime import Runtime, run_service
 from labelstream.common.telemetry import log_fields, tracer
+from labelstream.ingest import storage
 from labelstream.ingest.acceptance import accept_item
-from labelstream.ingest.validation import parse_raw_item, validate_item, validate_item_values, validate_project
+from labelstream.ingest.validation import parse_raw_item, validate_item, validate_item_values
 from labelstream.v1 import events_pb2, services_pb2, services_pb2_grpc
 
 log = logging.getLogger("labelstream.ingest")
@@ -91,9 +93,8 @@ class IngestServicer(services_pb2_grpc.IngestServiceServicer):
 
     def ApplyProject(self, request: services_pb2.ApplyProjectRequest, context: grpc.ServicerContext):
         _reject_undecodable(request, context)
-        spec = request.project
-        spec.schema_version = events_pb2.SCHEMA_VERSION_1
-        problems = validate_project(spec)
+        spec = resolve(request.project)  # stored resolved: no service applies a default of its own
+        problems = validate(spec)
         if problems:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "invalid project: " + "; ".join(problems))
         created = self.runtime.store.put_project(spec)
@@ -127,7 +128,8 @@ def register(runtime: Runtime, server: grpc.Server) -> None:
 
 
 def main() -> None:
-    run_service("ingest", [Topics.ITEMS_RAW], make_handler, register)
+    run_service("ingest", [Topics.ITEMS_RAW], make_handler, register,
+                collections=storage.COLLECTIONS)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 from collections.abc import Sequence
@@ -10,12 +9,13 @@ from collections.abc import Sequence
 import grpc
 from prometheus_client import Gauge
 from pymongo import UpdateOne
-from pymongo.errors import DuplicateKeyError
 
 from labelstream.common.kafka import Incoming, InvalidMessage, Outgoing, Topics, dead_letter, decode
+from labelstream.common.projects import QualityEventKind
 from labelstream.common.runtime import Runtime, run_service
 from labelstream.common.store import item_key, vote_key
 from labelstream.common.telemetry import MESSAGES, log_fields, now_ms, trace_headers
+from labelstream.monitor import storage
 from labelstream.monitor.dashboard_web import DashboardWeb
 from labelstream.monitor.mining import mine_project
 from labelstream.monitor.stats import compute_stats
@@ -82,7 +82,7 @@ def verified_label_event(record: Incoming, final: dict) -> Outgoing:
     """People settled an item's label: the router recalibrates on these."""
     event = events_pb2.QualityEvent(
         schema_version=events_pb2.SCHEMA_VERSION_1, project_id=final["project_id"], item_id=final["item_id"],
-        kind="verified_label", label=final["label"], at_ms=now_ms())
+        kind=QualityEventKind.VERIFIED_LABEL, label=final["label"], at_ms=now_ms())
     return Outgoing(Topics.QUALITY_EVENTS, item_key(final["project_id"], final["item_id"]), event,
                     trace_headers(record.trace_context))
 
@@ -168,16 +168,22 @@ def register(runtime: Runtime, server: grpc.Server) -> None:
             runtime.producer.publish(stored)
 
     def mine_gold() -> None:
+        """Items trusted workers agree on become hidden gold: the gold is the dispatcher's, so the
+        monitor tells it with a gold_mined event (through its outbox) instead of writing it."""
+        found = []
         for doc in runtime.store.db.projects.find({}, {"_id": 1}):
             spec = runtime.store.get_project(doc["_id"])
             if spec is None:
                 continue
-            for found in mine_project(runtime.store.db, spec.project_id, list(spec.labels)):
-                with contextlib.suppress(DuplicateKeyError):
-                    runtime.store.db.gold.insert_one({
-                        "_id": f"{spec.project_id}:{found.item_id}", "project_id": spec.project_id,
-                        "item_id": found.item_id, "text": found.text, "label": found.label,
-                        "labels": list(spec.labels), "weight": found.weight, "source": "mined", "added_ms": now_ms()})
+            for candidate in mine_project(runtime.store.db, spec.project_id, list(spec.labels)):
+                event = events_pb2.QualityEvent(
+                    schema_version=events_pb2.SCHEMA_VERSION_1, project_id=spec.project_id,
+                    item_id=candidate.item_id, kind=QualityEventKind.GOLD_MINED, label=candidate.label,
+                    text=candidate.text, value=candidate.weight, at_ms=now_ms())
+                found.append((f"gold_mined|{spec.project_id}|{candidate.item_id}",
+                              Outgoing(Topics.QUALITY_EVENTS, item_key(spec.project_id, candidate.item_id), event)))
+        if found:
+            outbox.publish(found)
 
     runtime.start_background(refresh_gauges, 10.0, "gauges")
     runtime.start_background(mine_gold, 30.0, "gold-mining")
@@ -191,7 +197,7 @@ def register(runtime: Runtime, server: grpc.Server) -> None:
 def main() -> None:
     run_service("monitor", [Topics.ITEMS_ACCEPTED, Topics.ITEMS_DLQ, Topics.PREDICTIONS, Topics.LABELS_AUTO,
                             Topics.TASKS_HUMAN, Topics.RESPONSES_HUMAN, Topics.LABELS_FINAL],
-                make_handler, register)
+                make_handler, register, collections=storage.COLLECTIONS)
 
 
 if __name__ == "__main__":

@@ -14,11 +14,12 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 from pymongo.database import Database
 
-from labelstream.aggregator.dawid_skene import worker_accuracy
-from labelstream.aggregator.decide import fit_project
+from labelstream.common.projects import AggregationMethod
 from labelstream.common.web import finite
-from labelstream.dispatcher.quality import gold_accuracy
-from labelstream.monitor.agreement import agreement
+from labelstream.crowd.agreement import agreement
+from labelstream.crowd.dawid_skene import worker_accuracy
+from labelstream.crowd.decide import fit_project
+from labelstream.crowd.quality import gold_accuracy
 from labelstream.monitor.stats import compute_stats
 
 FRACTION_POINTS = 21   # human fractions 0, 0.05, ..., 1
@@ -151,7 +152,7 @@ def dawid_skene_accuracy(responses: Sequence[dict], labels: list[str]) -> dict[s
     votes = [(r["item_id"], r["worker_id"], r["label"]) for r in responses if r.get("label") in labels]
     if len(labels) < 2 or not votes:
         return {}
-    fit = fit_project(labels, votes, "dawid_skene")
+    fit = fit_project(labels, votes, AggregationMethod.DAWID_SKENE)
     accuracy = worker_accuracy(fit.model)
     return {worker: float(accuracy[index]) for worker, index in fit.workers.items()}
 

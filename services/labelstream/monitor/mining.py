@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from pymongo.database import Database
 
-from labelstream.dispatcher.quality import gold_accuracy
+from labelstream.crowd.quality import gold_accuracy
 
 MIN_AGREEING = 3             # trusted workers who gave the same answer, and nobody disagreed
 TRUSTED_ACCURACY = 0.8       # Beta posterior mean on gold

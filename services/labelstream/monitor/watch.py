@@ -10,8 +10,8 @@ from collections.abc import Callable
 from pymongo.database import Database
 
 from labelstream.common.kafka import SCHEMA_VERSION
-from labelstream.dispatcher.quality import gold_accuracy
-from labelstream.monitor.agreement import krippendorff_alpha
+from labelstream.crowd.agreement import krippendorff_alpha
+from labelstream.crowd.quality import gold_accuracy
 from labelstream.monitor.alerts import Breach, MetricKey, evaluate
 from labelstream.v1 import events_pb2
 

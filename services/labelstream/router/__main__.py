@@ -11,6 +11,7 @@ from google.protobuf import json_format
 from pymongo import ASCENDING
 
 from labelstream.common.kafka import Incoming, InvalidMessage, Outgoing, Topics, by_topic, decode, per_record
+from labelstream.common.projects import QualityEventKind
 from labelstream.common.runtime import Runtime, run_service
 from labelstream.common.store import insert_once, item_key
 from labelstream.common.telemetry import (
@@ -21,6 +22,7 @@ from labelstream.common.telemetry import (
     traceparent,
     tracer,
 )
+from labelstream.router import storage
 from labelstream.router.budget import Budget
 from labelstream.router.models import RoutingModels
 from labelstream.router.policy import human_task, models_agree, route
@@ -101,14 +103,14 @@ def make_handler(runtime: Runtime):
 
     def handle_quality(record: Incoming) -> list[Outgoing]:
         event = decode(record, events_pb2.QualityEvent)
-        if event.kind == "low_model_accuracy":
+        if event.kind == QualityEventKind.LOW_MODEL_ACCURACY:
             spec = runtime.store.get_project(event.project_id)
             if spec is not None:
                 target = models.tighten(spec)
                 log.info("model accuracy low: recalibrated, target raised", extra=log_fields(
                     project_id=spec.project_id, target_accuracy=target, model_accuracy=event.value))
             return []
-        if event.kind != "verified_label":
+        if event.kind != QualityEventKind.VERIFIED_LABEL:
             return []
         spec = project(event.project_id, event.item_id)
         verified = models.add_verified(event.project_id, event.item_id, event.label)
@@ -179,7 +181,8 @@ def register(runtime: Runtime, server: grpc.Server) -> None:
 
 
 def main() -> None:
-    run_service("router", [Topics.PREDICTIONS, Topics.QUALITY_EVENTS], make_handler, register)
+    run_service("router", [Topics.PREDICTIONS, Topics.QUALITY_EVENTS], make_handler, register,
+                collections=storage.COLLECTIONS)
 
 
 if __name__ == "__main__":

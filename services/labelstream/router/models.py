@@ -9,9 +9,10 @@ import time
 import numpy as np
 from pymongo.errors import DuplicateKeyError
 
+from labelstream.common.projects import RoutingStrategy
 from labelstream.common.store import Store, item_key
 from labelstream.common.telemetry import now_ms
-from labelstream.router.scoring import RoutingModel, fit_routing_model, item_context
+from labelstream.routing.scoring import RoutingModel, fit_routing_model, item_context
 from labelstream.v1 import events_pb2
 
 CACHE_SECONDS = 2.0
@@ -86,7 +87,7 @@ class RoutingModels:
     def refit_if_due(self, spec: events_pb2.ProjectSpec, model: str, force: bool = False) -> int:
         """Refit when enough new verified items arrived (or now, when forced); returns the new
         version (0: no refit)."""
-        if (spec.routing_strategy or "threshold") == "threshold":
+        if spec.routing_strategy == RoutingStrategy.THRESHOLD:
             return 0
         verified = list(self.store.db.verified.find({"project_id": spec.project_id, "model": model}))
         key = f"{spec.project_id}|{model}"
@@ -99,7 +100,7 @@ class RoutingModels:
         labels = np.array([v["label_index"] for v in verified])
         context = item_context([v["text_length"] for v in verified], [v.get("models_agree", 1.0) for v in verified])
         fitted = fit_routing_model(spec.routing_strategy, probabilities, context, labels, self.target_accuracy(spec),
-                                   spec.confidence_level or 0.95, spec.accuracy_bound or "wilson")
+                                   spec.confidence_level, spec.accuracy_bound)
         version = (current["version"] if current else 0) + 1
         self.store.db.routing_models.replace_one({"_id": key}, {
             "_id": key, "project_id": spec.project_id, "version": version, "model": _json_safe(fitted.to_doc()),

@@ -7,8 +7,9 @@ import hashlib
 import numpy as np
 
 from labelstream.common.kafka import SCHEMA_VERSION
+from labelstream.common.projects import Overflow, RoutingStrategy
 from labelstream.router.budget import Budget
-from labelstream.router.scoring import RoutingModel, item_context
+from labelstream.routing.scoring import RoutingModel, item_context
 from labelstream.v1 import events_pb2
 
 
@@ -30,14 +31,14 @@ def route(prediction: events_pb2.Prediction, spec: events_pb2.ProjectSpec, routi
     if len(probabilities) != len(prediction.labels) or not len(probabilities):
         raise ValueError("prediction must carry one probability per label")
     top = int(probabilities.argmax())
-    strategy = spec.routing_strategy or "threshold"
+    strategy = spec.routing_strategy
     decision = events_pb2.RouteDecision(
         schema_version=SCHEMA_VERSION, project_id=prediction.project_id, item_id=prediction.item_id,
         label=prediction.labels[top], confidence=float(probabilities[top]), model_name=prediction.model_name,
         model_version=prediction.model_version, ingested_at_ms=prediction.ingested_at_ms, strategy=strategy,
         head_version=prediction.head_version or prediction.model_version,
         target_accuracy=spec.target_accuracy)
-    if strategy == "threshold":
+    if strategy == RoutingStrategy.THRESHOLD:
         decision.score = decision.confidence
         decision.threshold = spec.auto_accept_threshold
         auto = decision.score >= decision.threshold
@@ -79,10 +80,10 @@ def route(prediction: events_pb2.Prediction, spec: events_pb2.ProjectSpec, routi
         binding = budget.binding()
         if binding:
             decision.budget = binding
-            if spec.overflow == "auto":
+            if spec.overflow == Overflow.AUTO:
                 auto = True
                 decision.reason += f"; auto-accepted because the {binding}"
-            elif spec.overflow == "wait":
+            elif spec.overflow == Overflow.WAIT:
                 decision.deferred = True
                 decision.reason += f"; waits for people because the {binding} (most uncertain released first)"
             else:  # "people": sent anyway; the dispatcher serves the most uncertain items first
@@ -96,7 +97,7 @@ def human_task(prediction: events_pb2.Prediction, decision: events_pb2.RouteDeci
     """Uncertain items first: priority is how far the model is from certainty. `overlap` counts
     people's answers; when the model votes, it is the one vote more."""
     certainty = decision.score if decision.score else decision.confidence
-    human_votes = max(1, (spec.overlap_near_threshold or 2) - 1) if decision.model_votes else spec.overlap
+    human_votes = max(1, spec.overlap_near_threshold - 1) if decision.model_votes else spec.overlap
     return events_pb2.HumanTask(
         schema_version=SCHEMA_VERSION, project_id=prediction.project_id, item_id=prediction.item_id,
         task_id=task_id, text=prediction.text, labels=list(prediction.labels), overlap=human_votes,

@@ -358,7 +358,7 @@ class FinalLabel(_message.Message):
     def __init__(self, schema_version: _Optional[_Union[SchemaVersion, str]] = ..., project_id: _Optional[str] = ..., item_id: _Optional[str] = ..., label: _Optional[str] = ..., source: _Optional[_Union[LabelSource, str]] = ..., confidence: _Optional[float] = ..., method: _Optional[str] = ..., version: _Optional[int] = ..., workers: _Optional[_Iterable[str]] = ..., model_name: _Optional[str] = ..., model_version: _Optional[str] = ..., ingested_at_ms: _Optional[int] = ..., finalized_at_ms: _Optional[int] = ..., with_model: _Optional[bool] = ..., revision_reason: _Optional[str] = ...) -> None: ...
 
 class QualityEvent(_message.Message):
-    __slots__ = ("schema_version", "project_id", "item_id", "kind", "worker_id", "correct", "value", "at_ms", "label", "threshold", "detail")
+    __slots__ = ("schema_version", "project_id", "item_id", "kind", "worker_id", "correct", "value", "at_ms", "label", "threshold", "detail", "text")
     SCHEMA_VERSION_FIELD_NUMBER: _ClassVar[int]
     PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
     ITEM_ID_FIELD_NUMBER: _ClassVar[int]
@@ -370,6 +370,7 @@ class QualityEvent(_message.Message):
     LABEL_FIELD_NUMBER: _ClassVar[int]
     THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     DETAIL_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
     schema_version: SchemaVersion
     project_id: str
     item_id: str
@@ -381,10 +382,11 @@ class QualityEvent(_message.Message):
     label: str
     threshold: float
     detail: str
-    def __init__(self, schema_version: _Optional[_Union[SchemaVersion, str]] = ..., project_id: _Optional[str] = ..., item_id: _Optional[str] = ..., kind: _Optional[str] = ..., worker_id: _Optional[str] = ..., correct: _Optional[bool] = ..., value: _Optional[float] = ..., at_ms: _Optional[int] = ..., label: _Optional[str] = ..., threshold: _Optional[float] = ..., detail: _Optional[str] = ...) -> None: ...
+    text: str
+    def __init__(self, schema_version: _Optional[_Union[SchemaVersion, str]] = ..., project_id: _Optional[str] = ..., item_id: _Optional[str] = ..., kind: _Optional[str] = ..., worker_id: _Optional[str] = ..., correct: _Optional[bool] = ..., value: _Optional[float] = ..., at_ms: _Optional[int] = ..., label: _Optional[str] = ..., threshold: _Optional[float] = ..., detail: _Optional[str] = ..., text: _Optional[str] = ...) -> None: ...
 
 class DeadLetter(_message.Message):
-    __slots__ = ("schema_version", "reason", "detail", "source_topic", "source_partition", "source_offset", "payload", "service", "project_id", "item_id", "at_ms", "error_type", "attempts")
+    __slots__ = ("schema_version", "reason", "detail", "source_topic", "source_partition", "source_offset", "payload", "service", "project_id", "item_id", "at_ms", "error_type", "attempts", "payload_size", "payload_truncated")
     SCHEMA_VERSION_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     DETAIL_FIELD_NUMBER: _ClassVar[int]
@@ -398,6 +400,8 @@ class DeadLetter(_message.Message):
     AT_MS_FIELD_NUMBER: _ClassVar[int]
     ERROR_TYPE_FIELD_NUMBER: _ClassVar[int]
     ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    PAYLOAD_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAYLOAD_TRUNCATED_FIELD_NUMBER: _ClassVar[int]
     schema_version: SchemaVersion
     reason: str
     detail: str
@@ -411,4 +415,6 @@ class DeadLetter(_message.Message):
     at_ms: int
     error_type: str
     attempts: int
-    def __init__(self, schema_version: _Optional[_Union[SchemaVersion, str]] = ..., reason: _Optional[str] = ..., detail: _Optional[str] = ..., source_topic: _Optional[str] = ..., source_partition: _Optional[int] = ..., source_offset: _Optional[int] = ..., payload: _Optional[bytes] = ..., service: _Optional[str] = ..., project_id: _Optional[str] = ..., item_id: _Optional[str] = ..., at_ms: _Optional[int] = ..., error_type: _Optional[str] = ..., attempts: _Optional[int] = ...) -> None: ...
+    payload_size: int
+    payload_truncated: bool
+    def __init__(self, schema_version: _Optional[_Union[SchemaVersion, str]] = ..., reason: _Optional[str] = ..., detail: _Optional[str] = ..., source_topic: _Optional[str] = ..., source_partition: _Optional[int] = ..., source_offset: _Optional[int] = ..., payload: _Optional[bytes] = ..., service: _Optional[str] = ..., project_id: _Optional[str] = ..., item_id: _Optional[str] = ..., at_ms: _Optional[int] = ..., error_type: _Optional[str] = ..., attempts: _Optional[int] = ..., payload_size: _Optional[int] = ..., payload_truncated: _Optional[bool] = ...) -> None: ...

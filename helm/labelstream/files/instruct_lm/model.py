@@ -108,7 +108,7 @@ class InstructLMClassifier:
 
     # -- prompts ----------------------------------------------------------------------------------
     def _orders(self, labels: list[str]) -> list[list[int]]:
-        from labelstream.inference.contract import option_orders
+        from labelstream.models.contract import option_orders
 
         return option_orders(labels, self.option_orders)
 
@@ -217,6 +217,6 @@ class TritonPythonModel:
         self.name = args.get("model_name", "instruct_lm")
 
     def execute(self, requests: list[Any]) -> list[Any]:
-        from labelstream.inference.contract import execute
+        from labelstream.models.contract import execute
 
         return execute(requests, self.classifier.predict, self.name)

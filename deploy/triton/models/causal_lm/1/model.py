@@ -209,7 +209,7 @@ class CausalLMClassifier:
 
     # -- prompts ----------------------------------------------------------------------------
     def _orders(self, labels: list[str]) -> list[list[int]]:
-        from labelstream.inference.contract import option_orders
+        from labelstream.models.contract import option_orders
 
         return option_orders(labels, self.option_orders)
 
@@ -339,6 +339,6 @@ class TritonPythonModel:
         self.classifier = load_classifier(Path(args["model_repository"]), params)
 
     def execute(self, requests: list[Any]) -> list[Any]:
-        from labelstream.inference.contract import execute
+        from labelstream.models.contract import execute
 
         return execute(requests, self.classifier.predict, "causal_lm")

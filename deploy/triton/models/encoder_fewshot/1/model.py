@@ -135,7 +135,7 @@ class TritonPythonModel:
             self.classifier.head(training)
 
     def execute(self, requests: list[Any]) -> list[Any]:
-        from labelstream.inference.contract import execute
+        from labelstream.models.contract import execute
 
         def predict(texts: list[str], project: dict[str, Any]) -> np.ndarray:
             return self.classifier.predict(texts, project, self.trained)

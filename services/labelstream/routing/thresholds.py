@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 from scipy.stats import beta, norm
 
+from labelstream.common.projects import AccuracyBound
+
 NEVER = math.inf
 
 
@@ -34,7 +36,7 @@ def clopper_pearson_lower_bound(successes: int, n: int, confidence_level: float)
     return float(beta.ppf(1 - confidence_level, successes, n - successes + 1))
 
 
-BOUNDS = {"wilson": wilson_lower_bound, "clopper_pearson": clopper_pearson_lower_bound}
+BOUNDS = {AccuracyBound.WILSON: wilson_lower_bound, AccuracyBound.CLOPPER_PEARSON: clopper_pearson_lower_bound}
 
 
 @dataclass

@@ -19,10 +19,10 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import KFold
 
-from labelstream.router.calibration import Calibrator, expected_calibration_error, fit_calibrator
-from labelstream.router.thresholds import Thresholds, choose_thresholds
+from labelstream.common.projects import RoutingStrategy
+from labelstream.routing.calibration import Calibrator, expected_calibration_error, fit_calibrator
+from labelstream.routing.thresholds import Thresholds, choose_thresholds
 
-STRATEGIES = ("threshold", "calibrated", "meta")
 FOLDS = 5
 
 
@@ -81,7 +81,7 @@ class RoutingModel:
 
     def score(self, probabilities: np.ndarray, text_lengths: np.ndarray) -> np.ndarray:
         probabilities = np.atleast_2d(np.asarray(probabilities, dtype=float))
-        if self.strategy == "meta" and self.meta is not None:
+        if self.strategy == RoutingStrategy.META and self.meta is not None:
             return self.meta.score(probabilities, text_lengths)
         if self.calibrator is not None:
             return self.calibrator.confidence(probabilities)
@@ -107,7 +107,7 @@ def out_of_fold_scores(strategy: str, probabilities: np.ndarray, text_lengths: n
     scores = np.zeros(len(labels))
     folds = KFold(n_splits=min(FOLDS, len(labels)), shuffle=True, random_state=seed)
     for train, test in folds.split(probabilities):
-        if strategy == "meta":
+        if strategy == RoutingStrategy.META:
             scores[test] = MetaClassifier.fit(probabilities[train], text_lengths[train], labels[train]).score(
                 probabilities[test], text_lengths[test])
         else:
@@ -119,7 +119,7 @@ def fit_routing_model(strategy: str, probabilities: np.ndarray, text_lengths: np
                       target: float, confidence_level: float = 0.95, bound: str = "wilson",
                       seed: int = 0) -> RoutingModel:
     """Fit the scorer on every verified item and choose thresholds on out-of-fold scores."""
-    if strategy not in ("calibrated", "meta"):
+    if strategy not in (RoutingStrategy.CALIBRATED, RoutingStrategy.META):
         raise ValueError(f"strategy {strategy!r} is not fitted; choose one of calibrated, meta")
     probabilities = np.asarray(probabilities, dtype=float)
     labels = np.asarray(labels, dtype=int)
@@ -130,7 +130,7 @@ def fit_routing_model(strategy: str, probabilities: np.ndarray, text_lengths: np
     thresholds = choose_thresholds(scores, predicted, correct, probabilities.shape[1], target, confidence_level,
                                    bound)
     model = RoutingModel(strategy, thresholds, n_verified=len(labels))
-    if strategy == "meta":
+    if strategy == RoutingStrategy.META:
         model.meta = MetaClassifier.fit(probabilities, text_lengths, labels)
     model.calibrator = fit_calibrator(probabilities, labels, seed)
     model.stats = {"ece_raw": expected_calibration_error(probabilities.max(axis=1), correct),

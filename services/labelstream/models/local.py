@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from labelstream.inference.triton import project_payload
+from labelstream.models.contract import project_payload
 from labelstream.v1 import events_pb2
 
 MODEL_DIR = Path(__file__).resolve().parents[3] / "deploy" / "triton" / "models" / "encoder_fewshot"
@@ -39,5 +39,5 @@ def load_causal_classifier(**overrides: str) -> Any:
 
 
 def project_dict(spec: events_pb2.ProjectSpec) -> dict[str, Any]:
-    """The PROJECT input Triton's models get (labelstream.inference.triton.project_payload)."""
+    """The PROJECT input Triton's models get (labelstream.models.contract.project_payload)."""
     return json.loads(project_payload(spec))

@@ -3,9 +3,9 @@ the real one did, on the items they answered, under this project's worker rules 
 hidden gold at a dynamic rate, Beta blocking with exclusion) and aggregation; optionally with
 extra workers who answer at random.
 
-It runs in process on the same rule code as the dispatcher (labelstream.dispatcher.quality) and
-the aggregator (labelstream.aggregator.decide), so thousands of answers replay in seconds; the
-gRPC path is exercised by the synthetic workforce (labelstream.workforce).
+It runs in process on the same rule code as the dispatcher (labelstream.crowd.quality) and
+the aggregator (labelstream.crowd.decide), so thousands of answers replay in seconds; the
+gRPC path is exercised by the synthetic workforce (labelstream.simulation.workforce).
 """
 
 from __future__ import annotations
@@ -18,12 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
-from labelstream.aggregator.dawid_skene import majority_vote_labels
-from labelstream.aggregator.decide import fit_project
-from labelstream.dispatcher import quality
+from labelstream.crowd import quality
+from labelstream.crowd.dawid_skene import majority_vote_labels
+from labelstream.crowd.decide import fit_project
 from labelstream.v1 import events_pb2
 
-SNOW_RTE = Path(__file__).resolve().parents[2] / "deploy" / "examples" / "crowd" / "snow2008" / \
+SNOW_RTE = Path(__file__).resolve().parents[3] / "deploy" / "examples" / "crowd" / "snow2008" / \
     "rte.standardized.tsv"
 LABELS = ["0", "1"]
 FIRST_TASKS = 20  # "stopped within their first 20 tasks"

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from sklearn.model_selection import KFold
 
-from labelstream.router.scoring import fit_routing_model
+from labelstream.routing.scoring import fit_routing_model
 
 CURVE_STRATEGIES = ("random", "raw_probability", "calibrated", "meta")
 GRID = np.linspace(0.0, 1.0, 101)

@@ -5,7 +5,7 @@ benchmarks call the same code.
 Methods (ProjectSpec.aggregation):
 - majority_vote: the share of votes; ties ask for one more vote up to max_overlap.
 - weighted_vote: one-coin posterior with each worker's accuracy from hidden gold (Beta mean).
-- dawid_skene / one_coin_dawid_skene: the project's EM fit (labelstream.aggregator.dawid_skene),
+- dawid_skene / one_coin_dawid_skene: the project's EM fit (labelstream.crowd.dawid_skene),
   re-fitted in the background; between fits each vote updates the item's posterior.
 The model, when it votes, is one more voter with its calibrated confidence.
 """
@@ -16,11 +16,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from labelstream.aggregator import dawid_skene as ds
-from labelstream.aggregator.voting import majority_vote
+from labelstream.common.projects import AggregationMethod
+from labelstream.crowd import dawid_skene as ds
+from labelstream.crowd.voting import majority_vote
 
-METHODS = ("majority_vote", "weighted_vote", "dawid_skene", "one_coin_dawid_skene")
-DEFAULT_POSTERIOR_BOUND = 0.95
 DEFAULT_ACCURACY = 0.7   # a worker's accuracy before any gold or fit says otherwise
 
 
@@ -41,7 +40,7 @@ class SkillModel:
 
     def confusion_model(self, method: str) -> tuple[ds.DawidSkeneModel, dict[str, int]]:
         """The fit, or a one-coin model from gold accuracies (weighted vote, or before a fit)."""
-        if method in ("dawid_skene", "one_coin_dawid_skene") and self.fit is not None:
+        if AggregationMethod(method).has_posterior and self.fit is not None:
             return self.fit, self.fit_workers
         k = len(self.labels)
         workers = sorted(self.gold_accuracy)
@@ -74,17 +73,17 @@ def decide(method: str, skills: SkillModel, votes: list[tuple[str, str]], model_
            required: int, max_votes: int, bound: float) -> Decision:
     """`required` and `max_votes` count every voter, the model included when it votes."""
     voters = len(votes) + (model_vote is not None)
-    if method == "majority_vote" or not method:
+    if method == AggregationMethod.MAJORITY_VOTE:
         labels = [label for _, label in votes] + ([model_vote[0]] if model_vote else [])
         outcome = majority_vote(labels, skills.labels, required, max_votes)
         return Decision(outcome.label, outcome.share, outcome.votes_needed)
-    if method not in METHODS:
-        raise ValueError(f"unknown aggregation {method!r}; use one of {METHODS}")
+    if method not in set(AggregationMethod):
+        raise ValueError(f"unknown aggregation {method!r}; use one of {[m.value for m in AggregationMethod]}")
     if voters < required:
         return Decision(None, 0.0, required)
     probs = posterior(skills, method, votes, model_vote)
     best = int(probs.argmax())
-    if probs[best] >= (bound or DEFAULT_POSTERIOR_BOUND) or voters >= max_votes:
+    if probs[best] >= bound or voters >= max_votes:
         return Decision(skills.labels[best], float(probs[best]), voters)
     return Decision(None, float(probs[best]), voters + 1)
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from scipy.stats import beta
 
+from labelstream.common.projects import resolve
 from labelstream.v1 import events_pb2
 
 QUALIFYING, ACTIVE, BLOCKED = "qualifying", "active", "blocked"
@@ -21,21 +22,12 @@ RECENT_GOLD = 10       # gold outcomes remembered for "recent accuracy dipped"
 RECENT_ANSWERS = 20    # answers remembered for position and shortcut signals
 PRIOR = (1.0, 1.0)     # Beta prior on a worker's accuracy: uniform, so gold decides
 
-DEFAULT_POLICY = events_pb2.WorkerPolicy(
-    qualification_tasks=0, qualification_accuracy=0.0, block_accuracy=0.0, block_confidence=0.9,
-    min_gold_to_block=4, gold_rate_new=0.0, gold_rate_trusted=0.0, gold_rate_suspect=0.0, trusted_after=20,
-    min_seconds_per_task=0.0, max_constant_streak=0, max_position_share=0.0, max_shortcut_share=0.0,
-    min_hourly_wage=0.0, pay_policy="alert", max_continuous_minutes=0.0, break_minutes=10.0)
 
 
 def effective_policy(spec: events_pb2.ProjectSpec | None) -> events_pb2.WorkerPolicy:
-    """The project's policy with unset fields taken from DEFAULT_POLICY."""
-    policy = events_pb2.WorkerPolicy()
-    policy.CopyFrom(DEFAULT_POLICY)
-    if spec is not None and spec.HasField("workers"):
-        for descriptor, value in spec.workers.ListFields():
-            setattr(policy, descriptor.name, value)
-    return policy
+    """The project's worker policy, its unset fields given the contract's defaults (a project is
+    stored resolved; this also covers a spec built in code, e.g. a replay's)."""
+    return resolve(spec if spec is not None else events_pb2.ProjectSpec()).workers
 
 
 def new_record(project_id: str, worker_id: str, policy: events_pb2.WorkerPolicy) -> dict:

@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from labelstream.v1 import events_pb2
 
 Predict = Callable[[list[str], dict[str, Any]], np.ndarray]
 
@@ -65,3 +68,13 @@ def option_orders(labels: list[str], count: int) -> list[list[int]]:
         if len(orders) == count:
             break
     return orders
+
+
+def project_payload(spec: events_pb2.ProjectSpec) -> bytes:
+    """What the model needs to know about a project, as the PROJECT input."""
+    return json.dumps({
+        "project_id": spec.project_id,
+        "labels": list(spec.labels),
+        "instructions": spec.instructions,
+        "examples": [{"text": e.text, "label": e.label} for e in spec.examples],
+    }, sort_keys=True).encode()

@@ -1,0 +1,237 @@
+"""The project contract: its vocabularies, its defaults and its validation, in one place.
+
+A project is resolved (every unset field given its default) and validated once, when it is
+applied (ingest's ApplyProject, which the command line calls too), and stored resolved: every
+service reads the same values and none re-applies a default of its own. proto3 cannot tell an
+unset scalar from one set to zero, so a default here is only ever given to a field whose zero is
+not a meaningful choice (an overlap of 0, a target accuracy of 0...).
+
+The vocabularies are StrEnums: a value stored or sent as a string compares equal to its member,
+and a typo in code is an AttributeError instead of a silent mismatch. A new task kind is a new
+`TaskKind` member with its rules in `_TASK_RULES`, not a fork of this module.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from enum import StrEnum
+from typing import Any
+
+from labelstream.common.inputs import MAX_LABEL_CHARS, PROJECT_ID_PATTERN, shown, text_problem, unsafe_character
+from labelstream.v1 import events_pb2
+
+
+class TaskKind(StrEnum):
+    SINGLE_LABEL = "single_label"
+
+
+class RoutingStrategy(StrEnum):
+    THRESHOLD = "threshold"     # the raw top probability against auto_accept_threshold
+    CALIBRATED = "calibrated"   # the calibrated confidence against its class's threshold
+    META = "meta"               # a classifier of "is the model right?"
+
+
+class AccuracyBound(StrEnum):
+    WILSON = "wilson"
+    CLOPPER_PEARSON = "clopper_pearson"
+
+
+class AggregationMethod(StrEnum):
+    MAJORITY_VOTE = "majority_vote"
+    WEIGHTED_VOTE = "weighted_vote"
+    DAWID_SKENE = "dawid_skene"
+    ONE_COIN_DAWID_SKENE = "one_coin_dawid_skene"
+
+    @property
+    def has_posterior(self) -> bool:
+        """Whether the method gives each item a posterior (final once it reaches posterior_bound)."""
+        return self in (AggregationMethod.DAWID_SKENE, AggregationMethod.ONE_COIN_DAWID_SKENE)
+
+
+class Overflow(StrEnum):
+    """What happens to an item for people when the human fraction cap or the budget binds."""
+    AUTO = "auto"      # accept the model's label
+    WAIT = "wait"      # hold it back, release most-uncertain-first as the budget allows
+    PEOPLE = "people"  # send it anyway
+
+
+class PayPolicy(StrEnum):
+    RAISE = "raise"    # raise pay per answer to the minimum wage
+    ALERT = "alert"    # report it (a low_pay quality event)
+
+
+class QualityEventKind(StrEnum):
+    """`QualityEvent.kind` on quality.events."""
+    VERIFIED_LABEL = "verified_label"            # people settled an item's label (monitor)
+    WORKER_BLOCKED = "worker_blocked"            # a worker's answers stop counting (dispatcher)
+    LOW_PAY = "low_pay"                          # median effective hourly pay below the floor (dispatcher)
+    GOLD_MINED = "gold_mined"                    # an item trusted workers agree on, as hidden gold (monitor)
+    LOW_AGREEMENT = "low_agreement"              # the monitor's quality alerts (monitor/alerts.py)
+    LOW_WORKER_ACCURACY = "low_worker_accuracy"
+    LOW_MODEL_ACCURACY = "low_model_accuracy"
+    LOW_THROUGHPUT = "low_throughput"
+    SLOW_TASKS = "slow_tasks"
+    RUSHED_TASKS = "rushed_tasks"
+
+
+# Top-level defaults: given to a field left unset (zero) when a project is applied.
+DEFAULTS: dict[str, Any] = {
+    "task": TaskKind.SINGLE_LABEL.value, "overlap": 3, "model": "encoder_fewshot", "auto_accept_threshold": 0.9,
+    "routing_strategy": RoutingStrategy.THRESHOLD.value, "target_accuracy": 0.95, "confidence_level": 0.95,
+    "accuracy_bound": AccuracyBound.WILSON.value, "min_verified": 100, "refit_every": 50,
+    "overflow": Overflow.PEOPLE.value, "overlap_near_threshold": 2,
+    "aggregation": AggregationMethod.MAJORITY_VOTE.value, "posterior_bound": 0.95,
+}
+EXTRA_OVERLAP = 2  # max_overlap, unset, is overlap + this: room for dynamic overlap
+# The worker policy's defaults (qualification, gold, blocking, fraud, pay, breaks): the fields
+# not named here default to zero, which means "off".
+DEFAULT_WORKER_POLICY = events_pb2.WorkerPolicy(
+    block_confidence=0.9, min_gold_to_block=4, trusted_after=20, pay_policy=PayPolicy.ALERT.value,
+    break_minutes=10.0)
+
+
+def resolve(spec: events_pb2.ProjectSpec) -> events_pb2.ProjectSpec:
+    """A copy of `spec` with every unset field given its default (idempotent)."""
+    resolved = events_pb2.ProjectSpec()
+    resolved.CopyFrom(spec)
+    resolved.schema_version = events_pb2.SCHEMA_VERSION_1
+    for name, default in DEFAULTS.items():
+        if not getattr(resolved, name):
+            setattr(resolved, name, default)
+    if not resolved.max_overlap:
+        resolved.max_overlap = resolved.overlap + EXTRA_OVERLAP
+    for field, default in DEFAULT_WORKER_POLICY.ListFields():
+        if not getattr(resolved.workers, field.name):
+            setattr(resolved.workers, field.name, default)
+    return resolved
+
+
+def label_problem(label: str) -> str | None:
+    """What is wrong with a label name (a phrase to follow the field's name), or None."""
+    if not label.strip():
+        return "is empty: name the label"
+    if len(label) > MAX_LABEL_CHARS:
+        return f"is {len(label)} characters; the limit is {MAX_LABEL_CHARS}: use a shorter name"
+    unsafe = unsafe_character(label, identifier=False)
+    if unsafe is not None:
+        return f"{shown(label)} contains {unsafe}: remove it"
+    return None
+
+
+def validate(spec: events_pb2.ProjectSpec) -> list[str]:
+    """Every problem with a (resolved) project spec, as sentences; empty when it is valid."""
+    problems = []
+    if not PROJECT_ID_PATTERN.fullmatch(spec.project_id):
+        problems.append("project_id must be 1-64 letters, digits, '_' or '-', starting with a letter or digit")
+    if spec.task not in set(TaskKind):
+        problems.append(f"task must be one of {[t.value for t in TaskKind]}, not {shown(spec.task)}")
+    else:
+        problems += _TASK_RULES[TaskKind(spec.task)](spec)
+    for name in ("name", "instructions"):
+        problem = text_problem(getattr(spec, name))
+        if problem is not None:
+            problems.append(f"{name} {problem}")
+    if not 0.0 < spec.auto_accept_threshold <= 1.0:
+        problems.append("auto_accept_threshold must be in (0, 1]")
+    if spec.overlap < 1:
+        problems.append("overlap must be at least 1")
+    if spec.max_overlap < spec.overlap:
+        problems.append("max_overlap must be at least overlap")
+    if not spec.model:
+        problems.append("model must name a Triton model, e.g. encoder_fewshot")
+    if spec.max_text_bytes < 0:
+        problems.append("max_text_bytes must not be negative")
+    return problems + _routing_problems(spec) + _worker_problems(spec)
+
+
+def _single_label_problems(spec: events_pb2.ProjectSpec) -> list[str]:
+    problems = []
+    if len(spec.labels) < 2 or len(set(spec.labels)) != len(spec.labels):
+        problems.append("labels must list at least two distinct labels")
+    for i, label in enumerate(spec.labels):
+        problem = label_problem(label)
+        if problem is not None:
+            problems.append(f"labels[{i}] {problem}")
+    for i, example in enumerate(spec.examples):
+        if example.label not in spec.labels:
+            problems.append(f"examples[{i}].label {shown(example.label)} is not one of the labels")
+        problem = text_problem(example.text)
+        if problem is not None:
+            problems.append(f"examples[{i}].text {problem}")
+        elif not example.text.strip():
+            problems.append(f"examples[{i}].text is empty")
+    return problems
+
+
+# The rules of each task kind's own fields.
+_TASK_RULES: dict[TaskKind, Callable[[events_pb2.ProjectSpec], list[str]]] = {
+    TaskKind.SINGLE_LABEL: _single_label_problems,
+}
+
+
+def _choices(enum: type[StrEnum]) -> list[str]:
+    return [member.value for member in enum]
+
+
+def _worker_problems(spec: events_pb2.ProjectSpec) -> list[str]:
+    problems = []
+    if spec.aggregation not in set(AggregationMethod):
+        problems.append(f"aggregation must be one of {_choices(AggregationMethod)}, not {shown(spec.aggregation)}")
+    if not 0.5 <= spec.posterior_bound < 1.0:
+        problems.append("posterior_bound must be in [0.5, 1)")
+    w = spec.workers
+    shares = {"qualification_accuracy": w.qualification_accuracy, "block_accuracy": w.block_accuracy,
+              "block_confidence": w.block_confidence, "gold_rate_new": w.gold_rate_new,
+              "gold_rate_trusted": w.gold_rate_trusted, "gold_rate_suspect": w.gold_rate_suspect,
+              "max_position_share": w.max_position_share, "max_shortcut_share": w.max_shortcut_share}
+    problems += [f"workers.{name} must be in [0, 1]" for name, value in shares.items() if not 0.0 <= value <= 1.0]
+    counts = {"qualification_tasks": w.qualification_tasks, "min_gold_to_block": w.min_gold_to_block,
+              "trusted_after": w.trusted_after, "max_constant_streak": w.max_constant_streak}
+    problems += [f"workers.{name} must not be negative" for name, value in counts.items() if value < 0]
+    amounts = {"min_seconds_per_task": w.min_seconds_per_task, "min_hourly_wage": w.min_hourly_wage,
+               "max_continuous_minutes": w.max_continuous_minutes, "break_minutes": w.break_minutes}
+    problems += [f"workers.{name} must not be negative" for name, value in amounts.items() if value < 0]
+    if w.pay_policy not in set(PayPolicy):
+        problems.append(f"workers.pay_policy must be one of {_choices(PayPolicy)}")
+    if w.min_hourly_wage and not spec.pay_per_answer:
+        problems.append("workers.min_hourly_wage needs pay_per_answer (the pay it adjusts)")
+    return problems
+
+
+def _routing_problems(spec: events_pb2.ProjectSpec) -> list[str]:
+    problems = []
+    if spec.routing_strategy not in set(RoutingStrategy):
+        problems.append(f"routing_strategy must be one of {_choices(RoutingStrategy)}, "
+                        f"not {shown(spec.routing_strategy)}")
+    elif spec.routing_strategy != RoutingStrategy.THRESHOLD:
+        if not 0.5 <= spec.target_accuracy < 1.0:
+            problems.append("target_accuracy must be in [0.5, 1)")
+        if not 0.5 <= spec.confidence_level < 1.0:
+            problems.append("confidence_level must be in [0.5, 1)")
+        if spec.accuracy_bound not in set(AccuracyBound):
+            problems.append(f"accuracy_bound must be one of {_choices(AccuracyBound)}")
+        if spec.min_verified < 10:
+            problems.append("min_verified must be at least 10: thresholds need verified items")
+        if spec.refit_every < 1:
+            problems.append("refit_every must be at least 1")
+    if not 0.0 <= spec.explore_fraction <= 0.5:
+        problems.append("explore_fraction must be in [0, 0.5]")
+    if not 0.0 <= spec.human_fraction_cap <= 1.0:
+        problems.append("human_fraction_cap must be in [0, 1] (0: no cap)")
+    if spec.budget_per_hour < 0 or spec.pay_per_answer < 0:
+        problems.append("budget_per_hour and pay_per_answer must not be negative")
+    if spec.budget_per_hour and not spec.pay_per_answer:
+        problems.append("budget_per_hour needs pay_per_answer to count spend")
+    if spec.overflow not in set(Overflow):
+        problems.append(f"overflow must be one of {_choices(Overflow)}")
+    if not 0.0 <= spec.overlap_margin < 1.0:
+        problems.append("overlap_margin must be in [0, 1) (0: the model never votes beside people)")
+    if spec.models and (len(set(spec.models)) != len(spec.models) or not all(spec.models)):
+        problems.append("models must list distinct Triton model names (two or more voters)")
+    if spec.model_version and not spec.model_version.isdigit():
+        problems.append("model_version must be a Triton version number, or empty for the latest")
+    if spec.head_refit_every < 0:
+        problems.append("head_refit_every must not be negative (0: never refit)")
+    if spec.overlap_margin and spec.overlap_near_threshold < 2:
+        problems.append("overlap_near_threshold must be at least 2 (the model and one person)")
+    return problems
