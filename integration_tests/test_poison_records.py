@@ -216,12 +216,17 @@ def test_poison_on_every_consumed_topic_is_dead_lettered_and_the_streams_go_on(s
     # the command line shows them, and replays a fixed producer's records to their source topic
     shown = CliRunner().invoke(app, ["dead-letters", "--topic", Topics.ITEMS_RAW, "--run-dir", state.run_dir])
     assert shown.exit_code == 0 and "bad_item_id" in shown.output and "too_large" in shown.output, shown.output
-    huge_raw = [x for x in client.read_dead_letters(state.kafka_bootstrap, reason="too_large",
-                                                    source_topic=Topics.ITEMS_RAW) if x.service == "ingest"]
-    assert client.replay_dead_letters(state.kafka_bootstrap, huge_raw) == len(huge_raw) == 1
-    assert eventually(lambda: len([x for x in client.read_dead_letters(
-        state.kafka_bootstrap, reason="too_large", source_topic=Topics.ITEMS_RAW)]) == 2, timeout_s=30), \
-        "the replayed record reached ingest again (and, still too large, the DLQ)"
+    def raw_letters(kind: str) -> list[events_pb2.DeadLetter]:
+        (record,) = [p for p in poison if p.topic == Topics.ITEMS_RAW and p.kind == kind]
+        return found[(record.topic, record.partition, record.offset)]
+
+    assert client.replay_dead_letters(state.kafka_bootstrap, raw_letters("huge_value")) == 0, \
+        "a letter holding a too-large record's head only is not replayed"
+    before = len(client.read_dead_letters(state.kafka_bootstrap, reason="bad_item_id", source_topic=Topics.ITEMS_RAW))
+    assert client.replay_dead_letters(state.kafka_bootstrap, raw_letters("bidi_override_id")) == 1
+    assert eventually(lambda: len(client.read_dead_letters(
+        state.kafka_bootstrap, reason="bad_item_id", source_topic=Topics.ITEMS_RAW)) == before + 1, timeout_s=30), \
+        "the replayed record reached ingest again (and, its id still unsafe, the DLQ)"
 
     # items behind the poison: the auto-path ones are final within seconds of being published
     auto = [d for d in stored if d.get("source") == "LABEL_SOURCE_AUTO"]  # stored as the proto's JSON

@@ -5,6 +5,7 @@ every other record is handled once, in order."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Sequence
 
 import grpc
@@ -106,10 +107,14 @@ def test_an_invalid_message_raised_by_a_batch_handler_keeps_its_reason_and_is_no
 
 def test_a_store_error_that_repeats_for_one_record_while_the_store_answers_is_that_records_own():
     harness = Harness(AutoReconnect("the server closed the connection"), healthy=True)
+    harness.policy.transient_record_grace_s = 0.2
+    started = time.monotonic()
     harness.policy.handle(records(10, poison_at=[4]))
     (letter,) = harness.letters()
     assert letter.reason == "handler_error" and letter.error_type == "AutoReconnect"
     assert harness.outputs() == [f"r{i}" for i in range(10) if i != 4]
+    assert time.monotonic() - started >= 0.2, "a transient error is given its grace before the record is set aside"
+    assert letter.attempts > 3
 
 
 def test_an_outage_is_waited_out_without_dead_letters_and_reported():

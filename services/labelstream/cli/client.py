@@ -117,11 +117,14 @@ def read_dead_letters(bootstrap: str, project_id: str = "", reason: str = "", so
 
 def replay_dead_letters(bootstrap: str, letters: Iterable[events_pb2.DeadLetter], topic_prefix: str = "") -> int:
     """Send each letter's record back to its source topic (once its producer or handler is fixed):
-    every consumer's effects are keyed, so a record that was handled meanwhile changes nothing."""
+    every consumer's effects are keyed, so a record that was handled meanwhile changes nothing.
+    A letter holding only the head of a too-large record is skipped (it is not the record)."""
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
     futures = []
     try:
         for letter in letters:
+            if letter.payload_truncated:
+                continue
             key = f"{letter.project_id}:{letter.item_id}".encode() if letter.item_id else None
             futures.append(producer.send(topic_prefix + letter.source_topic, key=key, value=letter.payload))
         producer.flush()

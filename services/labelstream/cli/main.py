@@ -210,7 +210,9 @@ def dead_letters(project: Annotated[str, typer.Option(help="Only this project's 
     console.print(newest)
     if replay:
         sent = client.replay_dead_letters(state.kafka_bootstrap, letters)
-        console.print(f"replayed {sent} records to their source topics")
+        skipped = sum(letter.payload_truncated for letter in letters)
+        console.print(f"replayed {sent} records to their source topics" + (
+            f"; {skipped} letters of too-large records hold only their head and were not replayed" if skipped else ""))
 
 
 @app.command()

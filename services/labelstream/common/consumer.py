@@ -46,6 +46,10 @@ Publish = Callable[[list[Outgoing]], object]
 ISOLATE_AFTER_TRANSIENT = 3
 OUTAGE_BACKOFF_S = (0.5, 10.0)   # first and longest wait between tries during an outage
 RECORD_BACKOFF_S = 0.05          # first wait between tries of one isolated record (doubling)
+# A record that fails with a transient error (a timeout, an unavailable store) while the probe
+# passes is set aside only once it has failed for this long as well: an overloaded dependency
+# (Triton answering readiness but timing out) must not cost valid records.
+TRANSIENT_RECORD_GRACE_S = 60.0
 # A dead letter holds a record of at most the record limit (a larger one's head) plus its
 # envelope (reason, detail, source...): the dead-letter topic's limit leaves room for both.
 DEAD_LETTER_ENVELOPE_BYTES = 16 * 1024
@@ -66,8 +70,9 @@ class FailurePolicy:
     - Any other failure (RecursionError, MemoryError on one value, a store error that repeats for
       one record while the probe passes...) is a record's own: the batch is split in halves until
       each failing record stands alone, the rest is handled and published in order, and the
-      record is tried `record_attempts` times, then dead-lettered as `handler_error` with its
-      exception type, source topic, partition, offset and service.
+      record is tried `record_attempts` times (and, for a transient error, for at least
+      `transient_record_grace_s` too), then dead-lettered as `handler_error` with its exception
+      type, source topic, partition, offset and service.
     Records of the dead-letter topic itself are never dead-lettered again (a letter about a letter
     could loop): such a failure is logged and counted, and the record stays where it is, on the DLQ.
     """
@@ -76,8 +81,10 @@ class FailurePolicy:
                  max_record_bytes: int = 1 << 20, probe: HealthProbe | None = None,
                  on_health: HealthListener | None = None, stop: threading.Event | None = None,
                  outage_backoff_s: tuple[float, float] = OUTAGE_BACKOFF_S,
-                 record_backoff_s: float = RECORD_BACKOFF_S) -> None:
+                 record_backoff_s: float = RECORD_BACKOFF_S,
+                 transient_record_grace_s: float = TRANSIENT_RECORD_GRACE_S) -> None:
         self.service = service
+        self.transient_record_grace_s = transient_record_grace_s
         self.outage_backoff_s = outage_backoff_s
         self.record_backoff_s = record_backoff_s
         self.handler = handler
@@ -138,6 +145,7 @@ class FailurePolicy:
         """Try one record up to `record_attempts` times (an outage does not count), then dead-letter it."""
         attempts = 0
         outage_waits = 0
+        first_failure = 0.0
         while True:
             try:
                 self._handle_and_publish([record])
@@ -153,14 +161,16 @@ class FailurePolicy:
                     self._wait_out(error, outage_waits)
                     continue
                 attempts += 1
-                if attempts >= self.record_attempts:
+                first_failure = first_failure or time.monotonic()
+                patient = is_transient(error) and time.monotonic() - first_failure < self.transient_record_grace_s
+                if attempts >= self.record_attempts and not patient:
                     log.error("a record fails on its own; dead-lettered", exc_info=error, extra=log_fields(
                         topic=record.topic, partition=record.partition, offset=record.offset,
                         attempts=attempts, error=describe(error)))
                     self._dead_letter(record, InvalidMessage(DeadLetterReason.HANDLER_ERROR, describe(error)),
                                       error_type=type(error).__name__, attempts=attempts)
                     return
-                if self.stop.wait(self.record_backoff_s * 2 ** (attempts - 1)):
+                if self.stop.wait(min(self.record_backoff_s * 2 ** (attempts - 1), self.outage_backoff_s[1])):
                     raise Stopped from error
 
     def _handle_and_publish(self, records: Sequence[Incoming]) -> None:
