@@ -46,8 +46,17 @@ class Aggregation:
         self.store = store
         self.db = store.db
         self.skills: dict[str, SkillModel] = {}
-        self.fitted_votes: dict[str, int] = {}
+        # Projects whose votes changed since their last fit (votes this process stored, workers it
+        # excluded); None until the first re-fit, which fits every project once. Counting each
+        # project's votes every second instead cost the local store a scan per project per second,
+        # the bulk of its load once a few dozen projects exist.
+        self.dirty: set[str] | None = None
         self.lock = threading.Lock()
+
+    def votes_changed(self, project_id: str) -> None:
+        with self.lock:
+            if self.dirty is not None:
+                self.dirty.add(project_id)
 
     def excluded(self, project_id: str) -> set[str]:
         return {d["worker_id"] for d in self.db.excluded_workers.find({"project_id": project_id})}
@@ -60,17 +69,22 @@ class Aggregation:
     def refit(self) -> list[Outgoing]:
         """Re-fit every project whose votes changed; corrections for labels a fit overturns."""
         out: list[Outgoing] = []
-        for spec_doc in self.db.projects.find({}, {"_id": 1}):
-            spec = self.store.get_project(spec_doc["_id"])
+        with self.lock:
+            if self.dirty is None:
+                changed = {doc["_id"] for doc in self.db.projects.find({}, {"_id": 1})}
+            else:
+                changed = self.dirty
+            self.dirty = set()
+        for project_id in sorted(changed):
+            spec = self.store.get_project(project_id)
             if spec is None:
-                continue
-            count = self.db.votes.count_documents({"project_id": spec.project_id})
-            if count == self.fitted_votes.get(spec.project_id) or not count:
                 continue
             excluded = self.excluded(spec.project_id)
             votes = [(v["item_id"], v["worker_id"], v["label"]) for v in self.db.votes.find(
                 {"project_id": spec.project_id}, {"item_id": 1, "worker_id": 1, "label": 1})
                 if v["worker_id"] not in excluded]
+            if not votes:
+                continue
             gold = {d["worker_id"]: gold_accuracy(d) for d in self.db.worker_quality.find(
                 {"project_id": spec.project_id, "status": {"$ne": "blocked"}})}
             skill = SkillModel(list(spec.labels), gold_accuracy={w: a for w, a in gold.items() if a == a})
@@ -80,7 +94,6 @@ class Aggregation:
                 skill.fit, skill.fit_workers = fitted.model, fitted.workers
             with self.lock:
                 self.skills[spec.project_id] = skill
-            self.fitted_votes[spec.project_id] = count
             if fitted is not None:
                 out += self.correct_finals(spec, votes)
         return out
@@ -159,6 +172,7 @@ class Aggregation:
         with contextlib.suppress(DuplicateKeyError):
             self.db.excluded_workers.insert_one({"_id": excluded_key(project_id, worker_id),
                                                  "project_id": project_id, "worker_id": worker_id})
+        self.votes_changed(project_id)
         spec = self.store.get_project(project_id)
         if spec is None:
             return []
@@ -194,6 +208,7 @@ def make_handler(runtime: Runtime):
                     "_id": vote_key(response.task_id, response.worker_id), "task_id": response.task_id,
                     "worker_id": response.worker_id, "project_id": response.project_id,
                     "item_id": response.item_id, "label": response.label, "at_ms": response.answered_at_ms})
+            aggregation.votes_changed(response.project_id)  # after the insert: a re-fit then sees it
             task, _ = insert_once(store.db.vote_requests, {
                 "_id": response.task_id, "project_id": response.project_id, "item_id": response.item_id,
                 "ingested_at_ms": response.ingested_at_ms, "task_overlap": response.task_overlap,
