@@ -1,0 +1,178 @@
+"""Aggregation: an item's valid votes to a final label (or a request for more votes), with the
+project's skill model re-fitted in the background, corrections when a fit or an excluded worker
+changes a label, and the ids under which corrections go through the outbox."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import threading
+
+from pymongo.errors import DuplicateKeyError
+
+from labelstream.aggregator.finalize import changed, finalize, human_final, load_final, revise
+from labelstream.common.kafka import SCHEMA_VERSION, Outgoing, Topics
+from labelstream.common.projects import AggregationMethod
+from labelstream.common.store import Store, item_key
+from labelstream.crowd.decide import Decision, SkillModel, decide, fit_project
+from labelstream.crowd.quality import gold_accuracy
+from labelstream.v1 import events_pb2
+
+
+def excluded_key(project_id: str, worker_id: str) -> str:
+    return f"{project_id}|{worker_id}"
+
+
+class Aggregation:
+    """An item's votes to a final label, with the project's skill model kept fresh in the
+    background (EM re-fit when votes arrived; gold accuracies from the dispatcher's records)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.db = store.db
+        self.skills: dict[str, SkillModel] = {}
+        # Projects whose votes changed since their last fit (votes this process stored, workers it
+        # excluded); None until the first re-fit, which fits every project once. Counting each
+        # project's votes every second instead cost the local store a scan per project per second,
+        # the bulk of its load once a few dozen projects exist.
+        self.dirty: set[str] | None = None
+        self.lock = threading.Lock()
+
+    def votes_changed(self, project_id: str) -> None:
+        with self.lock:
+            if self.dirty is not None:
+                self.dirty.add(project_id)
+
+    def excluded(self, project_id: str) -> set[str]:
+        return {d["worker_id"] for d in self.db.excluded_workers.find({"project_id": project_id})}
+
+    def skill(self, spec: events_pb2.ProjectSpec) -> SkillModel:
+        with self.lock:
+            model = self.skills.get(spec.project_id)
+        return model if model is not None else SkillModel(list(spec.labels))
+
+    def refit(self) -> list[Outgoing]:
+        """Re-fit every project whose votes changed; corrections for labels a fit overturns."""
+        out: list[Outgoing] = []
+        with self.lock:
+            if self.dirty is None:
+                changed = {doc["_id"] for doc in self.db.projects.find({}, {"_id": 1})}
+            else:
+                changed = self.dirty
+            self.dirty = set()
+        for project_id in sorted(changed):
+            spec = self.store.get_project(project_id)
+            if spec is None:
+                continue
+            excluded = self.excluded(spec.project_id)
+            votes = [(v["item_id"], v["worker_id"], v["label"]) for v in self.db.votes.find(
+                {"project_id": spec.project_id}, {"item_id": 1, "worker_id": 1, "label": 1})
+                if v["worker_id"] not in excluded]
+            if not votes:
+                continue
+            gold = {d["worker_id"]: gold_accuracy(d) for d in self.db.worker_quality.find(
+                {"project_id": spec.project_id, "status": {"$ne": "blocked"}})}
+            skill = SkillModel(list(spec.labels), gold_accuracy={w: a for w, a in gold.items() if a == a})
+            fitted = None
+            if AggregationMethod(spec.aggregation).has_posterior and votes:
+                fitted = fit_project(list(spec.labels), votes, spec.aggregation, self.skill(spec))
+                skill.fit, skill.fit_workers = fitted.model, fitted.workers
+            with self.lock:
+                self.skills[spec.project_id] = skill
+            if fitted is not None:
+                out += self.correct_finals(spec, votes)
+        return out
+
+    def correct_finals(self, spec: events_pb2.ProjectSpec, votes: list[tuple[str, str, str]]) -> list[Outgoing]:
+        """Re-evaluate the final labels that the new fit would change (two queries for the
+        project, then store work only for those)."""
+        finals = {f["item_id"]: f for f in self.db.final_labels.find(
+            {"project_id": spec.project_id}, {"item_id": 1, "label": 1, "workers": 1, "published": 1, "reopened": 1})}
+        by_item: dict[str, list[tuple[str, str]]] = {}
+        for item, worker, label in votes:
+            by_item.setdefault(item, []).append((worker, label))
+        out: list[Outgoing] = []
+        for task in self.db.vote_requests.find({"project_id": spec.project_id, "final": True}):
+            current = finals.get(task["item_id"])
+            item_votes = by_item.get(task["item_id"], [])
+            decision, _ = self.decision_for(spec, task, item_votes)
+            settled = (current is not None and current.get("published") and not current.get("reopened")
+                       and set(current.get("workers", [])) == {w for w, _ in item_votes}
+                       and decision.label == current.get("label"))
+            if not settled:
+                out += self.evaluate(spec, task, reason="re-fit", only_confident=True)
+        return out
+
+    def decision_for(self, spec: events_pb2.ProjectSpec, task: dict,
+                     votes: list[tuple[str, str]]) -> tuple[Decision, int]:
+        """The decision on a task's valid votes, and whether the model is one of the voters."""
+        model_vote = (task["model_label"], task["model_confidence"]) if task.get("model_label") else None
+        model_votes = int(model_vote is not None)
+        required = max(task["task_overlap"] or spec.overlap + model_votes, task.get("votes_needed", 0))
+        decision = decide(spec.aggregation, self.skill(spec), votes, model_vote, required,
+                          max(spec.max_overlap, spec.overlap) + model_votes, spec.posterior_bound)
+        return decision, model_votes
+
+    def evaluate(self, spec: events_pb2.ProjectSpec, task: dict, reason: str = "",
+                 only_confident: bool = False) -> list[Outgoing]:
+        """Decide the task's item from its valid votes: final label, correction, or more votes."""
+        excluded = self.excluded(task["project_id"])
+        all_votes = list(self.db.votes.find({"task_id": task["_id"]}).sort("_id", 1))
+        votes = [(v["worker_id"], v["label"]) for v in all_votes if v["worker_id"] not in excluded]
+        decision, model_votes = self.decision_for(spec, task, votes)
+        key = item_key(task["project_id"], task["item_id"])
+        current = self.db.final_labels.find_one({"_id": key})
+        if decision.label is not None:
+            if only_confident and decision.posterior < spec.posterior_bound:
+                return []
+            final = human_final(task["project_id"], task["item_id"], task["ingested_at_ms"], decision.label,
+                                decision.posterior, [w for w, _ in votes], spec.aggregation, bool(model_votes))
+            if model_votes:
+                final.model_name, final.model_version = task.get("model_name", ""), task.get("model_version", "")
+            self.db.vote_requests.update_one({"_id": task["_id"]}, {"$set": {"final": True}})
+            if current is None:
+                return finalize(self.store, final)
+            if current.get("reopened") or changed(current, final):
+                return revise(self.store, current, final, current.get("reopen_reason") or reason)
+            return finalize(self.store, load_final(current)) if not current.get("published") else []
+        if current is not None and reason and not only_confident:
+            self.db.final_labels.update_one({"_id": key}, {"$set": {"reopened": True, "reopen_reason": reason}})
+        return self.request_votes(task, decision.votes_needed - model_votes, held=len(all_votes) - len(votes))
+
+    def request_votes(self, task: dict, humans_needed: int, held: int) -> list[Outgoing]:
+        """Ask the dispatcher for more human answers; `held` excluded answers still hold their
+        slots there."""
+        overlap = humans_needed + held
+        if overlap <= task.get("requested_overlap", 0):
+            return []
+        self.db.vote_requests.update_one({"_id": task["_id"]}, {"$set": {
+            "requested_overlap": overlap, "votes_needed": humans_needed + bool(task.get("model_label"))}})
+        more = events_pb2.HumanTask(schema_version=SCHEMA_VERSION, project_id=task["project_id"],
+                                    item_id=task["item_id"], task_id=task["_id"], overlap=overlap)
+        return [Outgoing(Topics.TASKS_HUMAN, item_key(task["project_id"], task["item_id"]), more)]
+
+    def exclude_worker(self, project_id: str, worker_id: str, reason: str) -> list[Outgoing]:
+        """A blocked worker: their votes stop counting; unfinished items get replacement votes and
+        finished ones are re-aggregated (a new version when the label or its voters change)."""
+        with contextlib.suppress(DuplicateKeyError):
+            self.db.excluded_workers.insert_one({"_id": excluded_key(project_id, worker_id),
+                                                 "project_id": project_id, "worker_id": worker_id})
+        self.votes_changed(project_id)
+        spec = self.store.get_project(project_id)
+        if spec is None:
+            return []
+        out: list[Outgoing] = []
+        for vote in self.db.votes.find({"project_id": project_id, "worker_id": worker_id}):
+            task = self.db.vote_requests.find_one({"_id": vote["task_id"]})
+            if task is not None:
+                out += self.evaluate(spec, task, reason=f"worker {worker_id} blocked: {reason}")
+        return out
+
+
+def correction_id(out: Outgoing) -> str:
+    message = out.message
+    if isinstance(message, events_pb2.FinalLabel):
+        return f"final|{out.key}|{message.version}"
+    if isinstance(message, events_pb2.HumanTask):
+        return f"more_votes|{message.task_id}|{message.overlap}"
+    return f"{out.topic}|{out.key}|{hashlib.sha256(message.SerializeToString()).hexdigest()[:16]}"
