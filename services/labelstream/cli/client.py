@@ -25,17 +25,27 @@ def apply_project(ingest_address: str, spec: events_pb2.ProjectSpec) -> bool:
     return reply.created
 
 
+RawRecord = tuple[str, bytes | None, bytes, list[tuple[str, bytes]]]  # topic, key, value, headers
+
+
 def publish_json_items(bootstrap: str, project_id: str, items: Iterable[dict[str, Any]],
                        on_sent: Callable[[int], None] = lambda _n: None, topic_prefix: str = "") -> int:
     """Publish items to items.raw as JSON, keyed by item id, as any upstream system may."""
+    def records() -> Iterable[RawRecord]:
+        for item in items:
+            yield (topic_prefix + Topics.ITEMS_RAW, str(item["item_id"]).encode(),
+                   json.dumps({"project_id": project_id, **item}).encode(), [("content-type", b"application/json")])
+            on_sent(1)
+    return send_raw(bootstrap, records())
+
+
+def send_raw(bootstrap: str, records: Iterable[RawRecord]) -> int:
+    """Send records as they are (no labelstream envelope), acks=all; returns once the broker has them all."""
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
     futures = []
     try:
-        for item in items:
-            value = json.dumps({"project_id": project_id, **item}).encode()
-            futures.append(producer.send(topic_prefix + Topics.ITEMS_RAW, key=str(item["item_id"]).encode(),
-                                         value=value, headers=[("content-type", b"application/json")]))
-            on_sent(1)
+        for topic, key, value, headers in records:
+            futures.append(producer.send(topic, key=key, value=value, headers=headers))
         producer.flush()
         for future in futures:
             future.get(timeout=30)
@@ -119,20 +129,10 @@ def replay_dead_letters(bootstrap: str, letters: Iterable[events_pb2.DeadLetter]
     """Send each letter's record back to its source topic (once its producer or handler is fixed):
     every consumer's effects are keyed, so a record that was handled meanwhile changes nothing.
     A letter holding only the head of a too-large record is skipped (it is not the record)."""
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
-    futures = []
-    try:
-        for letter in letters:
-            if letter.payload_truncated:
-                continue
-            key = f"{letter.project_id}:{letter.item_id}".encode() if letter.item_id else None
-            futures.append(producer.send(topic_prefix + letter.source_topic, key=key, value=letter.payload))
-        producer.flush()
-        for future in futures:
-            future.get(timeout=30)
-    finally:
-        producer.close()
-    return len(futures)
+    def key(letter: events_pb2.DeadLetter) -> bytes | None:
+        return f"{letter.project_id}:{letter.item_id}".encode() if letter.item_id else None
+    return send_raw(bootstrap, ((topic_prefix + letter.source_topic, key(letter), letter.payload, [])
+                                for letter in letters if not letter.payload_truncated))
 
 
 def read_quality_events(bootstrap: str, project_id: str) -> list[events_pb2.QualityEvent]:
