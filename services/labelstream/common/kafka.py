@@ -92,6 +92,16 @@ ID_FIELDS = {"project_id": DeadLetterReason.BAD_PROJECT_ID, "item_id": DeadLette
              "task_id": DeadLetterReason.BAD_ID, "worker_id": DeadLetterReason.BAD_ID}
 
 
+def id_problem(name: str, value: str) -> str | None:
+    """What makes an event's id field unsafe (a phrase), or None; an empty id has none."""
+    if not value:
+        return None
+    problem = unsafe_character(value, identifier=True)
+    if problem is None and name == "project_id" and not PROJECT_ID_PATTERN.match(value):
+        problem = "characters other than letters, digits, '_' and '-' (or more than 64)"
+    return problem
+
+
 def declared_message_type(record: Incoming) -> str:
     """The message type the producer named in the content-type header ("" when it named none)."""
     content_type = record.header("content-type")
@@ -125,12 +135,7 @@ def decode(record: Incoming, message_type: type[M]) -> M:
             DeadLetterReason.UNKNOWN_SCHEMA_VERSION,
             f"{expected} schema_version={version}, this service reads {SCHEMA_VERSION}", project_id, item_id)
     for name, reason in ID_FIELDS.items():
-        value = getattr(message, name, "")
-        if not value:
-            continue
-        problem = unsafe_character(value, identifier=True)
-        if problem is None and name == "project_id" and not PROJECT_ID_PATTERN.match(value):
-            problem = "characters other than letters, digits, '_' and '-' (or more than 64)"
+        problem = id_problem(name, getattr(message, name, ""))
         if problem:
             raise InvalidMessage(reason, f"{expected}.{name} holds {problem}; ids are free of control, "
                                  "bidirectional and zero-width characters", "", "")
@@ -149,10 +154,8 @@ def dead_letter(record: Incoming, error: InvalidMessage, service: str, error_typ
     record) keeps only its head, so the letter itself stays within what consumers accept."""
     # the letter names the item only by safe ids (the rejected ones are in the payload), so that
     # the letter itself passes every consumer's checks
-    project_id, item_id = (value if value and unsafe_character(value, identifier=True) is None else ""
-                           for value in (error.project_id, error.item_id))
-    if project_id and not PROJECT_ID_PATTERN.match(project_id):
-        project_id = ""
+    project_id, item_id = (value if not id_problem(name, value) else ""
+                           for name, value in (("project_id", error.project_id), ("item_id", error.item_id)))
     letter = events_pb2.DeadLetter(
         schema_version=SCHEMA_VERSION, reason=error.reason, detail=error.detail,
         source_topic=record.topic, source_partition=record.partition, source_offset=record.offset,
