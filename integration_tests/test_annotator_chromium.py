@@ -15,9 +15,9 @@ from pymongo.database import Database
 from integration_tests.conftest import eventually, make_project
 from labelstream.cli import client
 from labelstream.cli.stack import REPO_ROOT, StackState
-from labelstream.common.kafka import SCHEMA_VERSION
 from labelstream.common.settings import Settings
 from labelstream.common.store import Store
+from labelstream.common.topics import SCHEMA_VERSION
 from labelstream.dispatcher.pool import TaskPool
 from labelstream.dispatcher.workbench import Workbench
 from labelstream.v1 import events_pb2
@@ -61,7 +61,7 @@ def test_a_worker_labels_with_the_keyboard(state: StackState, db: Database, work
                                            browser: Browser):
     make_project(state, PROJECT, instructions=INSTRUCTIONS, content_warning=WARNING, pay_per_answer=PAY)
     add_tasks(state, db)
-    token = workbench.create_worker(WORKER, rotate=True)
+    token = workbench.accounts.create_worker(WORKER, rotate=True)
 
     page = browser.new_page(viewport={"width": 1100, "height": 760})
     page.goto(f"{state.web_url('dispatcher')}?project_id={PROJECT}")

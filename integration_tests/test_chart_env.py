@@ -22,8 +22,8 @@ import yaml
 from kafka import KafkaAdminClient
 
 from labelstream.cli.stack import REPO_ROOT, SERVICES, StackState, grpc_serving
-from labelstream.common.kafka import Topics
 from labelstream.common.settings import SETTINGS
+from labelstream.common.topics import Topics
 
 pytestmark = pytest.mark.integration
 

@@ -18,8 +18,10 @@ from kafka import KafkaConsumer, TopicPartition
 from integration_tests.conftest import eventually
 from labelstream.cli import client
 from labelstream.common.consumer import ConsumerLoop
-from labelstream.common.kafka import EventProducer, Incoming, Outgoing, Topics, consumer_group, ensure_topics
+from labelstream.common.producer import EventProducer, Outgoing
+from labelstream.common.records import Incoming
 from labelstream.common.settings import Settings
+from labelstream.common.topics import Topics, consumer_group, ensure_topics
 from labelstream.v1 import events_pb2
 
 pytestmark = pytest.mark.integration

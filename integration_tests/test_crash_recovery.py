@@ -11,7 +11,7 @@ import pytest
 
 from integration_tests.conftest import make_project
 from labelstream.cli import client
-from labelstream.common.kafka import Topics
+from labelstream.common.topics import Topics
 from labelstream.simulation.workforce import WorkerProfile, Workforce
 from labelstream.v1 import events_pb2
 

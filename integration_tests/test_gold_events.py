@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 
 from integration_tests.conftest import eventually, make_project
-from labelstream.common.kafka import EventProducer, Outgoing, Topics
+from labelstream.common.producer import EventProducer, Outgoing
 from labelstream.common.projects import QualityEventKind
 from labelstream.common.settings import Settings
+from labelstream.common.topics import Topics
 from labelstream.v1 import events_pb2
 
 pytestmark = pytest.mark.integration

@@ -23,7 +23,7 @@ from labelstream.cli import client
 from labelstream.cli.main import app
 from labelstream.cli.stack import SERVICES
 from labelstream.common.dead_letters import DeadLetterReason
-from labelstream.common.kafka import Topics
+from labelstream.common.topics import Topics
 from labelstream.simulation.workforce import WorkerProfile, Workforce
 from labelstream.v1 import events_pb2
 

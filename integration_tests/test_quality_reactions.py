@@ -13,9 +13,9 @@ from kafka import KafkaProducer
 
 from integration_tests.conftest import eventually, make_project
 from labelstream.cli import client
-from labelstream.common.kafka import Topics
 from labelstream.common.settings import Settings
 from labelstream.common.store import Store
+from labelstream.common.topics import Topics
 from labelstream.router.models import RoutingModels
 from labelstream.simulation.workforce import WorkerProfile, Workforce
 from labelstream.v1 import events_pb2

@@ -12,7 +12,8 @@ from labelstream.common.store import Store
 from labelstream.common.telemetry import now_ms
 from labelstream.dispatcher import storage as dispatcher_storage
 from labelstream.dispatcher.pool import PoolError, TaskPool
-from labelstream.dispatcher.workbench import Workbench, quality_key
+from labelstream.dispatcher.workbench import Workbench
+from labelstream.dispatcher.worker_records import quality_key
 from labelstream.v1 import events_pb2
 
 pytestmark = pytest.mark.integration
@@ -39,10 +40,10 @@ def project(bench: Workbench, policy: events_pb2.WorkerPolicy, pay: float = 0.05
 
 def test_a_worker_over_the_rate_limit_is_told_to_slow_down(store):
     bench = Workbench(store, TaskPool(store, 60), admin_token="admin", requests_per_minute=6)  # a burst of 1
-    token = bench.create_worker(f"fast-{uuid.uuid4().hex[:6]}")
-    bench.authenticate(token)
+    token = bench.accounts.create_worker(f"fast-{uuid.uuid4().hex[:6]}")
+    bench.accounts.authenticate(token)
     with pytest.raises(PoolError) as refused:
-        bench.authenticate(token)
+        bench.accounts.authenticate(token)
     assert refused.value.code == "RESOURCE_EXHAUSTED" and "slow down" in str(refused.value)
 
 
@@ -50,7 +51,7 @@ def test_long_work_gets_a_reminder_then_a_required_break(store):
     bench = Workbench(store, TaskPool(store, 60), admin_token="admin", requests_per_minute=600)
     project_id = project(bench, events_pb2.WorkerPolicy(max_continuous_minutes=60, break_minutes=10))
     worker = f"steady-{uuid.uuid4().hex[:6]}"
-    record = bench.record(project_id, worker)
+    record = bench.records.get(project_id, worker)
     now = now_ms()
     store.db.worker_quality.update_one({"_id": record["_id"]}, {"$set": {
         "session_start_ms": now - 50 * 60_000, "last_active_ms": now - 1000}})
@@ -70,7 +71,7 @@ def test_pay_rises_to_the_minimum_wage_or_the_project_is_alerted(store, pay_poli
     bench = Workbench(store, TaskPool(store, 60), admin_token="admin", requests_per_minute=600, outbox=outbox)
     project_id = project(bench, events_pb2.WorkerPolicy(min_hourly_wage=15.0, pay_policy=pay_policy), pay=0.05)
     for i, seconds in enumerate((30, 30, 20)):  # 0.05 an answer at 30 s is 6.00 an hour
-        record = bench.record(project_id, f"w{i}")
+        record = bench.records.get(project_id, f"w{i}")
         store.db.worker_quality.update_one({"_id": record["_id"]}, {"$set": {
             "tasks_done": 10, "work_ms": 10 * seconds * 1000, "earnings": 0.5}})
     (event,) = [e.message for e in bench.review_pay() if e.message.project_id == project_id]
@@ -78,7 +79,8 @@ def test_pay_rises_to_the_minimum_wage_or_the_project_is_alerted(store, pay_poli
     (stored,) = [d for d in outbox.collection.find({}) if d["_id"].startswith(f"low_pay|{project_id}|")]
     assert stored["published"] is False, "the event is in the outbox before anyone publishes it"
     expected = 0.125 if pay_policy == "raise" else 0.05
-    assert Workbench(store, TaskPool(store, 60), "admin", 600).pay(project_id) == pytest.approx(expected)
+    elsewhere = Workbench(store, TaskPool(store, 60), "admin", 600)  # another process: no cached pay
+    assert elsewhere.pay_rates.per_answer(project_id) == pytest.approx(expected)
     if pay_policy == "raise":
         assert [e for e in bench.review_pay() if e.message.project_id == project_id] == [], "at the new pay it is fair"
     assert store.db.worker_quality.find_one({"_id": quality_key(project_id, "w0")})["tasks_done"] == 10

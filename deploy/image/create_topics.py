@@ -13,8 +13,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from labelstream.common.kafka import ensure_topics
 from labelstream.common.settings import Settings, SettingsError
+from labelstream.common.topics import ensure_topics
 
 
 def main(argv: list[str] | None = None) -> int:

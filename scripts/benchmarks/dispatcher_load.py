@@ -63,9 +63,10 @@ from rich.table import Table
 from labelstream.cli.client import publish_human_tasks
 from labelstream.cli.projects import load_items
 from labelstream.cli.stack import REPO_ROOT, SERVICES, LocalStack, StackState, free_port_block
-from labelstream.common.kafka import EventProducer, Outgoing, Topics
+from labelstream.common.producer import EventProducer, Outgoing
 from labelstream.common.settings import Settings
 from labelstream.common.store import Store
+from labelstream.common.topics import Topics
 from labelstream.dispatcher.pool import TaskPool
 from labelstream.simulation.workforce import sign_up
 from labelstream.v1 import events_pb2, services_pb2, services_pb2_grpc
@@ -493,10 +494,10 @@ def profile_store_ops(state: StackState, tokens: list[str], overlap: int, pairs:
         def one_pair(token: str, counted: bool) -> float:
             started = time.perf_counter()
             with phase(listener, "LeaseTask" if counted else ""):
-                worker = workbench.authenticate(token)
+                worker = workbench.accounts.authenticate(token)
                 task = leased_task(workbench, worker, PROJECT)
             with phase(listener, "SubmitAnswer" if counted else ""):
-                worker = workbench.authenticate(token)
+                worker = workbench.accounts.authenticate(token)
                 outcome = workbench.answer(worker, task.task_id, task.labels[0])
             elapsed = time.perf_counter() - started
             with phase(listener, "publisher (off the request path)" if counted else ""):

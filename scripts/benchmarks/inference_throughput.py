@@ -25,8 +25,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from labelstream.cli import client
 from labelstream.cli.projects import load_items, load_project
 from labelstream.cli.stack import REPO_ROOT, LocalStack, free_port_block
-from labelstream.common.kafka import Topics
 from labelstream.common.settings import Settings
+from labelstream.common.topics import Topics
 from labelstream.inference.triton import TritonClassifier
 from labelstream.v1 import events_pb2
 

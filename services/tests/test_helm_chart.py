@@ -29,8 +29,9 @@ import yaml
 from kubernetes_validate.utils import SchemaNotFoundError
 
 from labelstream.cli.stack import REPO_ROOT, SERVICES
-from labelstream.common.kafka import EventProducer, Topics, consumer_group
+from labelstream.common.producer import EventProducer
 from labelstream.common.settings import SETTINGS, Settings
+from labelstream.common.topics import Topics, consumer_group
 
 CHART = REPO_ROOT / "helm" / "labelstream"
 SCENARIOS = sorted(p.name.removesuffix("-values.yaml") for p in (CHART / "ci").glob("*-values.yaml"))

@@ -3,28 +3,21 @@ publishes labels.final (new versions on corrections) and tasks.human (more votes
 
 from __future__ import annotations
 
-import contextlib
 import logging
 
 import grpc
-from pymongo.errors import DuplicateKeyError
 
 from labelstream.aggregator import storage
 from labelstream.aggregator.aggregation import Aggregation, correction_id
 from labelstream.aggregator.finalize import auto_final, finalize, load_final
-from labelstream.common.kafka import (
-    Incoming,
-    InvalidMessage,
-    Outgoing,
-    Topics,
-    by_topic,
-    decode,
-    per_record,
-)
+from labelstream.common.consumer import by_topic, per_record
+from labelstream.common.producer import Outgoing
 from labelstream.common.projects import QualityEventKind
+from labelstream.common.records import Incoming, decode
 from labelstream.common.runtime import Runtime, run_service
-from labelstream.common.store import insert_once, item_key, vote_key
+from labelstream.common.store import item_key
 from labelstream.common.telemetry import log_fields, tracer
+from labelstream.common.topics import Topics
 from labelstream.v1 import events_pb2, services_pb2, services_pb2_grpc
 
 log = logging.getLogger("labelstream.aggregator")
@@ -45,26 +38,7 @@ def make_handler(runtime: Runtime):
         with tracer().start_as_current_span("aggregator.vote", context=record.trace_context, attributes={
                 "labelstream.project_id": response.project_id, "labelstream.item_id": response.item_id,
                 "labelstream.worker_id": response.worker_id}):
-            spec = store.get_project(response.project_id)
-            if spec is None:
-                raise InvalidMessage("unknown_project", f"project {response.project_id!r} does not exist",
-                                     response.project_id, response.item_id)
-            with contextlib.suppress(DuplicateKeyError):  # a replayed vote
-                store.db.votes.insert_one({
-                    "_id": vote_key(response.task_id, response.worker_id), "task_id": response.task_id,
-                    "worker_id": response.worker_id, "project_id": response.project_id,
-                    "item_id": response.item_id, "label": response.label, "at_ms": response.answered_at_ms})
-            aggregation.votes_changed(response.project_id)  # after the insert: a re-fit then sees it
-            task, _ = insert_once(store.db.vote_requests, {
-                "_id": response.task_id, "project_id": response.project_id, "item_id": response.item_id,
-                "ingested_at_ms": response.ingested_at_ms, "task_overlap": response.task_overlap,
-                "model_label": response.model_label, "model_confidence": response.model_confidence,
-                "model_name": response.model_name, "model_version": response.model_version,
-                "votes_needed": 0, "requested_overlap": 0, "final": False})
-            current = store.db.final_labels.find_one({"_id": item_key(response.project_id, response.item_id)})
-            if current is not None and not current.get("reopened"):
-                return finalize(store, load_final(current))  # re-publishes only if never acknowledged
-            return aggregation.evaluate(spec, task)
+            return aggregation.record_vote(response)
 
     def handle_quality(record: Incoming) -> list[Outgoing]:
         event = decode(record, events_pb2.QualityEvent)

@@ -11,9 +11,11 @@ import threading
 from pymongo.errors import DuplicateKeyError
 
 from labelstream.aggregator.finalize import changed, finalize, human_final, load_final, revise
-from labelstream.common.kafka import SCHEMA_VERSION, Outgoing, Topics
+from labelstream.common.dead_letters import InvalidMessage
+from labelstream.common.producer import Outgoing
 from labelstream.common.projects import AggregationMethod
-from labelstream.common.store import Store, item_key
+from labelstream.common.store import Store, insert_once, item_key, vote_key
+from labelstream.common.topics import SCHEMA_VERSION, Topics
 from labelstream.crowd.decide import Decision, SkillModel, decide, fit_project
 from labelstream.crowd.quality import gold_accuracy
 from labelstream.v1 import events_pb2
@@ -42,6 +44,30 @@ class Aggregation:
         with self.lock:
             if self.dirty is not None:
                 self.dirty.add(project_id)
+
+    def record_vote(self, response: events_pb2.HumanResponse) -> list[Outgoing]:
+        """Store a worker's answer (once: a replayed vote is not counted twice) and decide its
+        item: a final label, a request for more votes, or nothing yet."""
+        spec = self.store.get_project(response.project_id)
+        if spec is None:
+            raise InvalidMessage("unknown_project", f"project {response.project_id!r} does not exist",
+                                 response.project_id, response.item_id)
+        with contextlib.suppress(DuplicateKeyError):  # a replayed vote
+            self.db.votes.insert_one({
+                "_id": vote_key(response.task_id, response.worker_id), "task_id": response.task_id,
+                "worker_id": response.worker_id, "project_id": response.project_id,
+                "item_id": response.item_id, "label": response.label, "at_ms": response.answered_at_ms})
+        self.votes_changed(response.project_id)  # after the insert: a re-fit then sees it
+        task, _ = insert_once(self.db.vote_requests, {
+            "_id": response.task_id, "project_id": response.project_id, "item_id": response.item_id,
+            "ingested_at_ms": response.ingested_at_ms, "task_overlap": response.task_overlap,
+            "model_label": response.model_label, "model_confidence": response.model_confidence,
+            "model_name": response.model_name, "model_version": response.model_version,
+            "votes_needed": 0, "requested_overlap": 0, "final": False})
+        current = self.db.final_labels.find_one({"_id": item_key(response.project_id, response.item_id)})
+        if current is not None and not current.get("reopened"):
+            return finalize(self.store, load_final(current))  # re-publishes only if never acknowledged
+        return self.evaluate(spec, task)
 
     def excluded(self, project_id: str) -> set[str]:
         return {d["worker_id"] for d in self.db.excluded_workers.find({"project_id": project_id})}

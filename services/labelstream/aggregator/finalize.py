@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from google.protobuf import json_format
 
-from labelstream.common.kafka import SCHEMA_VERSION, Outgoing, Topics
+from labelstream.common.producer import Outgoing
 from labelstream.common.store import Store, insert_once, item_key
 from labelstream.common.telemetry import now_ms
+from labelstream.common.topics import SCHEMA_VERSION, Topics
 from labelstream.v1 import events_pb2
 
 FIRST_VERSION = 1

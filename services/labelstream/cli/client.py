@@ -13,8 +13,9 @@ import grpc
 from google.protobuf.message import DecodeError, Message
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from labelstream.common.kafka import EventProducer, Outgoing, Topics
+from labelstream.common.producer import EventProducer, Outgoing
 from labelstream.common.settings import Settings
+from labelstream.common.topics import Topics
 from labelstream.v1 import events_pb2, services_pb2, services_pb2_grpc
 
 

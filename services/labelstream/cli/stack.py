@@ -241,8 +241,8 @@ class LocalStack:
         self._spawn("broker", [str(tansu_binary()), "broker", "--listener-url", url, "--advertised-listener-url",
                                url, "--storage-engine", "memory://tansu/"])
         self._wait("broker", lambda: _port_open(self.state.ports.kafka), 30)
-        from labelstream.common.kafka import ensure_topics
         from labelstream.common.settings import Settings
+        from labelstream.common.topics import ensure_topics
 
         ensure_topics(Settings.from_env({"LABELSTREAM_KAFKA_BOOTSTRAP": self.state.kafka_bootstrap}),
                       partitions=int(os.environ.get("LABELSTREAM_LOCAL_PARTITIONS", "3")))

@@ -18,17 +18,11 @@ from kafka.errors import CommitFailedError, KafkaError
 
 from labelstream.common.dead_letters import DEAD_LETTERS, DeadLetterReason, InvalidMessage
 from labelstream.common.failures import describe, is_transient
-from labelstream.common.kafka import (
-    BatchHandler,
-    EventProducer,
-    Incoming,
-    Outgoing,
-    Topics,
-    consumer_group,
-    dead_letter,
-)
+from labelstream.common.producer import EventProducer, Outgoing
+from labelstream.common.records import Incoming, dead_letter
 from labelstream.common.settings import Settings
 from labelstream.common.telemetry import HANDLE_SECONDS, MESSAGES, log_fields
+from labelstream.common.topics import Topics, consumer_group
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +47,45 @@ TRANSIENT_RECORD_GRACE_S = 60.0
 # A dead letter holds a record of at most the record limit (a larger one's head) plus its
 # envelope (reason, detail, source...): the dead-letter topic's limit leaves room for both.
 DEAD_LETTER_ENVELOPE_BYTES = 16 * 1024
+
+
+BatchHandler = Callable[[Sequence[Incoming]], list[Outgoing]]
+RecordHandler = Callable[[Incoming], list[Outgoing]]
+
+
+def per_record(handle: RecordHandler, service: str) -> BatchHandler:
+    """A batch handler that handles records one by one, dead-lettering invalid ones."""
+
+    def handle_batch(records: Sequence[Incoming]) -> list[Outgoing]:
+        out: list[Outgoing] = []
+        for record in records:
+            try:
+                out.extend(handle(record))
+                MESSAGES.labels(service, record.topic, "ok").inc()
+            except InvalidMessage as error:
+                log.warning("dead-lettered", extra=log_fields(
+                    topic=record.topic, offset=record.offset, reason=error.reason, detail=error.detail))
+                MESSAGES.labels(service, record.topic, "dead_lettered").inc()
+                out.append(dead_letter(record, error, service))
+        return out
+
+    return handle_batch
+
+
+def by_topic(handlers: dict[str, BatchHandler]) -> BatchHandler:
+    """One batch handler for a consumer of several topics: each record to its topic's handler."""
+
+    def handle_batch(records: Sequence[Incoming]) -> list[Outgoing]:
+        by_topic: dict[str, list[Incoming]] = {}
+        for record in records:  # order is kept within a topic (and so within a partition)
+            by_topic.setdefault(record.topic, []).append(record)
+        out: list[Outgoing] = []
+        for topic, group in by_topic.items():
+            out.extend(handlers[topic](group))
+        return out
+
+    return handle_batch
+
 
 
 class Stopped(Exception):

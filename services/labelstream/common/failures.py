@@ -10,9 +10,20 @@ others succeed), the consumer loop confirms an outage with a health probe before
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import grpc
 from kafka.errors import KafkaError
 from pymongo.errors import AutoReconnect, ConnectionFailure, ExecutionTimeout, PyMongoError, WTimeoutError
+from tenacity import (
+    Retrying,
+    retry_if_exception,
+    retry_if_exception_type,
+    stop_after_attempt,
+    stop_after_delay,
+    wait_exponential,
+    wait_fixed,
+)
 from tritonclient.utils import InferenceServerException
 
 TRANSIENT_GRPC_CODES = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
@@ -51,3 +62,22 @@ def describe(error: BaseException, limit: int = 300) -> str:
     if len(text) > limit:
         text = text[:limit - 3] + "..."
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+def until_reachable(timeout_s: float, errors: type[BaseException] | tuple[type[BaseException], ...],
+                    every_s: float = 0.5) -> Retrying:
+    """Retries a connection attempt (`Retrying(...)(call, *args)`) every `every_s` while it raises
+    `errors`, for up to `timeout_s`; then the last error is raised. For start-up only: once a
+    service runs, the consumer loop's failure policy is the one retry layer."""
+    return Retrying(stop=stop_after_delay(timeout_s), wait=wait_fixed(every_s),
+                    retry=retry_if_exception_type(errors), reraise=True)
+
+
+def on_brief_failures(retries: int, is_brief: Callable[[BaseException], bool], first_s: float = 0.2,
+                      longest_s: float = 5.0) -> Retrying:
+    """Retries a call that failed fast with an error `is_brief` says passes in a moment (a
+    connection being re-established) `retries` times with exponential backoff, then raises it.
+    Errors that take long to show (timeouts) are left to the consumer's failure policy, so that
+    one layer decides how long a record may wait."""
+    return Retrying(stop=stop_after_attempt(retries + 1), wait=wait_exponential(multiplier=first_s, max=longest_s),
+                    retry=retry_if_exception(is_brief), reraise=True)

@@ -187,3 +187,13 @@ def check_metadata(metadata: Mapping[str, str], project_id: str = "", item_id: s
     problem = metadata_problem(metadata)
     if problem is not None:
         raise InvalidMessage(DeadLetterReason.BAD_METADATA, problem, project_id, item_id)
+def id_problem(name: str, value: str) -> str | None:
+    """What makes an event's id field unsafe (a phrase), or None; an empty id has none."""
+    if not value:
+        return None
+    problem = unsafe_character(value, identifier=True)
+    if problem is None and name == "project_id" and not PROJECT_ID_PATTERN.match(value):
+        problem = "characters other than letters, digits, '_' and '-' (or more than 64)"
+    return problem
+
+

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from google.protobuf.message import Message
 from pymongo import ASCENDING
 
-from labelstream.common.kafka import EventProducer, Outgoing
+from labelstream.common.producer import EventProducer, Outgoing
 from labelstream.common.store import Store, insert_new
 from labelstream.common.telemetry import log_fields, now_ms
 from labelstream.v1 import events_pb2

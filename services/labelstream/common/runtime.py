@@ -16,9 +16,9 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from labelstream.common.consumer import AssignmentListener, ConsumerLoop
-from labelstream.common.kafka import BatchHandler, EventProducer
+from labelstream.common.consumer import AssignmentListener, BatchHandler, ConsumerLoop
 from labelstream.common.outbox import Outbox
+from labelstream.common.producer import EventProducer
 from labelstream.common.settings import Settings, SettingsError
 from labelstream.common.store import Collections, Store
 from labelstream.common.telemetry import (

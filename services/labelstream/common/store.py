@@ -9,16 +9,17 @@ does not implement $push/$addToSet correctly (shared/STACK.md).
 from __future__ import annotations
 
 import threading
-import time
 from dataclasses import dataclass
 
 import pymongo
+from cachetools import TTLCache
 from google.protobuf import json_format
 from pymongo import MongoClient
 from pymongo.collection import Collection
 from pymongo.database import Database
 from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
+from labelstream.common.failures import until_reachable
 from labelstream.common.settings import Settings
 from labelstream.v1 import events_pb2
 
@@ -71,25 +72,26 @@ def insert_new(collection: Collection, docs: list[dict]) -> set[int]:
     return set()
 
 
+PROJECT_CACHE_SIZE = 4096
+
+
 class Store:
     def __init__(self, settings: Settings, app_name: str = "labelstream") -> None:
         self.client: MongoClient = MongoClient(
             settings.mongodb_uri, appname=app_name, serverSelectionTimeoutMS=10_000, tz_aware=False)
         self.db: Database = self.client[settings.mongodb_database]
-        self._project_cache: dict[str, tuple[float, events_pb2.ProjectSpec | None]] = {}
-        self._cache_seconds = settings.project_cache_seconds
+        # Projects are read by every service on every record; a short cache keeps the store off
+        # the hot path (a changed project is seen within the TTL).
+        self._projects: TTLCache[str, events_pb2.ProjectSpec] = TTLCache(
+            maxsize=PROJECT_CACHE_SIZE, ttl=settings.project_cache_seconds)
         self._lock = threading.Lock()
 
     def wait_ready(self, timeout_s: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                self.client.admin.command("ping")
-                return
-            except PyMongoError as exc:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"MongoDB is not reachable: {exc}") from exc
-                time.sleep(0.5)
+        try:
+            until_reachable(timeout_s, PyMongoError)(self.client.admin.command, "ping")
+        except PyMongoError as exc:
+            raise RuntimeError(f"MongoDB is not reachable after {timeout_s:.0f}s: {exc}; check "
+                               "LABELSTREAM_MONGODB_URI and that the store is up") from exc
 
     def ping(self, timeout_s: float = 2.0) -> bool:
         """Whether the store answers within `timeout_s` (a health probe; never raises)."""
@@ -106,28 +108,26 @@ class Store:
             for index in indexes:
                 self.db[collection].create_index(index.keys, unique=index.unique)
 
-    # Projects are read by every service; a short cache keeps the store off the hot path.
     def put_project(self, spec: events_pb2.ProjectSpec) -> bool:
         doc = json_format.MessageToDict(spec, preserving_proto_field_name=True)
         result = self.db.projects.replace_one({"_id": spec.project_id}, {"_id": spec.project_id, **doc},
                                               upsert=True)
         with self._lock:
-            self._project_cache.pop(spec.project_id, None)
+            self._projects.pop(spec.project_id, None)
         return result.upserted_id is not None
 
     def get_project(self, project_id: str) -> events_pb2.ProjectSpec | None:
-        now = time.monotonic()
         with self._lock:
-            cached = self._project_cache.get(project_id)
-        if cached and now - cached[0] < self._cache_seconds:
-            return cached[1]
+            cached = self._projects.get(project_id)
+        if cached is not None:
+            return cached
         doc = self.db.projects.find_one({"_id": project_id})
         spec = None
         if doc is not None:
             doc.pop("_id")
             spec = json_format.ParseDict(doc, events_pb2.ProjectSpec(), ignore_unknown_fields=True)
             with self._lock:  # unknown projects are not cached: they may be applied any moment
-                self._project_cache[project_id] = (now, spec)
+                self._projects[project_id] = spec
         return spec
 
     def close(self) -> None:

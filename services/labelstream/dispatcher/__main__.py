@@ -7,10 +7,13 @@ from collections.abc import Callable, Sequence
 
 import grpc
 
-from labelstream.common.kafka import Incoming, Outgoing, Topics, by_topic, decode, per_record
+from labelstream.common.consumer import by_topic, per_record
+from labelstream.common.producer import Outgoing
 from labelstream.common.projects import QualityEventKind
+from labelstream.common.records import Incoming, decode
 from labelstream.common.runtime import Runtime, run_service
 from labelstream.common.telemetry import traceparent, tracer
+from labelstream.common.topics import Topics
 from labelstream.dispatcher import storage
 from labelstream.dispatcher.pool import PoolError, TaskPool
 from labelstream.dispatcher.publishing import OUTBOX_GRACE_MS, Publisher, response_outgoing
@@ -64,7 +67,7 @@ def make_handler(runtime: Runtime):
     def handle_quality(record: Incoming) -> list[Outgoing]:
         event = decode(record, events_pb2.QualityEvent)
         if event.kind in SUSPECT_KINDS and event.worker_id:
-            workbench.mark_suspect(event.project_id, event.worker_id, event.kind)
+            workbench.records.mark_suspect(event.project_id, event.worker_id, event.kind)
         if event.kind == QualityEventKind.WORKER_BLOCKED and event.worker_id:
             workbench.apply_block(event.project_id, event.worker_id, event.detail)
         if event.kind == QualityEventKind.GOLD_MINED:
@@ -103,10 +106,10 @@ class DispatcherServicer(services_pb2_grpc.DispatcherServiceServicer):
         self.publisher = publisher
 
     def _worker(self, context: grpc.ServicerContext) -> str:
-        return refusing(context, lambda: self.workbench.authenticate(bearer(context)))
+        return refusing(context, lambda: self.workbench.accounts.authenticate(bearer(context)))
 
     def _admin(self, context: grpc.ServicerContext) -> None:
-        refusing(context, lambda: self.workbench.require_admin(bearer(context)))
+        refusing(context, lambda: self.workbench.accounts.require_admin(bearer(context)))
 
     def LeaseTask(self, request: services_pb2.LeaseTaskRequest, context: grpc.ServicerContext):
         worker_id = self._worker(context)
@@ -131,14 +134,15 @@ class DispatcherServicer(services_pb2_grpc.DispatcherServiceServicer):
 
     def GetMyStats(self, request: services_pb2.GetMyStatsRequest, context: grpc.ServicerContext):
         worker_id = self._worker(context)
-        stats = self.workbench.my_stats(worker_id, request.project_id)
+        stats = self.workbench.records.my_stats(worker_id, request.project_id)
         if not stats:
             return services_pb2.WorkerStats(worker_id=worker_id, project_id=request.project_id, status="new")
         return stats[0]
 
     def CreateWorker(self, request: services_pb2.CreateWorkerRequest, context: grpc.ServicerContext):
         self._admin(context)
-        token = refusing(context, lambda: self.workbench.create_worker(request.worker_id, request.rotate_token))
+        accounts = self.workbench.accounts
+        token = refusing(context, lambda: accounts.create_worker(request.worker_id, request.rotate_token))
         return services_pb2.CreateWorkerResponse(worker_id=request.worker_id, token=token)
 
     def AddGold(self, request: services_pb2.AddGoldRequest, context: grpc.ServicerContext):
@@ -159,18 +163,18 @@ class DispatcherServicer(services_pb2_grpc.DispatcherServiceServicer):
 
     def GetWorker(self, request: services_pb2.GetWorkerRequest, context: grpc.ServicerContext):
         self._admin(context)
-        return refusing(context, lambda: self.workbench.worker_stats(request.project_id, request.worker_id))
+        return refusing(context, lambda: self.workbench.records.worker_stats(request.project_id, request.worker_id))
 
     def ListWorkers(self, request: services_pb2.ListWorkersRequest, context: grpc.ServicerContext):
         self._admin(context)
-        return services_pb2.ListWorkersResponse(workers=self.workbench.list_workers(request.project_id))
+        return services_pb2.ListWorkersResponse(workers=self.workbench.records.list_workers(request.project_id))
 
     def BlockWorker(self, request: services_pb2.BlockWorkerRequest, context: grpc.ServicerContext):
         self._admin(context)
         for event in self.workbench.block(request.project_id, request.worker_id,
                                           request.reason or "blocked by an admin"):
             self.publisher.pending.put(event)
-        return self.workbench.worker_stats(request.project_id, request.worker_id)
+        return self.workbench.records.worker_stats(request.project_id, request.worker_id)
 
 
 def register(runtime: Runtime, server: grpc.Server) -> None:

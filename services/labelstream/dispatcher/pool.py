@@ -25,17 +25,17 @@ import bisect
 import random
 import secrets
 import threading
-import time
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 
+from cachetools import TTLCache
 from pymongo import UpdateOne
 from pymongo.errors import DuplicateKeyError
 
 from labelstream.common.batching import GroupCommit
-from labelstream.common.kafka import SCHEMA_VERSION
 from labelstream.common.store import Store, insert_new, vote_key
 from labelstream.common.telemetry import now_ms, traceparent
+from labelstream.common.topics import SCHEMA_VERSION
 from labelstream.v1 import events_pb2
 
 LEASE_ATTEMPTS = 8      # a lease whose pick turns out held in the store (another process) picks again
@@ -186,7 +186,7 @@ class TaskPool:
         self._leases: dict[str, dict] = {}
         # worker -> gold tasks they held, per project (read from the store once per worker)
         self._gold_held: dict[tuple[str, str], set[str]] = {}
-        self._gold_cache: dict[str, tuple[float, list[dict]]] = {}
+        self._gold_cache: TTLCache[str, list[dict]] = TTLCache(maxsize=4096, ttl=GOLD_CACHE_SECONDS)
         self._lease_batches = GroupCommit("dispatcher_lease", self._lease_batch, gather_s=gather_s)
         self._answer_batches = GroupCommit("dispatcher_answer", self._answer_batch, gather_s=gather_s)
 
@@ -432,16 +432,18 @@ class TaskPool:
                 added += 1
             except DuplicateKeyError:
                 continue
-        self._gold_cache.pop(project_id, None)
+        with self._lock:
+            self._gold_cache.pop(project_id, None)
         return added, self.gold.count_documents({"project_id": project_id})
 
     def gold_items(self, project_id: str) -> list[dict]:
-        cached = self._gold_cache.get(project_id)
-        now = time.monotonic()
-        if cached and now - cached[0] < GOLD_CACHE_SECONDS:
-            return cached[1]
+        with self._lock:
+            cached = self._gold_cache.get(project_id)
+        if cached is not None:
+            return cached
         items = list(self.gold.find({"project_id": project_id}))
-        self._gold_cache[project_id] = (now, items)
+        with self._lock:
+            self._gold_cache[project_id] = items
         return items
 
     def _gold_seen(self, worker_id: str, project_id: str) -> set[str]:

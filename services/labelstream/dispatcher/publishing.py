@@ -7,10 +7,11 @@ from __future__ import annotations
 import queue
 import time
 
-from labelstream.common.kafka import Outgoing, Topics
+from labelstream.common.producer import Outgoing
 from labelstream.common.runtime import Runtime
 from labelstream.common.store import item_key
 from labelstream.common.telemetry import context_from_traceparent, trace_headers, tracer
+from labelstream.common.topics import Topics
 from labelstream.dispatcher.pool import TaskPool
 from labelstream.dispatcher.workbench import Outcome
 from labelstream.v1 import events_pb2

@@ -1,7 +1,8 @@
 """The annotator web page and its small JSON API, served by the dispatcher beside its gRPC API.
 
-Both call the same Workbench, so a worker gets the same rules (tokens, rate limits, gold,
-blocking, breaks, pay) whichever way they label. The page is one static file; the API is:
+Both call the same Workbench (and its accounts, records and pay), so a worker gets the same
+rules (tokens, rate limits, gold, blocking, breaks, pay) whichever way they label. The page is
+one static file; the API is:
 
   GET  /                      the page
   GET  /api/me?project_id=    the worker's own stats
@@ -92,32 +93,33 @@ class AnnotatorWeb:
 
     # API calls: each returns the JSON body of a 200 or raises PoolError / ApiError.
     def me(self, token: str, query: dict[str, list[str]]) -> dict:
-        worker_id = self.workbench.authenticate(token)
+        worker_id = self.workbench.accounts.authenticate(token)
         project_id = query.get("project_id", [""])[0]
-        stats = self.workbench.my_stats(worker_id, project_id)
+        stats = self.workbench.records.my_stats(worker_id, project_id)
         if not stats:  # never leased anything here yet
             stats = [services_pb2.WorkerStats(worker_id=worker_id, project_id=project_id, status="new",
                                               gold_accuracy=math.nan, hourly_rate=math.nan)]
         return stats_json(stats[0])
 
     def lease(self, token: str, body: dict) -> dict:
-        worker_id = self.workbench.authenticate(token)
+        worker_id = self.workbench.accounts.authenticate(token)
         lease, spec, reminder = self.workbench.lease(worker_id, text_field(body, "project_id", required=False))
         # Only the handle leaves the dispatcher: never Lease.task_id nor Lease.gold.
         return {"task_id": lease.handle, "project_id": lease.project_id, "text": lease.text,
                 "labels": list(lease.labels), "instructions": spec.instructions,
                 "content_warning": spec.content_warning, "break_reminder": reminder,
-                "pay": self.workbench.pay(lease.project_id), "lease_expires_at_ms": lease.expires_at_ms}
+                "pay": self.workbench.pay_rates.per_answer(lease.project_id),
+                "lease_expires_at_ms": lease.expires_at_ms}
 
     def answer(self, token: str, body: dict) -> dict:
-        worker_id = self.workbench.authenticate(token)
+        worker_id = self.workbench.accounts.authenticate(token)
         handle = text_field(body, "task_id", required=True)
         label = text_field(body, "label", required=True)
         self.submit(self.workbench.answer(worker_id, handle, label))
         return {"accepted": True}
 
     def skip(self, token: str, body: dict) -> dict:
-        worker_id = self.workbench.authenticate(token)
+        worker_id = self.workbench.accounts.authenticate(token)
         self.workbench.skip(worker_id, text_field(body, "task_id", required=True))
         return {"skipped": True}
 

@@ -9,10 +9,13 @@ from pathlib import Path
 import grpc
 import numpy as np
 
-from labelstream.common.kafka import Incoming, Outgoing, Topics, by_topic, dead_letter, decode, per_record
+from labelstream.common.consumer import by_topic, per_record
+from labelstream.common.producer import Outgoing
 from labelstream.common.projects import QualityEventKind
+from labelstream.common.records import Incoming, dead_letter, decode
 from labelstream.common.runtime import Runtime, run_service
 from labelstream.common.telemetry import MESSAGES, log_fields
+from labelstream.common.topics import Topics
 from labelstream.inference import storage
 from labelstream.inference.predict import predict_batch
 from labelstream.inference.refit import HeadRefitter

@@ -8,9 +8,12 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from pymongo import UpdateOne
 
-from labelstream.common.kafka import SCHEMA_VERSION, Incoming, InvalidMessage, Outgoing, Topics, decode
+from labelstream.common.dead_letters import InvalidMessage
+from labelstream.common.producer import Outgoing
+from labelstream.common.records import Incoming, decode
 from labelstream.common.store import Store, item_key
 from labelstream.common.telemetry import now_ms, trace_headers, tracer
+from labelstream.common.topics import SCHEMA_VERSION, Topics
 from labelstream.inference.triton import TritonClassifier
 from labelstream.v1 import events_pb2
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -11,6 +10,7 @@ import numpy as np
 import tritonclient.grpc as triton_grpc
 from tritonclient.utils import InferenceServerException
 
+from labelstream.common.failures import on_brief_failures
 from labelstream.models.contract import project_payload
 from labelstream.v1 import events_pb2
 
@@ -24,12 +24,20 @@ class ModelOutput:
     model_version: str
 
 
-RETRYABLE = ("UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED")
+# Statuses that come back at once and pass in a moment (a restarting server, a full queue);
+# DEADLINE_EXCEEDED is not among them: it costs a whole timeout, and the consumer's failure
+# policy already retries a record whose call timed out (retrying here too multiplied the wait).
+BRIEF_STATUSES = ("UNAVAILABLE", "RESOURCE_EXHAUSTED")
+
+
+def _brief(error: BaseException) -> bool:
+    return isinstance(error, InferenceServerException) and any(s in str(error.status()) for s in BRIEF_STATUSES)
 
 
 class TritonClassifier:
     """Calls one Triton server: at most `max_concurrency` requests in flight, retries with
-    exponential backoff while Triton is UNAVAILABLE, then gives up (the caller's batch is retried)."""
+    exponential backoff while Triton is UNAVAILABLE, then gives up (the consumer's failure
+    policy retries the record)."""
 
     def __init__(self, url: str, timeout_s: float, max_concurrency: int = 2, retries: int = 4) -> None:
         self.url = url
@@ -57,18 +65,11 @@ class TritonClassifier:
         text_input.set_data_from_numpy(np.array([[t.encode()] for t in rows], dtype=object))
         project_input = triton_grpc.InferInput("PROJECT", [len(rows), 1], "BYTES")
         project_input.set_data_from_numpy(np.array([[payload]] * len(rows), dtype=object))
-        for attempt in range(self.retries + 1):
-            try:
-                result = self._thread_client().infer(
-                    model, [text_input, project_input], model_version=version,
-                    outputs=[triton_grpc.InferRequestedOutput("PROBS")], client_timeout=self.timeout_s)
-                response = result.get_response()
-                return result.as_numpy("PROBS"), response.model_name, response.model_version
-            except InferenceServerException as exc:
-                if attempt == self.retries or not any(code in str(exc.status()) for code in RETRYABLE):
-                    raise
-                time.sleep(min(0.2 * 2 ** attempt, 5.0))
-        raise AssertionError("unreachable")
+        result = on_brief_failures(self.retries, _brief)(
+            self._thread_client().infer, model, [text_input, project_input], model_version=version,
+            outputs=[triton_grpc.InferRequestedOutput("PROBS")], client_timeout=self.timeout_s)
+        response = result.get_response()
+        return result.as_numpy("PROBS"), response.model_name, response.model_version
 
     def predict(self, model: str, texts: list[str], spec: events_pb2.ProjectSpec, version: str = "") -> ModelOutput:
         """Probabilities for `texts` from `model` (a pinned `version`, or the latest)."""

@@ -9,11 +9,14 @@ from dataclasses import dataclass
 import grpc
 from google.protobuf.message import DecodeError, Message
 
+from labelstream.common.consumer import per_record
 from labelstream.common.dead_letters import DeadLetterReason, InvalidMessage
-from labelstream.common.kafka import Incoming, Outgoing, Topics, per_record
+from labelstream.common.producer import Outgoing
 from labelstream.common.projects import resolve, validate
+from labelstream.common.records import Incoming
 from labelstream.common.runtime import Runtime, run_service
 from labelstream.common.telemetry import log_fields, tracer
+from labelstream.common.topics import Topics
 from labelstream.ingest import storage
 from labelstream.ingest.acceptance import accept_item
 from labelstream.ingest.validation import parse_raw_item, validate_item, validate_item_values

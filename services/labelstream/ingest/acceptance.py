@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pymongo.errors import DuplicateKeyError
 
-from labelstream.common.kafka import SCHEMA_VERSION, Outgoing, Topics
+from labelstream.common.producer import Outgoing
 from labelstream.common.store import Store, item_key
 from labelstream.common.telemetry import now_ms
+from labelstream.common.topics import SCHEMA_VERSION, Topics
 from labelstream.v1 import events_pb2
 
 

@@ -26,9 +26,9 @@ from labelstream.common.inputs import (
     shown,
     unsafe_character,
 )
-from labelstream.common.kafka import SCHEMA_VERSION
 from labelstream.common.projects import label_problem
 from labelstream.common.settings import SETTINGS
+from labelstream.common.topics import SCHEMA_VERSION
 from labelstream.v1 import events_pb2
 
 MAX_ITEM_ID_CHARS = 200

@@ -10,11 +10,14 @@ import grpc
 from prometheus_client import Gauge
 from pymongo import UpdateOne
 
-from labelstream.common.kafka import Incoming, InvalidMessage, Outgoing, Topics, dead_letter, decode
+from labelstream.common.dead_letters import InvalidMessage
+from labelstream.common.producer import Outgoing
 from labelstream.common.projects import QualityEventKind
+from labelstream.common.records import Incoming, dead_letter, decode
 from labelstream.common.runtime import Runtime, run_service
 from labelstream.common.store import item_key, vote_key
 from labelstream.common.telemetry import MESSAGES, log_fields, now_ms, trace_headers
+from labelstream.common.topics import Topics
 from labelstream.monitor import storage
 from labelstream.monitor.dashboard_web import DashboardWeb
 from labelstream.monitor.mining import mine_project

@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 from pymongo.database import Database
 
-from labelstream.common.kafka import SCHEMA_VERSION
+from labelstream.common.topics import SCHEMA_VERSION
 from labelstream.crowd.agreement import krippendorff_alpha
 from labelstream.crowd.quality import gold_accuracy
 from labelstream.monitor.alerts import Breach, MetricKey, evaluate

@@ -4,9 +4,9 @@ model version out, versioned so that every router replica picks up a refit."""
 from __future__ import annotations
 
 import threading
-import time
 
 import numpy as np
+from cachetools import TTLCache
 from pymongo.errors import DuplicateKeyError
 
 from labelstream.common.projects import RoutingStrategy
@@ -36,20 +36,19 @@ def model_key(project_id: str, model_name: str, model_version: str) -> str:
 class RoutingModels:
     def __init__(self, store: Store) -> None:
         self.store = store
-        self._cache: dict[str, tuple[float, RoutingModel | None, int]] = {}
+        self._cache: TTLCache[str, tuple[RoutingModel | None, int]] = TTLCache(maxsize=4096, ttl=CACHE_SECONDS)
         self._lock = threading.Lock()
 
     def current(self, project_id: str, model_name: str, model_version: str) -> tuple[RoutingModel | None, int]:
         key = model_key(project_id, model_name, model_version)
-        now = time.monotonic()
         with self._lock:
             cached = self._cache.get(key)
-        if cached and now - cached[0] < CACHE_SECONDS:
-            return cached[1], cached[2]
+        if cached is not None:
+            return cached
         doc = self.store.db.routing_models.find_one({"_id": key})
         model, version = (RoutingModel.from_doc(doc["model"]), doc["version"]) if doc else (None, 0)
         with self._lock:
-            self._cache[key] = (now, model, version)
+            self._cache[key] = (model, version)
         return model, version
 
     def add_verified(self, project_id: str, item_id: str, label: str) -> dict | None:

@@ -6,8 +6,8 @@ import hashlib
 
 import numpy as np
 
-from labelstream.common.kafka import SCHEMA_VERSION
 from labelstream.common.projects import Overflow, RoutingStrategy
+from labelstream.common.topics import SCHEMA_VERSION
 from labelstream.router.budget import Budget
 from labelstream.routing.scoring import RoutingModel, item_context
 from labelstream.v1 import events_pb2

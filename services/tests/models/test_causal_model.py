@@ -13,7 +13,7 @@ import pytest
 from labelstream.cli.projects import load_items, load_project
 from labelstream.models.local import load_causal_classifier
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 SST2 = ROOT / "deploy" / "examples" / "sst2"
 # Measured on this 2-core machine (100 items, 4 examples per class, 2 option orders, contextual
 # calibration): 0.89; with 1 example per class 0.81. Chance is 0.5.

@@ -24,16 +24,34 @@ from labelstream.v1 import events_pb2, services_pb2
 TOKEN = "lsw_good"
 
 
+class StubAccounts:
+    def authenticate(self, token: str) -> str:
+        if token != TOKEN:
+            raise PoolError("UNAUTHENTICATED", "this token is not valid")
+        return "w1"
+
+
+class StubRecords:
+    def my_stats(self, worker_id: str, project_id: str = "") -> list[services_pb2.WorkerStats]:
+        if project_id != "p":
+            return []
+        return [services_pb2.WorkerStats(worker_id=worker_id, project_id="p", status="active", tasks_done=2,
+                                         gold_accuracy=math.nan, earnings=0.1, hourly_rate=math.nan)]
+
+
+class StubPayRates:
+    def per_answer(self, project_id: str) -> float:
+        return 0.05
+
+
 class StubWorkbench:
     """Knows one token and one leased handle; `refusal` makes lease() raise that PoolError code."""
 
     def __init__(self) -> None:
         self.refusal = ""
-
-    def authenticate(self, token: str) -> str:
-        if token != TOKEN:
-            raise PoolError("UNAUTHENTICATED", "this token is not valid")
-        return "w1"
+        self.accounts = StubAccounts()
+        self.records = StubRecords()
+        self.pay_rates = StubPayRates()
 
     def lease(self, worker_id: str, project_id: str = "") -> tuple[Lease, events_pb2.ProjectSpec, str]:
         if self.refusal:
@@ -51,15 +69,6 @@ class StubWorkbench:
     def skip(self, worker_id: str, handle: str) -> None:
         if handle != "t-handle":
             raise PoolError("PERMISSION_DENIED", f"task {handle!r} is not leased to you")
-
-    def my_stats(self, worker_id: str, project_id: str = "") -> list[services_pb2.WorkerStats]:
-        if project_id != "p":
-            return []
-        return [services_pb2.WorkerStats(worker_id=worker_id, project_id="p", status="active", tasks_done=2,
-                                         gold_accuracy=math.nan, earnings=0.1, hourly_rate=math.nan)]
-
-    def pay(self, project_id: str) -> float:
-        return 0.05
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import pytest
 
 from labelstream.cli.projects import load_items, load_project
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 MODEL_DIR = ROOT / "deploy" / "triton" / "models" / "encoder_fewshot"
 
 

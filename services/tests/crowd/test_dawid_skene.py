@@ -8,7 +8,7 @@ import pytest
 from labelstream.crowd import dawid_skene as ds
 from labelstream.crowd.voting import majority_vote
 
-SNOW_RTE = Path(__file__).resolve().parents[2] / "deploy" / "examples" / "crowd" / "snow2008" / "rte.standardized.tsv"
+SNOW_RTE = Path(__file__).resolve().parents[3] / "deploy" / "examples" / "crowd" / "snow2008" / "rte.standardized.tsv"
 
 
 def simulate(confusions: np.ndarray, priors: np.ndarray, n_items: int, per_item: int, seed: int = 0):

@@ -23,7 +23,9 @@ from tritonclient.utils import InferenceServerException
 from labelstream.common.consumer import FailurePolicy, Stopped
 from labelstream.common.dead_letters import DeadLetterReason, InvalidMessage
 from labelstream.common.failures import TransientError, is_transient
-from labelstream.common.kafka import Incoming, Outgoing, Topics
+from labelstream.common.producer import Outgoing
+from labelstream.common.records import Incoming
+from labelstream.common.topics import Topics
 from labelstream.v1 import events_pb2
 
 POISON = b"poison"

@@ -6,7 +6,7 @@ import pytest
 
 from labelstream.cli.projects import InputFileError, load_items, load_project
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_demo_project_loads():
