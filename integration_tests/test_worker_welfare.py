@@ -84,3 +84,20 @@ def test_pay_rises_to_the_minimum_wage_or_the_project_is_alerted(store, pay_poli
     if pay_policy == "raise":
         assert [e for e in bench.review_pay() if e.message.project_id == project_id] == [], "at the new pay it is fair"
     assert store.db.worker_quality.find_one({"_id": quality_key(project_id, "w0")})["tasks_done"] == 10
+
+
+def test_every_answer_sends_the_worker_s_record_as_a_snapshot(store):
+    bench = Workbench(store, TaskPool(store, 60), admin_token="admin", requests_per_minute=600)
+    project_id = project(bench, events_pb2.WorkerPolicy(), pay=0.05)
+    worker = f"snap-{uuid.uuid4().hex[:6]}"
+    for _ in range(2):
+        lease, _, _ = bench.lease(worker, project_id)
+        outcome = bench.answer(worker, lease.handle, "pos")
+    (snapshot,) = [e.message for e in outcome.quality_events if e.message.kind == "worker_quality"]
+    assert outcome.response is not None and outcome.response.pay == pytest.approx(0.05)
+    assert (snapshot.project_id, snapshot.worker_id) == (project_id, worker)
+    record = store.db.worker_quality.find_one({"_id": quality_key(project_id, worker)})  # written by now
+    assert snapshot.worker.tasks_done == record["tasks_done"] == 2
+    assert snapshot.worker.earnings == pytest.approx(record["earnings"]) == pytest.approx(0.10)
+    assert snapshot.worker.work_ms == record["work_ms"] and snapshot.worker.status == record["status"]
+

@@ -42,6 +42,9 @@ def make_handler(runtime: Runtime):
 
     def handle_quality(record: Incoming) -> list[Outgoing]:
         event = decode(record, events_pb2.QualityEvent)
+        if event.kind == QualityEventKind.WORKER_QUALITY and event.worker_id:
+            aggregation.note_worker(event)
+            return []
         if event.kind != QualityEventKind.WORKER_BLOCKED or not event.worker_id:
             return []
         log.info("excluding a blocked worker's votes", extra=log_fields(

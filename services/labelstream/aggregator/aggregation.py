@@ -14,7 +14,7 @@ from labelstream.aggregator.finalize import changed, finalize, human_final, load
 from labelstream.common.dead_letters import InvalidMessage
 from labelstream.common.producer import Outgoing
 from labelstream.common.projects import AggregationMethod
-from labelstream.common.store import Store, insert_once, item_key, vote_key
+from labelstream.common.store import Store, insert_once, item_key, vote_key, worker_snapshot_write
 from labelstream.common.topics import SCHEMA_VERSION, Topics
 from labelstream.crowd.decide import Decision, SkillModel, decide, fit_project
 from labelstream.crowd.quality import gold_accuracy
@@ -27,7 +27,7 @@ def excluded_key(project_id: str, worker_id: str) -> str:
 
 class Aggregation:
     """An item's votes to a final label, with the project's skill model kept fresh in the
-    background (EM re-fit when votes arrived; gold accuracies from the dispatcher's records)."""
+    background (EM re-fit when votes arrived; gold accuracies from the dispatcher's snapshots)."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
@@ -69,6 +69,12 @@ class Aggregation:
             return finalize(self.store, load_final(current))  # re-publishes only if never acknowledged
         return self.evaluate(spec, task)
 
+    def note_worker(self, event: events_pb2.QualityEvent) -> None:
+        """A worker's record changed at the dispatcher: keep its gold counts for the next fit."""
+        self.db.worker_skills.bulk_write([worker_snapshot_write(event)])
+        if event.worker.gold_correct + event.worker.gold_wrong:
+            self.votes_changed(event.project_id)  # gold accuracies weigh the votes: fit again
+
     def excluded(self, project_id: str) -> set[str]:
         return {d["worker_id"] for d in self.db.excluded_workers.find({"project_id": project_id})}
 
@@ -96,7 +102,7 @@ class Aggregation:
                 if v["worker_id"] not in excluded]
             if not votes:
                 continue
-            gold = {d["worker_id"]: gold_accuracy(d) for d in self.db.worker_quality.find(
+            gold = {d["worker_id"]: gold_accuracy(d) for d in self.db.worker_skills.find(
                 {"project_id": spec.project_id, "status": {"$ne": "blocked"}})}
             skill = SkillModel(list(spec.labels), gold_accuracy={w: a for w, a in gold.items() if a == a})
             fitted = None

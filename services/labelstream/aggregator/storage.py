@@ -1,5 +1,6 @@
-"""The collections the aggregator owns: votes, the tasks it asked votes for, final labels and
-the workers whose votes no longer count."""
+"""The collections the aggregator owns: votes, the tasks it asked votes for, final labels, the
+workers whose votes no longer count, and its copy of the workers' gold records (from the
+dispatcher's worker_quality snapshots on quality.events)."""
 
 from __future__ import annotations
 
@@ -13,4 +14,5 @@ COLLECTIONS: Collections = {
     "vote_requests": [],
     "final_labels": [Index([("project_id", ASCENDING), ("item_id", ASCENDING)], unique=True)],
     "excluded_workers": [Index([("project_id", ASCENDING)])],
+    "worker_skills": [Index([("project_id", ASCENDING)])],
 }

@@ -68,16 +68,15 @@ def until_reachable(timeout_s: float, errors: type[BaseException] | tuple[type[B
                     every_s: float = 0.5) -> Retrying:
     """Retries a connection attempt (`Retrying(...)(call, *args)`) every `every_s` while it raises
     `errors`, for up to `timeout_s`; then the last error is raised. For start-up only: once a
-    service runs, the consumer loop's failure policy is the one retry layer."""
+    service runs, the consumer loop's failure policy decides."""
     return Retrying(stop=stop_after_delay(timeout_s), wait=wait_fixed(every_s),
                     retry=retry_if_exception_type(errors), reraise=True)
 
 
-def on_brief_failures(retries: int, is_brief: Callable[[BaseException], bool], first_s: float = 0.2,
-                      longest_s: float = 5.0) -> Retrying:
-    """Retries a call that failed fast with an error `is_brief` says passes in a moment (a
-    connection being re-established) `retries` times with exponential backoff, then raises it.
-    Errors that take long to show (timeouts) are left to the consumer's failure policy, so that
-    one layer decides how long a record may wait."""
+def retry_passing_failures(retries: int, is_worth_retrying: Callable[[BaseException], bool],
+                           first_s: float = 0.2, longest_s: float = 5.0) -> Retrying:
+    """Retries a call that failed with an error `is_worth_retrying` says passes in a moment (a
+    connection being re-established, a busy server) `retries` times with exponential backoff,
+    then raises it for the consumer's failure policy."""
     return Retrying(stop=stop_after_attempt(retries + 1), wait=wait_exponential(multiplier=first_s, max=longest_s),
-                    retry=retry_if_exception(is_brief), reraise=True)
+                    retry=retry_if_exception(is_worth_retrying), reraise=True)

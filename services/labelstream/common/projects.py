@@ -66,6 +66,7 @@ class QualityEventKind(StrEnum):
     WORKER_BLOCKED = "worker_blocked"            # a worker's answers stop counting (dispatcher)
     LOW_PAY = "low_pay"                          # median effective hourly pay below the floor (dispatcher)
     GOLD_MINED = "gold_mined"                    # an item trusted workers agree on, as hidden gold (monitor)
+    WORKER_QUALITY = "worker_quality"            # a snapshot of a worker's record on a project (dispatcher)
     LOW_AGREEMENT = "low_agreement"              # the monitor's quality alerts (monitor/alerts.py)
     LOW_WORKER_ACCURACY = "low_worker_accuracy"
     LOW_MODEL_ACCURACY = "low_model_accuracy"

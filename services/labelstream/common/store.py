@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import pymongo
 from cachetools import TTLCache
 from google.protobuf import json_format
-from pymongo import MongoClient
+from pymongo import MongoClient, UpdateOne
 from pymongo.collection import Collection
 from pymongo.database import Database
 from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
@@ -42,6 +42,21 @@ def item_key(project_id: str, item_id: str) -> str:
 
 def vote_key(task_id: str, worker_id: str) -> str:
     return f"{task_id}|{worker_id}"
+
+
+def worker_snapshot_write(event: events_pb2.QualityEvent) -> UpdateOne:
+    """Keep a `worker_quality` snapshot (quality.events) as the reader's own copy of the worker's
+    record, `_id` "<project>|<worker>" with the dispatcher's field names. Counters only grow, so
+    `$max` keeps the newest of snapshots that two dispatcher replicas publish out of order, and a
+    replayed old one changes nothing."""
+    snapshot = event.worker
+    return UpdateOne({"_id": f"{event.project_id}|{event.worker_id}"}, {
+        "$max": {"tasks_done": snapshot.tasks_done, "gold_correct": snapshot.gold_correct,
+                 "gold_wrong": snapshot.gold_wrong, "earnings": snapshot.earnings, "work_ms": snapshot.work_ms,
+                 "at_ms": event.at_ms},
+        "$set": {"project_id": event.project_id, "worker_id": event.worker_id, "status": snapshot.status,
+                 "blocked_reason": snapshot.blocked_reason, "fraud_signals": list(snapshot.fraud_signals)}},
+        upsert=True)
 
 
 def insert_once(collection: Collection, doc: dict) -> tuple[dict, bool]:

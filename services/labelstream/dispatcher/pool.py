@@ -523,7 +523,7 @@ class TaskPool:
             duration_ms=now - assignment["leased_at_ms"], ingested_at_ms=task.get("ingested_at_ms", 0),
             task_overlap=task["overlap"], model_label=task.get("model_label", ""),
             model_confidence=task.get("model_confidence", 0.0), model_name=task.get("model_name", ""),
-            model_version=task.get("model_version", ""))
+            model_version=task.get("model_version", ""), pay=assignment.get("pay", 0.0))
         outbox = {"_id": assignment["_id"], "task_id": task_id, "worker_id": worker_id,
                   "payload": response.SerializeToString(), "traceparent": task.get("traceparent", ""),
                   "published": False, "created_ms": now}

@@ -52,7 +52,7 @@ class Publisher:
     def submit(self, outcome: Outcome) -> None:
         if outcome.response is not None:
             self.pending.put(response_outgoing(outcome.response, outcome.traceparent, self.published))
-        for event in outcome.quality_events:  # in the outbox already: this is the quick path
+        for event in outcome.quality_events:  # a block is in the outbox already: this is the quick path
             self.pending.put(event)
 
     def drain(self) -> None:

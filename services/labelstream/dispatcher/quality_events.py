@@ -1,6 +1,7 @@
-"""The quality events the dispatcher emits (a worker blocked, pay below the floor), built in one
-place: the outbox id of an event decides whether storing it again is a repeat, so the work that
-blocks and the pay review that reports must agree on how each kind is keyed and addressed."""
+"""The quality events the dispatcher emits (a worker blocked, pay below the floor, snapshots of a
+worker's record), built in one place: the outbox id of an event decides whether storing it again
+is a repeat, so the work that blocks and the pay review that reports must agree on how each kind
+is keyed and addressed."""
 
 from __future__ import annotations
 
@@ -36,3 +37,17 @@ def low_pay_event(project_id: str, median_rate: float, min_hourly_wage: float,
     return events_pb2.QualityEvent(schema_version=SCHEMA_VERSION, project_id=project_id,
                                    kind=QualityEventKind.LOW_PAY, value=median_rate, threshold=min_hourly_wage,
                                    detail=detail, at_ms=now_ms())
+
+
+def worker_snapshot_event(record: dict) -> events_pb2.QualityEvent:
+    """A worker's record on a project as the others may know it (the aggregator's gold accuracies,
+    the monitor's worker table and cost): sent after every answer, not through the outbox, since
+    each snapshot holds the whole record and the next one makes up for one lost in a crash."""
+    snapshot = events_pb2.WorkerSnapshot(
+        status=record["status"], tasks_done=record["tasks_done"], gold_correct=record["gold_correct"],
+        gold_wrong=record["gold_wrong"], earnings=record["earnings"], work_ms=record["work_ms"],
+        blocked_reason=record.get("blocked_reason", ""),
+        fraud_signals=[*record.get("fraud_signals", []), *record.get("flags", [])])
+    return events_pb2.QualityEvent(schema_version=SCHEMA_VERSION, project_id=record["project_id"],
+                                   worker_id=record["worker_id"], kind=QualityEventKind.WORKER_QUALITY,
+                                   worker=snapshot, at_ms=now_ms())

@@ -23,7 +23,12 @@ from labelstream.crowd import quality
 from labelstream.dispatcher.accounts import Accounts
 from labelstream.dispatcher.pay import PayRates
 from labelstream.dispatcher.pool import Answered, Lease, PoolError, TaskPool
-from labelstream.dispatcher.quality_events import blocked_event, quality_event_id, quality_outgoing
+from labelstream.dispatcher.quality_events import (
+    blocked_event,
+    quality_event_id,
+    quality_outgoing,
+    worker_snapshot_event,
+)
 from labelstream.dispatcher.worker_records import WorkerRecords, worker_policy
 from labelstream.v1 import events_pb2
 
@@ -34,8 +39,8 @@ STATS_REFRESH_TASKS = 10     # the worker's own gold accuracy is refreshed this 
 
 @dataclass
 class Outcome:
-    """What an answer changed, for the caller to publish (its quality events are in the outbox
-    already)."""
+    """What an answer changed, for the caller to publish: the response, and quality events (a
+    block, in the outbox already; the worker's new snapshot)."""
     response: events_pb2.HumanResponse | None = None
     traceparent: str = ""
     quality_events: list[Outgoing] = field(default_factory=list)
@@ -151,7 +156,8 @@ class Workbench:
         if blocked:
             self.pool.release_worker(project_id, worker_id)
             failpoint("dispatcher.block_stored")
-        return events
+        after = {**record, **fields, **{k: record[k] + v for k, v in update.increments.items()}}
+        return [*events, quality_outgoing(worker_snapshot_event(after))]
 
     def block(self, project_id: str, worker_id: str, reason: str) -> list[Outgoing]:
         """An admin's block: the event is stored first, then the worker's record, then their

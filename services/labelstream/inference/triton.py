@@ -10,7 +10,7 @@ import numpy as np
 import tritonclient.grpc as triton_grpc
 from tritonclient.utils import InferenceServerException
 
-from labelstream.common.failures import on_brief_failures
+from labelstream.common.failures import retry_passing_failures
 from labelstream.models.contract import project_payload
 from labelstream.v1 import events_pb2
 
@@ -24,14 +24,16 @@ class ModelOutput:
     model_version: str
 
 
-# Statuses that come back at once and pass in a moment (a restarting server, a full queue);
-# DEADLINE_EXCEEDED is not among them: it costs a whole timeout, and the consumer's failure
-# policy already retries a record whose call timed out (retrying here too multiplied the wait).
-BRIEF_STATUSES = ("UNAVAILABLE", "RESOURCE_EXHAUSTED")
+# Retried here, with backoff, before the consumer's failure policy sees the error, timeouts too.
+# Leaving DEADLINE_EXCEEDED to the consumer alone was tried: under load the causal LM's batches
+# timed out again and again, Triton's readiness probe timed out as well, and the consumer held
+# the batch as an outage for over 7 minutes (the two-voter test); retried here, a request queued
+# behind the one that timed out has so far always been answered.
+RETRIED_STATUSES = ("UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED")
 
 
-def _brief(error: BaseException) -> bool:
-    return isinstance(error, InferenceServerException) and any(s in str(error.status()) for s in BRIEF_STATUSES)
+def worth_retrying(error: BaseException) -> bool:
+    return isinstance(error, InferenceServerException) and any(s in str(error.status()) for s in RETRIED_STATUSES)
 
 
 class TritonClassifier:
@@ -65,7 +67,7 @@ class TritonClassifier:
         text_input.set_data_from_numpy(np.array([[t.encode()] for t in rows], dtype=object))
         project_input = triton_grpc.InferInput("PROJECT", [len(rows), 1], "BYTES")
         project_input.set_data_from_numpy(np.array([[payload]] * len(rows), dtype=object))
-        result = on_brief_failures(self.retries, _brief)(
+        result = retry_passing_failures(self.retries, worth_retrying)(
             self._thread_client().infer, model, [text_input, project_input], model_version=version,
             outputs=[triton_grpc.InferRequestedOutput("PROBS")], client_timeout=self.timeout_s)
         response = result.get_response()

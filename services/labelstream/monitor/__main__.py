@@ -1,4 +1,5 @@
-"""python -m labelstream.monitor: consumes every stream, serves MonitorService and metrics."""
+"""python -m labelstream.monitor: consumes every stream (of quality.events, the workers' snapshots and
+blocks), serves MonitorService and metrics."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from labelstream.common.producer import Outgoing
 from labelstream.common.projects import QualityEventKind
 from labelstream.common.records import Incoming, dead_letter, decode
 from labelstream.common.runtime import Runtime, run_service
-from labelstream.common.store import item_key, vote_key
+from labelstream.common.store import item_key, vote_key, worker_snapshot_write
 from labelstream.common.telemetry import MESSAGES, log_fields, now_ms, trace_headers
 from labelstream.common.topics import Topics
 from labelstream.monitor import storage
@@ -73,7 +74,7 @@ def event_record(record: Incoming) -> dict:
         r = decode(record, events_pb2.HumanResponse)
         return {"_id": f"response|{vote_key(r.task_id, r.worker_id)}", "kind": "human_response",
                 "project_id": r.project_id, "item_id": r.item_id, "worker_id": r.worker_id, "label": r.label,
-                "duration_ms": r.duration_ms, "at_ms": r.answered_at_ms}
+                "duration_ms": r.duration_ms, "pay": r.pay, "at_ms": r.answered_at_ms}
     f = decode(record, events_pb2.FinalLabel)
     return {"_id": f"final|{item_key(f.project_id, f.item_id)}|{f.version}", "kind": "final_label",
             "project_id": f.project_id, "item_id": f.item_id, "label": f.label,
@@ -90,14 +91,33 @@ def verified_label_event(record: Incoming, final: dict) -> Outgoing:
                     trace_headers(record.trace_context))
 
 
+def worker_writes(event: events_pb2.QualityEvent) -> list[UpdateOne]:
+    """The monitor's copy of the workers' records: snapshots, and blocks (an admin's block comes
+    with no snapshot). Every other quality event is the monitor's own or not about workers."""
+    if not event.worker_id:
+        return []
+    if event.kind == QualityEventKind.WORKER_QUALITY:
+        return [worker_snapshot_write(event)]
+    if event.kind == QualityEventKind.WORKER_BLOCKED:
+        return [UpdateOne({"_id": f"{event.project_id}|{event.worker_id}"}, {"$set": {
+            "project_id": event.project_id, "worker_id": event.worker_id, "status": "blocked",
+            "blocked_reason": event.detail}}, upsert=True)]
+    return []
+
+
 def make_handler(runtime: Runtime):
     events = runtime.store.db.monitor_events
 
     def handle(records: Sequence[Incoming]) -> list[Outgoing]:
         out: list[Outgoing] = []
         writes = []
+        workers = []
         for record in records:
             try:
+                if record.topic == Topics.QUALITY_EVENTS:
+                    workers += worker_writes(decode(record, events_pb2.QualityEvent))
+                    MESSAGES.labels(runtime.name, record.topic, "ok").inc()
+                    continue
                 doc = event_record(record)
             except InvalidMessage as error:
                 MESSAGES.labels(runtime.name, record.topic, "dead_lettered").inc()
@@ -111,6 +131,8 @@ def make_handler(runtime: Runtime):
                 out.append(verified_label_event(record, doc))
         if writes:
             events.bulk_write(writes, ordered=False)
+        if workers:  # in order: a worker's later snapshot wins over an earlier one of the same batch
+            runtime.store.db.worker_snapshots.bulk_write(workers, ordered=True)
         return out
 
     return handle
@@ -199,7 +221,7 @@ def register(runtime: Runtime, server: grpc.Server) -> None:
 
 def main() -> None:
     run_service("monitor", [Topics.ITEMS_ACCEPTED, Topics.ITEMS_DLQ, Topics.PREDICTIONS, Topics.LABELS_AUTO,
-                            Topics.TASKS_HUMAN, Topics.RESPONSES_HUMAN, Topics.LABELS_FINAL],
+                            Topics.TASKS_HUMAN, Topics.RESPONSES_HUMAN, Topics.LABELS_FINAL, Topics.QUALITY_EVENTS],
                 make_handler, register, collections=storage.COLLECTIONS)
 
 

@@ -1,7 +1,7 @@
 """What the monitor's dashboard page shows, computed from the store.
 
 `dashboard_data(db, project_id)` reads the project's monitor events, router decisions and worker
-records once each and hands them to the plain functions below (lists in, dicts out, no I/O), which
+snapshots once each and hands them to the plain functions below (lists in, dicts out, no I/O), which
 the unit tests exercise with known inputs. NaN ("not known") becomes None so the result is JSON.
 """
 
@@ -216,8 +216,7 @@ def dashboard_data(db: Database, project_id: str) -> dict:
     decisions = list(db.decisions.find({"project_id": project_id},
                                        {"_id": 0, "item_id": 1, "label": 1, "confidence": 1, "route": 1}))
     items = routed_items(decisions, gold, finals)
-    records = list(db.worker_quality.find({"project_id": project_id}, {"_id": 0, "recent_gold": 0,
-                                                                        "recent_positions": 0}))
+    records = list(db.worker_snapshots.find({"project_id": project_id}, {"_id": 0}))
     project = db.projects.find_one({"_id": project_id}, {"labels": 1}) or {}
     spent = sum(r.get("earnings", 0.0) for r in records)
     return {

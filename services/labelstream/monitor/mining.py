@@ -56,7 +56,7 @@ def mine(votes: list[tuple[str, str, str]], trusted: set[str], texts: dict[str, 
 
 
 def mine_project(db: Database, project_id: str, labels: list[str], limit: int = 200) -> list[Candidate]:
-    trusted = {r["worker_id"] for r in db.worker_quality.find({"project_id": project_id, "status": "active"})
+    trusted = {r["worker_id"] for r in db.worker_snapshots.find({"project_id": project_id, "status": "active"})
                if r["gold_correct"] + r["gold_wrong"] >= TRUSTED_MIN_GOLD
                and gold_accuracy(r) >= TRUSTED_ACCURACY}
     if not trusted:

@@ -1,5 +1,5 @@
-"""The collections the monitor owns: its record of every event it consumed, and the alerts
-that are active."""
+"""The collections the monitor owns: its record of every event it consumed, the alerts that are
+active, and its copy of the workers' records (the dispatcher's snapshots on quality.events)."""
 
 from __future__ import annotations
 
@@ -11,4 +11,5 @@ from labelstream.common.store import Collections, Index
 COLLECTIONS: Collections = {
     "monitor_events": [Index([("project_id", ASCENDING), ("kind", ASCENDING)])],
     "active_alerts": [Index([("project", ASCENDING)])],
+    "worker_snapshots": [Index([("project_id", ASCENDING)])],
 }

@@ -33,7 +33,7 @@ def project_metrics(db: Database, project_id: str, now_ms: int) -> dict[MetricKe
             [(r["item_id"], r["worker_id"], r["label"]) for r in responses])
         metrics[MetricKey("time_per_task_seconds", project_id)] = statistics.median(
             r.get("duration_ms", 0) for r in responses) / 1000
-    for record in db.worker_quality.find({"project_id": project_id, "status": {"$ne": "blocked"}}):
+    for record in db.worker_snapshots.find({"project_id": project_id, "status": {"$ne": "blocked"}}):
         answered = record["gold_correct"] + record["gold_wrong"]
         if answered >= MIN_GOLD_ANSWERS:
             metrics[MetricKey("worker_accuracy", project_id, record["worker_id"])] = gold_accuracy(record)

@@ -292,7 +292,7 @@ class HumanTask(_message.Message):
     def __init__(self, schema_version: _Optional[_Union[SchemaVersion, str]] = ..., project_id: _Optional[str] = ..., item_id: _Optional[str] = ..., task_id: _Optional[str] = ..., text: _Optional[str] = ..., labels: _Optional[_Iterable[str]] = ..., overlap: _Optional[int] = ..., priority: _Optional[float] = ..., model_label: _Optional[str] = ..., model_confidence: _Optional[float] = ..., ingested_at_ms: _Optional[int] = ..., model_votes: _Optional[bool] = ..., model_name: _Optional[str] = ..., model_version: _Optional[str] = ...) -> None: ...
 
 class HumanResponse(_message.Message):
-    __slots__ = ("schema_version", "project_id", "item_id", "task_id", "worker_id", "label", "answered_at_ms", "duration_ms", "ingested_at_ms", "task_overlap", "model_label", "model_confidence", "model_name", "model_version")
+    __slots__ = ("schema_version", "project_id", "item_id", "task_id", "worker_id", "label", "answered_at_ms", "duration_ms", "ingested_at_ms", "task_overlap", "model_label", "model_confidence", "model_name", "model_version", "pay")
     SCHEMA_VERSION_FIELD_NUMBER: _ClassVar[int]
     PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
     ITEM_ID_FIELD_NUMBER: _ClassVar[int]
@@ -307,6 +307,7 @@ class HumanResponse(_message.Message):
     MODEL_CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
     MODEL_NAME_FIELD_NUMBER: _ClassVar[int]
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    PAY_FIELD_NUMBER: _ClassVar[int]
     schema_version: SchemaVersion
     project_id: str
     item_id: str
@@ -321,7 +322,8 @@ class HumanResponse(_message.Message):
     model_confidence: float
     model_name: str
     model_version: str
-    def __init__(self, schema_version: _Optional[_Union[SchemaVersion, str]] = ..., project_id: _Optional[str] = ..., item_id: _Optional[str] = ..., task_id: _Optional[str] = ..., worker_id: _Optional[str] = ..., label: _Optional[str] = ..., answered_at_ms: _Optional[int] = ..., duration_ms: _Optional[int] = ..., ingested_at_ms: _Optional[int] = ..., task_overlap: _Optional[int] = ..., model_label: _Optional[str] = ..., model_confidence: _Optional[float] = ..., model_name: _Optional[str] = ..., model_version: _Optional[str] = ...) -> None: ...
+    pay: float
+    def __init__(self, schema_version: _Optional[_Union[SchemaVersion, str]] = ..., project_id: _Optional[str] = ..., item_id: _Optional[str] = ..., task_id: _Optional[str] = ..., worker_id: _Optional[str] = ..., label: _Optional[str] = ..., answered_at_ms: _Optional[int] = ..., duration_ms: _Optional[int] = ..., ingested_at_ms: _Optional[int] = ..., task_overlap: _Optional[int] = ..., model_label: _Optional[str] = ..., model_confidence: _Optional[float] = ..., model_name: _Optional[str] = ..., model_version: _Optional[str] = ..., pay: _Optional[float] = ...) -> None: ...
 
 class FinalLabel(_message.Message):
     __slots__ = ("schema_version", "project_id", "item_id", "label", "source", "confidence", "method", "version", "workers", "model_name", "model_version", "ingested_at_ms", "finalized_at_ms", "with_model", "revision_reason")
@@ -358,7 +360,7 @@ class FinalLabel(_message.Message):
     def __init__(self, schema_version: _Optional[_Union[SchemaVersion, str]] = ..., project_id: _Optional[str] = ..., item_id: _Optional[str] = ..., label: _Optional[str] = ..., source: _Optional[_Union[LabelSource, str]] = ..., confidence: _Optional[float] = ..., method: _Optional[str] = ..., version: _Optional[int] = ..., workers: _Optional[_Iterable[str]] = ..., model_name: _Optional[str] = ..., model_version: _Optional[str] = ..., ingested_at_ms: _Optional[int] = ..., finalized_at_ms: _Optional[int] = ..., with_model: _Optional[bool] = ..., revision_reason: _Optional[str] = ...) -> None: ...
 
 class QualityEvent(_message.Message):
-    __slots__ = ("schema_version", "project_id", "item_id", "kind", "worker_id", "correct", "value", "at_ms", "label", "threshold", "detail", "text")
+    __slots__ = ("schema_version", "project_id", "item_id", "kind", "worker_id", "correct", "value", "at_ms", "label", "threshold", "detail", "text", "worker")
     SCHEMA_VERSION_FIELD_NUMBER: _ClassVar[int]
     PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
     ITEM_ID_FIELD_NUMBER: _ClassVar[int]
@@ -371,6 +373,7 @@ class QualityEvent(_message.Message):
     THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     DETAIL_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
+    WORKER_FIELD_NUMBER: _ClassVar[int]
     schema_version: SchemaVersion
     project_id: str
     item_id: str
@@ -383,7 +386,28 @@ class QualityEvent(_message.Message):
     threshold: float
     detail: str
     text: str
-    def __init__(self, schema_version: _Optional[_Union[SchemaVersion, str]] = ..., project_id: _Optional[str] = ..., item_id: _Optional[str] = ..., kind: _Optional[str] = ..., worker_id: _Optional[str] = ..., correct: _Optional[bool] = ..., value: _Optional[float] = ..., at_ms: _Optional[int] = ..., label: _Optional[str] = ..., threshold: _Optional[float] = ..., detail: _Optional[str] = ..., text: _Optional[str] = ...) -> None: ...
+    worker: WorkerSnapshot
+    def __init__(self, schema_version: _Optional[_Union[SchemaVersion, str]] = ..., project_id: _Optional[str] = ..., item_id: _Optional[str] = ..., kind: _Optional[str] = ..., worker_id: _Optional[str] = ..., correct: _Optional[bool] = ..., value: _Optional[float] = ..., at_ms: _Optional[int] = ..., label: _Optional[str] = ..., threshold: _Optional[float] = ..., detail: _Optional[str] = ..., text: _Optional[str] = ..., worker: _Optional[_Union[WorkerSnapshot, _Mapping]] = ...) -> None: ...
+
+class WorkerSnapshot(_message.Message):
+    __slots__ = ("status", "tasks_done", "gold_correct", "gold_wrong", "earnings", "work_ms", "blocked_reason", "fraud_signals")
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    TASKS_DONE_FIELD_NUMBER: _ClassVar[int]
+    GOLD_CORRECT_FIELD_NUMBER: _ClassVar[int]
+    GOLD_WRONG_FIELD_NUMBER: _ClassVar[int]
+    EARNINGS_FIELD_NUMBER: _ClassVar[int]
+    WORK_MS_FIELD_NUMBER: _ClassVar[int]
+    BLOCKED_REASON_FIELD_NUMBER: _ClassVar[int]
+    FRAUD_SIGNALS_FIELD_NUMBER: _ClassVar[int]
+    status: str
+    tasks_done: int
+    gold_correct: int
+    gold_wrong: int
+    earnings: float
+    work_ms: int
+    blocked_reason: str
+    fraud_signals: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, status: _Optional[str] = ..., tasks_done: _Optional[int] = ..., gold_correct: _Optional[int] = ..., gold_wrong: _Optional[int] = ..., earnings: _Optional[float] = ..., work_ms: _Optional[int] = ..., blocked_reason: _Optional[str] = ..., fraud_signals: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class DeadLetter(_message.Message):
     __slots__ = ("schema_version", "reason", "detail", "source_topic", "source_partition", "source_offset", "payload", "service", "project_id", "item_id", "at_ms", "error_type", "attempts", "payload_size", "payload_truncated")

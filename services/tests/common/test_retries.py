@@ -1,5 +1,5 @@
-"""The two retry helpers: start-up connections retried until a deadline, and brief Triton
-failures retried a few times while slow ones are left to the consumer's failure policy."""
+"""The two retry helpers: start-up connections retried until a deadline, and Triton failures that
+pass (unavailable, busy, timed out) retried a few times before the consumer's policy sees them."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import time
 import pytest
 from tritonclient.utils import InferenceServerException
 
-from labelstream.common.failures import on_brief_failures, until_reachable
-from labelstream.inference.triton import _brief
+from labelstream.common.failures import retry_passing_failures, until_reachable
+from labelstream.inference.triton import worth_retrying
 
 
 class Flaky:
@@ -39,17 +39,18 @@ def test_a_connection_is_retried_until_it_answers_and_the_last_error_raised_at_t
     assert other.calls == 1  # only the named errors are waited out
 
 
-def test_triton_unavailable_is_retried_but_a_deadline_is_left_to_the_consumer() -> None:
+def test_triton_failures_that_pass_are_retried_and_a_bad_request_is_not() -> None:
     unavailable = InferenceServerException("server restarting", status="StatusCode.UNAVAILABLE")
     deadline = InferenceServerException("Deadline Exceeded", status="StatusCode.DEADLINE_EXCEEDED")
-    flaky = Flaky([unavailable, unavailable])
-    assert on_brief_failures(4, _brief, first_s=0.001)(flaky, "probs") == "probs"
+    invalid = InferenceServerException("unexpected shape", status="StatusCode.INVALID_ARGUMENT")
+    flaky = Flaky([unavailable, deadline])
+    assert retry_passing_failures(4, worth_retrying, first_s=0.001)(flaky, "probs") == "probs"
     assert flaky.calls == 3
-    slow = Flaky([deadline, deadline])
-    with pytest.raises(InferenceServerException, match="Deadline"):
-        on_brief_failures(4, _brief, first_s=0.001)(slow, "probs")
-    assert slow.calls == 1  # a timeout already cost a whole timeout: not multiplied here
+    bad = Flaky([invalid, invalid])
+    with pytest.raises(InferenceServerException, match="unexpected shape"):
+        retry_passing_failures(4, worth_retrying, first_s=0.001)(bad, "probs")
+    assert bad.calls == 1  # the request itself is wrong: retrying cannot help
     down = Flaky([unavailable] * 10)
     with pytest.raises(InferenceServerException):
-        on_brief_failures(2, _brief, first_s=0.001)(down, "probs")
+        retry_passing_failures(2, worth_retrying, first_s=0.001)(down, "probs")
     assert down.calls == 3  # the retries given, then the error

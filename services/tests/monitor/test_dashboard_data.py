@@ -187,7 +187,7 @@ def small_store() -> FakeDb:
     workers = [{"project_id": p, "worker_id": w, "status": "active", "gold_correct": 3, "gold_wrong": 1,
                 "tasks_done": 2, "earnings": 0.1, "fraud_signals": []} for w in ("w1", "w2")]
     return FakeDb(projects=[{"_id": p}, {"_id": "other"}], monitor_events=events, decisions=decisions,
-                  worker_quality=workers)
+                  worker_snapshots=workers)
 
 
 def test_dashboard_data_puts_the_pieces_together():
