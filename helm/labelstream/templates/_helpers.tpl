@@ -77,7 +77,7 @@ inference: [items.accepted, quality.events]
 router: [predictions, quality.events]
 dispatcher: [tasks.human, quality.events]
 aggregator: [labels.auto, responses.human, quality.events]
-monitor: [items.accepted, items.dlq, predictions, labels.auto, tasks.human, responses.human, labels.final]
+monitor: [items.accepted, items.dlq, predictions, labels.auto, tasks.human, responses.human, labels.final, quality.events]
 {{- end -}}
 
 {{- define "labelstream.mongodbSecretName" -}}

@@ -33,7 +33,14 @@ class Budget:
         return ""
 
     def record(self, to_people: bool, now: float | None = None) -> None:
+        """An item routed (once per item: a deferred one counts here when it is deferred)."""
         self.routed += 1
         if to_people:
-            self.to_people += 1
-            self.recent_tasks.append(time.monotonic() if now is None else now)
+            self.record_release(now)
+
+    def record_release(self, now: float | None = None) -> None:
+        """A deferred item sent to people: it was counted as routed when it was deferred, so
+        counting it as routed again would lower the measured human fraction and let the release
+        loop send past the cap."""
+        self.to_people += 1
+        self.recent_tasks.append(time.monotonic() if now is None else now)

@@ -134,7 +134,7 @@ class Router:
                 if doc is None:
                     break
                 self.producer.publish([self._release(doc, spec)])
-                budget.record(True)
+                budget.record_release()
 
     def _release(self, doc: dict, spec: events_pb2.ProjectSpec) -> Outgoing:
         decision = stored_decision(doc)
