@@ -366,6 +366,9 @@ def evaluate_routing(
         target: float = 0.95, seeds: int = 20, confidence_level: float = 0.95, bound: str = "wilson",
         human_accuracy: float = 1.0,
         learn: Annotated[bool, typer.Option(help="Refit the encoder head on each split's verified items")] = True,
+        threshold_method: Annotated[str, typer.Option(
+            help="fixed_sequence_pooled (default), fixed_sequence_per_class, or pointwise_scan (the former, "
+                 "unsound rule, as a baseline)")] = "fixed_sequence_pooled",
         out: Annotated[Path, typer.Option(help="Folder for the PNG and JSON")] = REPO_ROOT / "reports" / "routing",
 ) -> None:
     """Accuracy versus human fraction for each routing strategy, with real model predictions (PNG + JSON)."""
@@ -373,7 +376,10 @@ def evaluate_routing(
 
     from labelstream.models.local import load_encoder_classifier, project_dict
     from labelstream.routing.evaluation import EvaluationData, evaluate, plot, refit_head_predictions
+    from labelstream.routing.thresholds import ThresholdMethod
 
+    if threshold_method not in set(ThresholdMethod):
+        raise _fail(f"--threshold-method must be one of {', '.join(ThresholdMethod)}")
     try:
         spec, rows = load_project(project_file), load_items(items_file)
     except InputFileError as exc:
@@ -398,7 +404,7 @@ def evaluate_routing(
                               if learn else None)
         runs = progress.add_task("seeds", total=seeds)
         summary = evaluate(data, target, seeds, confidence_level, bound, human_accuracy,
-                           progress=lambda _seed: progress.advance(runs))
+                           progress=lambda _seed: progress.advance(runs), threshold_method=threshold_method)
     out.mkdir(parents=True, exist_ok=True)
     name = f"{spec.project_id}-target{target:.2f}"
     (out / f"{name}.json").write_text(json.dumps(summary, indent=2))

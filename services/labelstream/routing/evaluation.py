@@ -16,6 +16,7 @@ import numpy as np
 from sklearn.model_selection import KFold
 
 from labelstream.routing.scoring import fit_routing_model
+from labelstream.routing.thresholds import DEFAULT_METHOD
 
 CURVE_STRATEGIES = ("random", "raw_probability", "calibrated", "meta")
 GRID = np.linspace(0.0, 1.0, 101)
@@ -81,7 +82,10 @@ def human_fraction_for(curve: np.ndarray, final_accuracy: float) -> float:
 
 def evaluate(data: EvaluationData, target: float, seeds: int = 20, confidence_level: float = 0.95,
              bound: str = "wilson", human_accuracy: float = 1.0, verified_fraction: float = 0.5,
-             final_accuracy: float | None = None, progress=lambda _seed: None) -> dict[str, Any]:
+             final_accuracy: float | None = None, progress=lambda _seed: None,
+             threshold_method: str = DEFAULT_METHOD) -> dict[str, Any]:
+    """`threshold_method` chooses the operating points' thresholds (routing.thresholds.ThresholdMethod;
+    "pointwise_scan" reproduces the former, unsound rule as a baseline)."""
     n = len(data.labels)
     final_accuracy = target if final_accuracy is None else final_accuracy
     curves: dict[str, list[np.ndarray]] = {s: [] for s in CURVE_STRATEGIES}
@@ -101,7 +105,7 @@ def evaluate(data: EvaluationData, target: float, seeds: int = 20, confidence_le
         scores = {"random": rng.random(len(test)), "raw_probability": probs_test.max(axis=1)}
         for strategy in ("calibrated", "meta"):
             model = fit_routing_model(strategy, probabilities[fit], data.text_lengths[fit], data.labels[fit],
-                                      target, confidence_level, bound, seed)
+                                      target, confidence_level, bound, seed, threshold_method=threshold_method)
             scores[strategy] = model.score(probs_test, data.text_lengths[test])
             accepted = np.array([model.thresholds.accepts(int(c), float(s))
                                  for c, s in zip(predicted_test, scores[strategy], strict=True)])
@@ -118,7 +122,8 @@ def evaluate(data: EvaluationData, target: float, seeds: int = 20, confidence_le
 
     summary: dict[str, Any] = {
         "items": n, "seeds": seeds, "target_accuracy": target, "confidence_level": confidence_level,
-        "bound": bound, "human_accuracy": human_accuracy, "verified_fraction": verified_fraction,
+        "bound": bound, "threshold_method": str(threshold_method), "human_accuracy": human_accuracy,
+        "verified_fraction": verified_fraction,
         "model_accuracy_before_learning": float((data.probabilities.argmax(axis=1) == data.labels).mean()),
         "model_learns_from_verified": data.predict_split is not None,
         "grid": GRID.tolist(), "strategies": {}, "held_out_model_accuracy": float(np.mean(model_accuracies))}

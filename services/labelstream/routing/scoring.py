@@ -2,8 +2,9 @@
 
 Strategies (chosen per project):
 - "threshold": the raw top probability against the project's fixed auto_accept_threshold;
-- "calibrated": calibrated confidence (router/calibration.py) with per-class thresholds chosen
-  for the project's target accuracy (router/thresholds.py);
+- "calibrated": calibrated confidence (routing/calibration.py) with thresholds chosen for the
+  project's target accuracy (routing/thresholds.py: sound fixed-sequence tests, pooled over the
+  classes by default);
 - "meta": a classifier that predicts whether the model is right from the top probability,
   margin, entropy, predicted class, text length and (with several voting models) whether the
   models agree, with the same threshold selection.
@@ -21,7 +22,7 @@ from sklearn.model_selection import KFold
 
 from labelstream.common.projects import RoutingStrategy
 from labelstream.routing.calibration import Calibrator, expected_calibration_error, fit_calibrator
-from labelstream.routing.thresholds import Thresholds, choose_thresholds
+from labelstream.routing.thresholds import DEFAULT_METHOD, Thresholds, choose_thresholds
 
 FOLDS = 5
 
@@ -117,8 +118,9 @@ def out_of_fold_scores(strategy: str, probabilities: np.ndarray, text_lengths: n
 
 def fit_routing_model(strategy: str, probabilities: np.ndarray, text_lengths: np.ndarray, labels: np.ndarray,
                       target: float, confidence_level: float = 0.95, bound: str = "wilson",
-                      seed: int = 0) -> RoutingModel:
-    """Fit the scorer on every verified item and choose thresholds on out-of-fold scores."""
+                      seed: int = 0, *, threshold_method: str = DEFAULT_METHOD) -> RoutingModel:
+    """Fit the scorer on every verified item and choose thresholds on out-of-fold scores
+    (`threshold_method`: a routing.thresholds.ThresholdMethod; the pointwise scan only as a baseline)."""
     if strategy not in (RoutingStrategy.CALIBRATED, RoutingStrategy.META):
         raise ValueError(f"strategy {strategy!r} is not fitted; choose one of calibrated, meta")
     probabilities = np.asarray(probabilities, dtype=float)
@@ -128,7 +130,7 @@ def fit_routing_model(strategy: str, probabilities: np.ndarray, text_lengths: np
     correct = predicted == labels
     scores = out_of_fold_scores(strategy, probabilities, text_lengths, labels, seed)
     thresholds = choose_thresholds(scores, predicted, correct, probabilities.shape[1], target, confidence_level,
-                                   bound)
+                                   bound, method=threshold_method)
     model = RoutingModel(strategy, thresholds, n_verified=len(labels))
     if strategy == RoutingStrategy.META:
         model.meta = MetaClassifier.fit(probabilities, text_lengths, labels)

@@ -20,11 +20,13 @@ def summary(tmp_path_factory):
 def test_auto_accepted_accuracy_meets_the_target_in_95_percent_of_runs(summary):
     point = summary["strategies"]["calibrated"]["operating_point"]
     assert point["runs_meeting_target"] >= 19
-    # Not by refusing to auto-accept anything. The bounds hold jointly over the classes (a union
-    # bound), so with 2,000 verified items some runs find no class threshold; on average the
-    # model still labels a share of the items alone.
-    assert point["runs_with_auto_accepted"] >= 10
-    assert point["mean_human_fraction"] < 0.97
+    # Not by refusing to auto-accept anything. 2,000 verified items are few for this model, whose
+    # accuracy crosses 0.95 slowly: a sound threshold often certifies nothing (measured: 7 of 20
+    # runs auto-accept, 2.4% of the items; scripts/threshold_power.py shows the same on a
+    # synthetic curve of this shape). The former 12 of 20 came from the pointwise scan, which
+    # searched thousands of thresholds with a bound made for one.
+    assert point["runs_with_auto_accepted"] >= 5
+    assert point["mean_human_fraction"] < 0.99
 
 
 def test_every_strategy_beats_random_routing(summary):

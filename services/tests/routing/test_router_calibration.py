@@ -11,6 +11,7 @@ from labelstream.routing.calibration import expected_calibration_error, fit_cali
 from labelstream.routing.scoring import RoutingModel, fit_routing_model
 from labelstream.routing.thresholds import (
     NEVER,
+    ThresholdMethod,
     choose_thresholds,
     clopper_pearson_lower_bound,
     wilson_lower_bound,
@@ -60,11 +61,16 @@ def test_thresholds_meet_the_bound_per_class_and_refuse_hopeless_classes():
     predicted = rng.integers(0, 2, n)
     # class 0: accuracy equals the score; class 1: always 60% right
     correct = np.where(predicted == 0, rng.random(n) < scores, rng.random(n) < 0.6)
-    thresholds = choose_thresholds(scores, predicted, correct, 2, target=0.9)
+    thresholds = choose_thresholds(scores, predicted, correct, 2, target=0.9,
+                                   method=ThresholdMethod.FIXED_SEQUENCE_PER_CLASS)
     zero = thresholds.threshold(0)
     assert 0.8 < zero.threshold < 0.98
     assert zero.lower_bound >= 0.9 and zero.correct / zero.accepted >= 0.9
     assert thresholds.threshold(1).threshold == NEVER
+    # One pooled threshold (the default) guarantees the accuracy of everything accepted, not of
+    # each class: on scores that do not tell the classes apart it cannot certify the mix at all.
+    pooled = choose_thresholds(scores, predicted, correct, 2, target=0.9)
+    assert pooled.threshold(0).threshold == pooled.threshold(1).threshold == NEVER
 
 
 def test_routing_model_round_trips_through_a_document():
