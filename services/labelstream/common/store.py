@@ -44,13 +44,18 @@ def vote_key(task_id: str, worker_id: str) -> str:
     return f"{task_id}|{worker_id}"
 
 
+def worker_key(project_id: str, worker_id: str) -> str:
+    """The _id of a copy of a worker's record on a project (the dispatcher's own records use the same form)."""
+    return f"{project_id}|{worker_id}"
+
+
 def worker_snapshot_write(event: events_pb2.QualityEvent) -> UpdateOne:
     """Keep a `worker_quality` snapshot (quality.events) as the reader's own copy of the worker's
     record, `_id` "<project>|<worker>" with the dispatcher's field names. Counters only grow, so
     `$max` keeps the newest of snapshots that two dispatcher replicas publish out of order, and a
     replayed old one changes nothing."""
     snapshot = event.worker
-    return UpdateOne({"_id": f"{event.project_id}|{event.worker_id}"}, {
+    return UpdateOne({"_id": worker_key(event.project_id, event.worker_id)}, {
         "$max": {"tasks_done": snapshot.tasks_done, "gold_correct": snapshot.gold_correct,
                  "gold_wrong": snapshot.gold_wrong, "earnings": snapshot.earnings, "work_ms": snapshot.work_ms,
                  "at_ms": event.at_ms},

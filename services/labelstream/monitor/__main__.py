@@ -16,7 +16,7 @@ from labelstream.common.producer import Outgoing
 from labelstream.common.projects import QualityEventKind
 from labelstream.common.records import Incoming, dead_letter, decode
 from labelstream.common.runtime import Runtime, run_service
-from labelstream.common.store import item_key, vote_key, worker_snapshot_write
+from labelstream.common.store import item_key, vote_key, worker_key, worker_snapshot_write
 from labelstream.common.telemetry import MESSAGES, log_fields, now_ms, trace_headers
 from labelstream.common.topics import Topics
 from labelstream.monitor import storage
@@ -99,7 +99,7 @@ def worker_writes(event: events_pb2.QualityEvent) -> list[UpdateOne]:
     if event.kind == QualityEventKind.WORKER_QUALITY:
         return [worker_snapshot_write(event)]
     if event.kind == QualityEventKind.WORKER_BLOCKED:
-        return [UpdateOne({"_id": f"{event.project_id}|{event.worker_id}"}, {"$set": {
+        return [UpdateOne({"_id": worker_key(event.project_id, event.worker_id)}, {"$set": {
             "project_id": event.project_id, "worker_id": event.worker_id, "status": "blocked",
             "blocked_reason": event.detail}}, upsert=True)]
     return []
