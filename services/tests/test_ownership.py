@@ -39,9 +39,7 @@ def collection_of(node: ast.AST, aliases: dict[str, str]) -> str | None:
     return None
 
 
-def written_collections(path: Path) -> dict[str, list[int]]:
-    """Every collection a module writes, with the lines."""
-    tree = ast.parse(path.read_text())
+def module_aliases(tree: ast.AST) -> dict[str, str]:
     aliases: dict[str, str] = {}
     for node in ast.walk(tree):
         if isinstance(node, ast.Assign | ast.AnnAssign):
@@ -50,6 +48,13 @@ def written_collections(path: Path) -> dict[str, list[int]]:
             for target in targets:
                 if name is not None and isinstance(target, ast.Attribute | ast.Name):
                     aliases[target.attr if isinstance(target, ast.Attribute) else target.id] = name
+    return aliases
+
+
+def written_collections(path: Path) -> dict[str, list[int]]:
+    """Every collection a module writes, with the lines."""
+    tree = ast.parse(path.read_text())
+    aliases = module_aliases(tree)
     found: dict[str, list[int]] = {}
     for node in ast.walk(tree):
         if not isinstance(node, ast.Call):
@@ -62,6 +67,19 @@ def written_collections(path: Path) -> dict[str, list[int]]:
             target = collection_of(node.args[0], aliases)
         if target is not None:
             found.setdefault(target, []).append(node.lineno)
+    return found
+
+
+def named_collections(path: Path) -> dict[str, list[int]]:
+    """Every collection a module names at all (reads included), with the lines."""
+    tree = ast.parse(path.read_text())
+    aliases = module_aliases(tree)
+    found: dict[str, list[int]] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute | ast.Subscript) and not isinstance(getattr(node, "ctx", None), ast.Store):
+            name = collection_of(node, aliases)
+            if name is not None:
+                found.setdefault(name, []).append(node.lineno)
     return found
 
 
@@ -84,6 +102,19 @@ def test_a_service_writes_only_the_collections_it_owns(service: str):
     assert not foreign, f"{service} writes collections it does not own: {foreign}"
 
 
+@pytest.mark.parametrize("service", SERVICES)
+def test_a_service_reads_no_collection_of_another(service: str):
+    """Services learn what others own through events or the owner's API; the one shared read is
+    a project's spec, through labelstream.common.store.Store (get_project, project_ids)."""
+    mine = owned(service)
+    foreign = {}
+    for path in sorted((PACKAGE / service).rglob("*.py")):
+        for collection, lines in named_collections(path).items():
+            if collection not in mine:
+                foreign[f"{path.relative_to(PACKAGE)}:{lines}"] = collection
+    assert not foreign, f"{service} reads collections it does not own: {foreign}"
+
+
 def test_the_scan_sees_writes_through_aliases_and_helpers(tmp_path: Path):
     """Not vacuous: writes of every shape the services use are found."""
     module = tmp_path / "m.py"
@@ -98,6 +129,7 @@ def test_the_scan_sees_writes_through_aliases_and_helpers(tmp_path: Path):
         "        insert_new(store.db.tasks, [])\n"
         "        store.db.items.find_one({})\n")
     assert set(written_collections(module)) == {"responses", "gold", "outbox_x", "tasks"}
+    assert set(named_collections(module)) == {"responses", "gold", "outbox_x", "tasks", "items"}
 
 
 def test_the_ownership_page_lists_every_service_s_collections():

@@ -87,10 +87,7 @@ class Aggregation:
         """Re-fit every project whose votes changed; corrections for labels a fit overturns."""
         out: list[Outgoing] = []
         with self.lock:
-            if self.dirty is None:
-                changed = {doc["_id"] for doc in self.db.projects.find({}, {"_id": 1})}
-            else:
-                changed = self.dirty
+            changed = set(self.store.project_ids()) if self.dirty is None else self.dirty
             self.dirty = set()
         for project_id in sorted(changed):
             spec = self.store.get_project(project_id)

@@ -150,5 +150,12 @@ class Store:
                 self._projects[project_id] = spec
         return spec
 
+    def project_ids(self, where: dict | None = None) -> list[str]:
+        """The applied projects' ids, optionally of those whose stored spec matches `where`. With
+        get_project, the one read of a collection another service (ingest) owns: every service
+        needs the project contract, and both go through here so that a move to an API or a
+        compacted topic changes one class."""
+        return sorted(doc["_id"] for doc in self.db.projects.find(where or {}, {"_id": 1}))
+
     def close(self) -> None:
         self.client.close()

@@ -71,8 +71,7 @@ class PayRates:
         """Fair pay: per project with a minimum wage, compare the median worker's effective hourly
         rate (over the workers with at least `min_tasks` answers) with it. Lazily, one project at
         a time, so that the caller acts on each finding before the next project is reviewed."""
-        for spec_doc in self.store.db.projects.find({"workers.min_hourly_wage": {"$gt": 0}}, {"_id": 1}):
-            project_id = spec_doc["_id"]
+        for project_id in self.store.project_ids({"workers.min_hourly_wage": {"$gt": 0}}):
             policy = worker_policy(self.store, project_id)
             current = self.per_answer(project_id)
             # each worker's measured time per task, priced at today's pay (so a raise counts at once)

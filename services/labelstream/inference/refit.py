@@ -90,8 +90,8 @@ class HeadRefitter:
 
     def _prune(self, model_dir: Path, model: str) -> None:
         """Keep version 1, the newest KEEP_LATEST and every pinned version; Triton unloads the rest."""
-        pinned = {int(p["model_version"]) for p in self.store.db.projects.find(
-            {"model": model}, {"model_version": 1}) if str(p.get("model_version", "")).isdigit()}
+        specs = [self.store.get_project(project_id) for project_id in self.store.project_ids({"model": model})]
+        pinned = {int(spec.model_version) for spec in specs if spec is not None and spec.model_version.isdigit()}
         on_disk = versions(model_dir)
         keep = {1, *on_disk[-KEEP_LATEST:], *pinned}
         for version in on_disk:

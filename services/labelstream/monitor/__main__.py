@@ -33,7 +33,7 @@ QUALITY_GAUGES = {metric: Gauge(f"labelstream_{metric}", help_text, ["project", 
                       ("worker_accuracy", "A worker's accuracy on hidden gold (Beta posterior mean)"),
                       ("model_accuracy", "The model's label against final human labels over the last hour"),
                       ("throughput_per_s", "Final labels per second over the last hour"),
-                      ("backlog_tasks", "Human tasks with open slots"),
+                      ("backlog_tasks", "Items sent to people that have no final label yet"),
                       ("time_per_task_seconds", "Median seconds a worker spends on a task, last hour"))}
 PROJECT_GAUGES = {
     "human_fraction": Gauge("labelstream_human_fraction", "Share of final labels that came from people",
@@ -60,8 +60,12 @@ def event_record(record: Incoming) -> dict:
                 "at_ms": letter.at_ms}
     if record.topic == Topics.PREDICTIONS:
         p = decode(record, events_pb2.Prediction)
+        top = max(range(len(p.probabilities)), key=p.probabilities.__getitem__, default=None)
         return {"_id": f"prediction|{item_key(p.project_id, p.item_id)}", "kind": "prediction",
-                "project_id": p.project_id, "item_id": p.item_id, "at_ms": p.predicted_at_ms}
+                "project_id": p.project_id, "item_id": p.item_id, "at_ms": p.predicted_at_ms,
+                # the model's answer, for its accuracy against people and the reliability chart
+                "label": p.labels[top] if top is not None and top < len(p.labels) else "",
+                "confidence": float(p.probabilities[top]) if top is not None else 0.0}
     if record.topic == Topics.LABELS_AUTO:
         d = decode(record, events_pb2.RouteDecision)
         return {"_id": f"auto|{item_key(d.project_id, d.item_id)}", "kind": "auto_label",
@@ -69,7 +73,7 @@ def event_record(record: Incoming) -> dict:
     if record.topic == Topics.TASKS_HUMAN:
         t = decode(record, events_pb2.HumanTask)
         return {"_id": f"task|{t.task_id}", "kind": "human_task", "project_id": t.project_id,
-                "item_id": t.item_id, "at_ms": t.ingested_at_ms}
+                "item_id": t.item_id, "text": t.text, "at_ms": t.ingested_at_ms}
     if record.topic == Topics.RESPONSES_HUMAN:
         r = decode(record, events_pb2.HumanResponse)
         return {"_id": f"response|{vote_key(r.task_id, r.worker_id)}", "kind": "human_response",
@@ -80,6 +84,13 @@ def event_record(record: Incoming) -> dict:
             "project_id": f.project_id, "item_id": f.item_id, "label": f.label,
             "source": SOURCES.get(f.source, "unknown"), "version": f.version,
             "ingested_at_ms": f.ingested_at_ms, "finalized_at_ms": f.finalized_at_ms, "at_ms": f.finalized_at_ms}
+
+
+def gold_record(event: events_pb2.QualityEvent) -> dict:
+    """An item that became hidden gold (the monitor's own mining, heard back on quality.events), so
+    that mining never offers it again."""
+    return {"_id": f"gold|{item_key(event.project_id, event.item_id)}", "kind": "gold_mined",
+            "project_id": event.project_id, "item_id": event.item_id, "label": event.label, "at_ms": event.at_ms}
 
 
 def verified_label_event(record: Incoming, final: dict) -> Outgoing:
@@ -115,10 +126,14 @@ def make_handler(runtime: Runtime):
         for record in records:
             try:
                 if record.topic == Topics.QUALITY_EVENTS:
-                    workers += worker_writes(decode(record, events_pb2.QualityEvent))
+                    event = decode(record, events_pb2.QualityEvent)
+                    workers += worker_writes(event)
                     MESSAGES.labels(runtime.name, record.topic, "ok").inc()
-                    continue
-                doc = event_record(record)
+                    if event.kind != QualityEventKind.GOLD_MINED:
+                        continue
+                    doc = gold_record(event)
+                else:
+                    doc = event_record(record)
             except InvalidMessage as error:
                 MESSAGES.labels(runtime.name, record.topic, "dead_lettered").inc()
                 log.warning("undecodable event", extra=log_fields(topic=record.topic, reason=error.reason))
@@ -165,8 +180,8 @@ def register(runtime: Runtime, server: grpc.Server) -> None:
     services_pb2_grpc.add_MonitorServiceServicer_to_server(MonitorServicer(runtime), server)
 
     def refresh_gauges() -> None:
-        for project in runtime.store.db.projects.find({}, {"_id": 1}):
-            project_stats(runtime, project["_id"])
+        for project_id in runtime.store.project_ids():
+            project_stats(runtime, project_id)
 
     outbox = runtime.outbox()
 
@@ -182,8 +197,8 @@ def register(runtime: Runtime, server: grpc.Server) -> None:
             stored.extend(outbox.put([(alert_event_id(e), Outgoing(
                 Topics.QUALITY_EVENTS, item_key(e.project_id, e.kind), e)) for e in events]))
 
-        for project in runtime.store.db.projects.find({}, {"_id": 1}):
-            metrics = project_metrics(runtime.store.db, project["_id"], now_ms())
+        for project_id in runtime.store.project_ids():
+            metrics = project_metrics(runtime.store.db, project_id, now_ms())
             for key, value in metrics.items():
                 gauge = QUALITY_GAUGES[key.metric]
                 labels = (key.project, key.worker) if key.metric == "worker_accuracy" else (key.project,)
@@ -196,8 +211,8 @@ def register(runtime: Runtime, server: grpc.Server) -> None:
         """Items trusted workers agree on become hidden gold: the gold is the dispatcher's, so the
         monitor tells it with a gold_mined event (through its outbox) instead of writing it."""
         found = []
-        for doc in runtime.store.db.projects.find({}, {"_id": 1}):
-            spec = runtime.store.get_project(doc["_id"])
+        for project_id in runtime.store.project_ids():
+            spec = runtime.store.get_project(project_id)
             if spec is None:
                 continue
             for candidate in mine_project(runtime.store.db, spec.project_id, list(spec.labels)):

@@ -1,7 +1,7 @@
 """What the monitor's dashboard page shows, computed from the store.
 
-`dashboard_data(db, project_id)` reads the project's monitor events, router decisions and worker
-snapshots once each and hands them to the plain functions below (lists in, dicts out, no I/O), which
+`dashboard_data(db, project_id, labels)` reads the project's monitor events (the model's answers among them)
+and worker snapshots once each and hands them to the plain functions below (lists in, dicts out, no I/O), which
 the unit tests exercise with known inputs. NaN ("not known") becomes None so the result is JSON.
 """
 
@@ -20,13 +20,14 @@ from labelstream.crowd.agreement import agreement
 from labelstream.crowd.dawid_skene import worker_accuracy
 from labelstream.crowd.decide import fit_project
 from labelstream.crowd.quality import gold_accuracy
-from labelstream.monitor.stats import compute_stats
+from labelstream.monitor.stats import compute_stats, latest_finals
 
 FRACTION_POINTS = 21   # human fractions 0, 0.05, ..., 1
 CONFIDENCE_BINS = 10
 TIME_WINDOWS = 10
 EVENT_FIELDS = {"_id": 0, "kind": 1, "item_id": 1, "gold_label": 1, "worker_id": 1, "label": 1, "duration_ms": 1,
-                "source": 1, "version": 1, "ingested_at_ms": 1, "finalized_at_ms": 1, "at_ms": 1}
+                "source": 1, "version": 1, "ingested_at_ms": 1, "finalized_at_ms": 1, "at_ms": 1,
+                "confidence": 1}
 
 
 # Time windows ------------------------------------------------------------------------------------
@@ -183,20 +184,10 @@ def worker_rows(records: Iterable[dict], responses: Sequence[dict],
 
 # Putting it together -----------------------------------------------------------------------------
 
-def latest_finals(events: Iterable[dict]) -> dict[str, dict]:
-    """Each item's final label of the highest version (a relabel supersedes the first)."""
-    finals: dict[str, dict] = {}
-    for e in events:
-        current = finals.get(e["item_id"])
-        if current is None or e["version"] > current["version"]:
-            finals[e["item_id"]] = e
-    return finals
-
-
-def routed_items(decisions: Iterable[dict], gold: dict[str, str], finals: dict[str, dict]) -> list[dict]:
-    """Items with gold and a router confidence, in the shape accuracy_curve wants."""
+def routed_items(predictions: Iterable[dict], gold: dict[str, str], finals: dict[str, dict]) -> list[dict]:
+    """Items with gold and the model's confidence, in the shape accuracy_curve wants."""
     items = []
-    for d in decisions:
+    for d in predictions:
         truth = gold.get(d["item_id"])
         if not truth or "confidence" not in d or not d.get("label"):
             continue
@@ -207,17 +198,15 @@ def routed_items(decisions: Iterable[dict], gold: dict[str, str], finals: dict[s
     return items
 
 
-def dashboard_data(db: Database, project_id: str) -> dict:
+def dashboard_data(db: Database, project_id: str, labels: Sequence[str]) -> dict:
     events = list(db.monitor_events.find({"project_id": project_id}, EVENT_FIELDS))
     stats = compute_stats(project_id, events)
     gold = {e["item_id"]: e.get("gold_label", "") for e in events if e["kind"] == "item_accepted"}
     finals = latest_finals(e for e in events if e["kind"] == "final_label")
     responses = [e for e in events if e["kind"] == "human_response"]
-    decisions = list(db.decisions.find({"project_id": project_id},
-                                       {"_id": 0, "item_id": 1, "label": 1, "confidence": 1, "route": 1}))
-    items = routed_items(decisions, gold, finals)
+    predictions = [e for e in events if e["kind"] == "prediction"]
+    items = routed_items(predictions, gold, finals)
     records = list(db.worker_snapshots.find({"project_id": project_id}, {"_id": 0}))
-    project = db.projects.find_one({"_id": project_id}, {"labels": 1}) or {}
     spent = sum(r.get("earnings", 0.0) for r in records)
     return {
         "project_id": project_id,
@@ -234,7 +223,7 @@ def dashboard_data(db: Database, project_id: str) -> dict:
             "operating_point": {"human_fraction": finite(stats.human_fraction),
                                 "accuracy": finite(stats.overall.accuracy),
                                 "with_gold": stats.overall.with_gold}},
-        "workers": worker_rows(records, responses, dawid_skene_accuracy(responses, list(project.get("labels", [])))),
+        "workers": worker_rows(records, responses, dawid_skene_accuracy(responses, list(labels))),
         "agreement_over_time": agreement_over_time(responses),
         "reliability": reliability_bins([i["confidence"] for i in items],
                                         [i["model_label"] == i["gold"] for i in items]),

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
 from http import HTTPStatus
 from pathlib import Path
 from typing import Protocol
@@ -24,6 +23,7 @@ from pymongo.errors import PyMongoError
 
 from labelstream.common.web import PageHandler, PageServer
 from labelstream.monitor.dashboard import dashboard_data
+from labelstream.v1 import events_pb2
 
 log = logging.getLogger(__name__)
 
@@ -31,43 +31,38 @@ PAGE_PATH = Path(__file__).parent / "static" / "dashboard.html"
 
 
 
-class HasDb(Protocol):
+class ProjectStore(Protocol):
+    """What the page reads: the monitor's own collections, and the projects' specs (Store)."""
     db: Database
+
+    def project_ids(self, where: dict | None = None) -> list[str]: ...
+
+    def get_project(self, project_id: str) -> events_pb2.ProjectSpec | None: ...
 
 
 class NotFound(Exception):
     pass
 
 
-def database_of(source: HasDb | Database | Callable[[], Database]) -> Callable[[], Database]:
-    """A Store (its .db), a Database, or a function returning one."""
-    if isinstance(source, Database):
-        return lambda: source
-    if hasattr(source, "db"):
-        return lambda: source.db
-    return source
-
-
 class DashboardWeb:
     """Serves the page and the API on (host, port); port 0 picks a free port (see `.port`)."""
 
-    def __init__(self, source: HasDb | Database | Callable[[], Database], port: int,
-                 host: str = "127.0.0.1") -> None:
-        self.db = database_of(source)
+    def __init__(self, store: ProjectStore, port: int, host: str = "127.0.0.1") -> None:
+        self.store = store
         self.page = PAGE_PATH.read_bytes()  # read now: a missing file fails at start, not per request
         self.http = PageServer(handler_for(self), port, host, "dashboard")
         self.port = self.http.port
         self.start = self.http.start
 
     def projects(self, _query: dict[str, list[str]]) -> dict:
-        return {"projects": sorted(d["_id"] for d in self.db().projects.find({}, {"_id": 1}))}
+        return {"projects": self.store.project_ids()}
 
     def dashboard(self, query: dict[str, list[str]]) -> dict:
         project_id = query.get("project_id", [""])[0]
-        db = self.db()
-        if not project_id or db.projects.find_one({"_id": project_id}, {"_id": 1}) is None:
+        spec = self.store.get_project(project_id) if project_id else None
+        if spec is None:
             raise NotFound(f"no such project: {project_id!r}")
-        return dashboard_data(db, project_id)
+        return dashboard_data(self.store.db, project_id, list(spec.labels))
 
 
 def handler_for(web: DashboardWeb) -> type[PageHandler]:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pymongo.database import Database
 
 from labelstream.crowd.quality import gold_accuracy
+from labelstream.monitor.stats import latest_finals
 
 MIN_AGREEING = 3             # trusted workers who gave the same answer, and nobody disagreed
 TRUSTED_ACCURACY = 0.8       # Beta posterior mean on gold
@@ -56,17 +57,24 @@ def mine(votes: list[tuple[str, str, str]], trusted: set[str], texts: dict[str, 
 
 
 def mine_project(db: Database, project_id: str, labels: list[str], limit: int = 200) -> list[Candidate]:
+    """Candidates from the monitor's own records: the workers' snapshots, and the human tasks,
+    answers, final labels and mined gold it saw on their topics."""
     trusted = {r["worker_id"] for r in db.worker_snapshots.find({"project_id": project_id, "status": "active"})
                if r["gold_correct"] + r["gold_wrong"] >= TRUSTED_MIN_GOLD
                and gold_accuracy(r) >= TRUSTED_ACCURACY}
     if not trusted:
         return []
-    existing = {g["item_id"] for g in db.gold.find({"project_id": project_id}, {"item_id": 1})}
+    events = db.monitor_events
+    existing = {g["item_id"] for g in events.find({"project_id": project_id, "kind": "gold_mined"}, {"item_id": 1})}
     if len(existing) >= limit:
         return []
-    votes = [(v["item_id"], v["worker_id"], v["label"]) for v in db.votes.find({"project_id": project_id})]
-    texts = {t["item_id"]: t["text"] for t in db.tasks.find({"project_id": project_id}, {"item_id": 1, "text": 1})}
-    finals = Counter(f["label"] for f in db.final_labels.find({"project_id": project_id}, {"label": 1}))
+    votes = [(v["item_id"], v["worker_id"], v["label"]) for v in events.find(
+        {"project_id": project_id, "kind": "human_response"}, {"item_id": 1, "worker_id": 1, "label": 1})]
+    texts = {t["item_id"]: t.get("text", "") for t in events.find(
+        {"project_id": project_id, "kind": "human_task"}, {"item_id": 1, "text": 1})}
+    latest = latest_finals(events.find({"project_id": project_id, "kind": "final_label"},
+                                       {"item_id": 1, "label": 1, "version": 1}))
+    finals = Counter(f["label"] for f in latest.values())
     total = sum(finals.values())
     shares = {label: finals[label] / total for label in labels} if total else {}
     return mine(votes, trusted, texts, labels, shares, existing, limit - len(existing))

@@ -13,6 +13,16 @@ COUNTED_KINDS = ("item_accepted", "dead_letter", "prediction", "auto_label", "hu
                  "final_label")
 
 
+def latest_finals(events: Iterable[dict]) -> dict[str, dict]:
+    """Each item's final label of the highest version (a relabel supersedes the first)."""
+    finals: dict[str, dict] = {}
+    for e in events:
+        current = finals.get(e["item_id"])
+        if current is None or e["version"] > current["version"]:
+            finals[e["item_id"]] = e
+    return finals
+
+
 def path_stats(finals: list[dict], gold: dict[str, str]) -> services_pb2.PathStats:
     judged = [f for f in finals if gold.get(f["item_id"])]
     correct = sum(1 for f in judged if f["label"] == gold[f["item_id"]])
@@ -24,16 +34,14 @@ def path_stats(finals: list[dict], gold: dict[str, str]) -> services_pb2.PathSta
 def compute_stats(project_id: str, events: Iterable[dict]) -> services_pb2.ProjectStats:
     counts = dict.fromkeys(COUNTED_KINDS, 0)
     gold: dict[str, str] = {}
-    finals: dict[str, dict] = {}
+    final_events = []
     for event in events:
         counts[event["kind"]] = counts.get(event["kind"], 0) + 1
         if event["kind"] == "item_accepted":
             gold[event["item_id"]] = event.get("gold_label", "")
         elif event["kind"] == "final_label":
-            current = finals.get(event["item_id"])
-            if current is None or event["version"] > current["version"]:
-                finals[event["item_id"]] = event
-    latest = list(finals.values())
+            final_events.append(event)
+    latest = list(latest_finals(final_events).values())
     auto = [f for f in latest if f["source"] == "auto"]
     human = [f for f in latest if f["source"] == "human"]
     stats = services_pb2.ProjectStats(

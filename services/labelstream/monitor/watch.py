@@ -13,6 +13,7 @@ from labelstream.common.topics import SCHEMA_VERSION
 from labelstream.crowd.agreement import krippendorff_alpha
 from labelstream.crowd.quality import gold_accuracy
 from labelstream.monitor.alerts import Breach, MetricKey, evaluate
+from labelstream.monitor.stats import latest_finals
 from labelstream.v1 import events_pb2
 
 WINDOW_MS = 3_600_000
@@ -37,14 +38,13 @@ def project_metrics(db: Database, project_id: str, now_ms: int) -> dict[MetricKe
         answered = record["gold_correct"] + record["gold_wrong"]
         if answered >= MIN_GOLD_ANSWERS:
             metrics[MetricKey("worker_accuracy", project_id, record["worker_id"])] = gold_accuracy(record)
-    finals: dict[str, dict] = {}
-    for event in db.monitor_events.find({"project_id": project_id, "kind": "final_label", "at_ms": {"$gte": since}}):
-        if event["item_id"] not in finals or event["version"] > finals[event["item_id"]]["version"]:
-            finals[event["item_id"]] = event
+    finals = latest_finals(db.monitor_events.find(
+        {"project_id": project_id, "kind": "final_label", "at_ms": {"$gte": since}}))
     human = [f for f in finals.values() if f["source"] == "human"]
     if len(human) >= MIN_MODEL_CHECKS:
-        model_labels = {d["item_id"]: d.get("label") for d in db.decisions.find(
-            {"project_id": project_id, "item_id": {"$in": [f["item_id"] for f in human]}}, {"item_id": 1, "label": 1})}
+        model_labels = {p["item_id"]: p.get("label") for p in db.monitor_events.find(
+            {"project_id": project_id, "kind": "prediction", "item_id": {"$in": [f["item_id"] for f in human]}},
+            {"item_id": 1, "label": 1})}
         judged = [f for f in human if model_labels.get(f["item_id"])]
         if len(judged) >= MIN_MODEL_CHECKS:
             metrics[MetricKey("model_accuracy", project_id)] = \
@@ -52,8 +52,11 @@ def project_metrics(db: Database, project_id: str, now_ms: int) -> dict[MetricKe
     if finals:
         first = min(f["at_ms"] for f in finals.values())
         metrics[MetricKey("throughput_per_s", project_id)] = len(finals) / (max(MIN_SPAN_MS, now_ms - first) / 1000)
-    metrics[MetricKey("backlog_tasks", project_id)] = float(db.tasks.count_documents(
-        {"project_id": project_id, "status": "open", "open_slots": {"$gt": 0}}))
+    # Items sent to people that have no final label yet: the dispatcher's open tasks, as the
+    # monitor sees them on tasks.human and labels.final.
+    waiting = set(db.monitor_events.distinct("item_id", {"project_id": project_id, "kind": "human_task"}))
+    waiting -= set(db.monitor_events.distinct("item_id", {"project_id": project_id, "kind": "final_label"}))
+    metrics[MetricKey("backlog_tasks", project_id)] = float(len(waiting))
     return metrics
 
 

@@ -20,6 +20,7 @@ from labelstream.monitor.dashboard import (
     worker_rows,
 )
 from labelstream.monitor.dashboard_web import DashboardWeb
+from labelstream.v1 import events_pb2
 
 
 def item(confidence: float, gold: str, model: str, human: str | None = None) -> dict:
@@ -167,6 +168,21 @@ class FakeDb:
         return self.collections.setdefault(name, FakeCollection([]))
 
 
+class FakeStore:
+    """Just enough of labelstream.common.store.Store: the monitor's collections and the projects."""
+
+    def __init__(self, db: FakeDb, projects: dict[str, list[str]]) -> None:
+        self.db = db
+        self.projects = projects
+
+    def project_ids(self, where: dict | None = None) -> list[str]:
+        return sorted(self.projects)
+
+    def get_project(self, project_id: str) -> events_pb2.ProjectSpec | None:
+        labels = self.projects.get(project_id)
+        return None if labels is None else events_pb2.ProjectSpec(project_id=project_id, labels=labels)
+
+
 def small_store() -> FakeDb:
     p = "proj"
     events = []
@@ -181,17 +197,15 @@ def small_store() -> FakeDb:
         if route == "human":
             events += [{"kind": "human_response", "project_id": p, "item_id": f"i{i}", "worker_id": w,
                         "label": gold, "duration_ms": 1500, "at_ms": 1000 * i + 400} for w in ("w1", "w2")]
-    decisions = [{"project_id": p, "item_id": f"i{i}", "label": m, "confidence": c, "route": r}
-                 for i, (m, c, r) in enumerate([("a", 0.95, "ROUTE_AUTO"), ("b", 0.9, "ROUTE_AUTO"),
-                                                ("b", 0.6, "ROUTE_HUMAN"), ("b", 0.55, "ROUTE_HUMAN")])]
+    events += [{"kind": "prediction", "project_id": p, "item_id": f"i{i}", "label": m, "confidence": c,
+                "at_ms": 1000 * i + 100} for i, (m, c) in enumerate([("a", 0.95), ("b", 0.9), ("b", 0.6), ("b", 0.55)])]
     workers = [{"project_id": p, "worker_id": w, "status": "active", "gold_correct": 3, "gold_wrong": 1,
                 "tasks_done": 2, "earnings": 0.1, "fraud_signals": []} for w in ("w1", "w2")]
-    return FakeDb(projects=[{"_id": p}, {"_id": "other"}], monitor_events=events, decisions=decisions,
-                  worker_snapshots=workers)
+    return FakeDb(monitor_events=events, worker_snapshots=workers)
 
 
 def test_dashboard_data_puts_the_pieces_together():
-    data = dashboard_data(small_store(), "proj")  # type: ignore[arg-type]
+    data = dashboard_data(small_store(), "proj", ["a", "b"])  # type: ignore[arg-type]
     json.dumps(data, allow_nan=False)  # JSON-clean: no NaN anywhere
     curve = data["accuracy_vs_human_fraction"]
     assert curve["items"] == 4 and len(curve["curve"]) == 21
@@ -205,7 +219,7 @@ def test_dashboard_data_puts_the_pieces_together():
 
 
 def test_dashboard_data_of_an_empty_project_is_all_nulls_not_errors():
-    data = dashboard_data(FakeDb(), "nothing")  # type: ignore[arg-type]
+    data = dashboard_data(FakeDb(), "nothing", ["a", "b"])  # type: ignore[arg-type]
     json.dumps(data, allow_nan=False)
     assert data["workers"] == [] and data["agreement_over_time"] == [] and data["throughput_latency"] == []
     assert data["summary"]["accuracy"] is None and data["summary"]["latency_p95_ms"] is None
@@ -221,8 +235,8 @@ def get(url: str) -> tuple[int, bytes]:
 
 def test_the_web_api_serves_the_page_projects_and_data():
     stop = threading.Event()
-    store = small_store()
-    web = DashboardWeb(lambda: store, 0)  # type: ignore[arg-type,return-value]
+    store = FakeStore(small_store(), {"proj": ["a", "b"], "other": ["x", "y"]})
+    web = DashboardWeb(store, 0)
     web.start(stop)
     base = f"http://127.0.0.1:{web.port}"
     try:
