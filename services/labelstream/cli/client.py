@@ -6,6 +6,8 @@ import contextlib
 import json
 import math
 import time
+import urllib.parse
+import urllib.request
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -24,6 +26,44 @@ def apply_project(ingest_address: str, spec: events_pb2.ProjectSpec) -> bool:
         reply = services_pb2_grpc.IngestServiceStub(channel).ApplyProject(
             services_pb2.ApplyProjectRequest(project=spec), timeout=30)
     return reply.created
+
+
+def get_project(ingest_address: str, project_id: str) -> events_pb2.ProjectSpec:
+    """The project as ingest stored it (resolved: every default filled in)."""
+    with grpc.insecure_channel(ingest_address) as channel:
+        return services_pb2_grpc.IngestServiceStub(channel).GetProject(
+            services_pb2.GetProjectRequest(project_id=project_id), timeout=30)
+
+
+def list_workers(dispatcher_address: str, admin_token: str, project_id: str) -> list[services_pb2.WorkerStats]:
+    with grpc.insecure_channel(dispatcher_address) as channel:
+        reply = services_pb2_grpc.DispatcherServiceStub(channel).ListWorkers(
+            services_pb2.ListWorkersRequest(project_id=project_id),
+            metadata=(("authorization", f"Bearer {admin_token}"),), timeout=30)
+    return list(reply.workers)
+
+
+def dashboard(monitor_web_url: str, project_id: str) -> dict[str, Any]:
+    """The monitor's dashboard data of a project (its JSON API)."""
+    query = urllib.parse.urlencode({"project_id": project_id})
+    with urllib.request.urlopen(f"{monitor_web_url.rstrip('/')}/api/dashboard?{query}", timeout=60) as reply:
+        return json.loads(reply.read())
+
+
+def model_compute_seconds(triton_address: str, models: Iterable[str]) -> float:
+    """Seconds Triton spent computing these models (every version), from its statistics API."""
+    import tritonclient.grpc as triton
+
+    server = triton.InferenceServerClient(triton_address)
+    try:
+        total_ns = 0
+        for model in models:
+            stats = server.get_inference_statistics(model_name=model, as_json=True)
+            total_ns += sum(int(s["inference_stats"]["compute_infer"].get("ns", 0))
+                            for s in stats.get("model_stats", []))
+    finally:
+        server.close()
+    return total_ns / 1e9
 
 
 RawRecord = tuple[str, bytes | None, bytes, list[tuple[str, bytes]]]  # topic, key, value, headers

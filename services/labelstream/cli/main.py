@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, track
 from rich.table import Table
 
-from labelstream.cli import client
+from labelstream.cli import client, datasheet, payoff
 from labelstream.cli.projects import InputFileError, load_items, load_project
 from labelstream.cli.stack import REPO_ROOT, SERVICES, LocalStack, StackError, StackState
 from labelstream.common.settings import settings_table
@@ -215,15 +215,37 @@ def dead_letters(project: Annotated[str, typer.Option(help="Only this project's 
             f"; {skipped} letters of too-large records hold only their head and were not replayed" if skipped else ""))
 
 
-@app.command()
-def export(project: Annotated[str, typer.Option()], out: Annotated[Path, typer.Option()],
-           run_dir: RunDir = None) -> None:
-    """Write the project's final labels (latest version per item) from labels.final as JSONL."""
-    labels = client.read_final_labels(_state(run_dir).kafka_bootstrap, project)
+def write_export(state: StackState, project: str, out: Path) -> dict:
+    """The project's final labels (latest version per item, from labels.final) as JSONL at `out`, and
+    its datasheet beside them (`<out>.datasheet.md` and `.json`); returns the datasheet."""
+    labels = client.read_final_labels(state.kafka_bootstrap, project)
+    spec = client.get_project(state.grpc_address("ingest"), project)
+    workers = client.list_workers(state.grpc_address("dispatcher"), state.admin_token, project)
+    out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("w") as handle:
         for label in sorted(labels.values(), key=lambda x: x.item_id):
             handle.write(json.dumps(client.final_label_json(label)) + "\n")
-    console.print(f"wrote {len(labels)} final labels to {out}")
+    sheet = datasheet.datasheet(spec, list(labels.values()), workers)
+    datasheet_path(out, ".json").write_text(json.dumps(sheet, indent=2))
+    datasheet_path(out, ".md").write_text(datasheet.markdown(sheet))
+    return sheet
+
+
+def datasheet_path(out: Path, suffix: str) -> Path:
+    return out.with_name(f"{out.stem}.datasheet{suffix}")
+
+
+@app.command()
+def export(project: Annotated[str, typer.Option()], out: Annotated[Path, typer.Option()],
+           run_dir: RunDir = None) -> None:
+    """Write the project's final labels (latest version per item) from labels.final as JSONL, and a
+    datasheet beside them: the people behind the labels, their hours and pay, who decided what, the rules."""
+    try:
+        sheet = write_export(_state(run_dir), project, out)
+    except grpc.RpcError as exc:
+        raise _fail(f"cannot export {project!r}: {exc.details()} (is the stack up and the project applied?)") from exc
+    console.print(f"wrote {sheet['final_labels']} final labels to {out} and their datasheet to "
+                  f"{datasheet_path(out, '.md')}")
 
 
 @app.command()
@@ -328,30 +350,133 @@ def print_report(data: dict) -> None:
     Console(width=160).print(table)
 
 
-@app.command()
-def demo(items: Annotated[int, typer.Option(help="How many SST-2 items to label")] = 500,
-         worker_count: Annotated[int, typer.Option("--workers")] = 8,
-         worker_accuracy: float = 0.85, answer_ms: float = 30.0, base_port: int = 19000,
-         keep_running: Annotated[bool, typer.Option(help="Leave the stack up afterwards")] = False) -> None:
-    """Start the stack, label SST-2 items with the model and simulated workers, report, stop."""
+def _stream_in_waves(state: StackState, project_id: str, rows: list[dict], wave_size: int,
+                     timeout_s: float) -> list[payoff.Wave]:
+    """Publish the items a wave at a time, each wave once the one before has its final labels, so
+    that every routing decision sees what people verified before it, as in a stream that runs for
+    days; one line per wave shows the human fraction falling."""
+    waves: list[payoff.Wave] = []
+    before = None
+    table = Table(title="the stream, wave by wave")
+    for column in ("items so far", "to people", "auto-accepted", "auto accuracy (gold)", "accuracy (gold)",
+                   "elapsed"):
+        table.add_column(column, justify="right")
     started = time.monotonic()
-    spec = load_project(DEMO_DIR / "project.yaml")
-    rows = load_items(DEMO_DIR / "items.jsonl")[:items]
+    done = 0
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("auto {task.fields[auto]} · human {task.fields[human]}"), TimeElapsedColumn(),
+                  console=console) as progress:
+        task = progress.add_task("final labels", total=len(rows), auto=0, human=0)
+        for start in range(0, len(rows), wave_size):
+            wave_rows = rows[start:start + wave_size]
+            client.publish_json_items(state.kafka_bootstrap, project_id, wave_rows)
+            done += len(wave_rows)
+
+            def show(stats) -> None:
+                progress.update(task, completed=stats.final_labels, auto=stats.auto_path.final_labels,
+                                human=stats.human_path.final_labels)
+
+            after = client.wait_for_final_labels(state.grpc_address("monitor"), project_id, done, timeout_s, show)
+            wave = payoff.wave_between(before, after, len(wave_rows))
+            waves.append(wave)
+            before = after
+            auto_accuracy = wave.auto_correct / wave.auto_with_gold if wave.auto_with_gold else None
+            progress.console.print(
+                f"wave {len(waves)}: {done} items, {wave.human_fraction:.0%} to people, "
+                f"auto accuracy {'n/a' if auto_accuracy is None else f'{auto_accuracy:.1%}'}")
+            table.add_row(str(done), f"{wave.human_fraction:.1%}", str(wave.auto),
+                          "n/a" if auto_accuracy is None else f"{auto_accuracy:.1%} ({wave.auto_with_gold})",
+                          "n/a" if wave.accuracy is None else f"{wave.accuracy:.1%}",
+                          f"{time.monotonic() - started:.0f} s")
+    Console(width=160).print(table)
+    return waves
+
+
+def print_payoff(result: dict) -> None:
+    guarantee, costs, pay = result["guarantee"], result["costs"], result["hourly_pay"]
+    if guarantee["auto_accuracy"] is None:
+        console.print(f"guarantee: auto-accepted accuracy >= {guarantee['target_accuracy']:.2f} at "
+                      f"{guarantee['confidence_level']:.0%} confidence; nothing with gold was auto-accepted")
+    else:
+        low, high = guarantee["interval_95"]
+        console.print(
+            f"guarantee: auto-accepted accuracy >= {guarantee['target_accuracy']:.2f} at "
+            f"{guarantee['confidence_level']:.0%} confidence -> measured {guarantee['auto_accuracy']:.1%} on "
+            f"{guarantee['auto_with_gold']} auto-accepted items with gold (95% interval {low:.1%}-{high:.1%}): "
+            + ("[green]held[/green]" if guarantee["held"] else "[red]below the target on this run[/red]"))
+    table = Table(title=f"cost: {costs['pay_per_answer']:.3f} per answer x {costs['overlap']} answers per item; "
+                        f"model time {costs['model_seconds']:.1f} s at {costs['gpu_hour_price']:.2f} per GPU-hour")
+    for column in ("labeling", "cost", "per item", "accuracy (gold)"):
+        table.add_column(column, justify="right")
+    names = {"all_human": "all human", "hybrid": "hybrid (this run)", "model_only": "model only"}
+    for key, row in costs["rows"].items():
+        accuracy = "n/a" if row["accuracy"] is None else f"{row['accuracy']:.1%}"
+        table.add_row(names[key], f"{row['cost']:.2f}", f"{row['per_item']:.4f}", accuracy)
+    Console(width=160).print(table)
+    if costs["saved_vs_all_human"] is not None:
+        console.print(f"saved against all-human labeling: {costs['saved_vs_all_human']:.1%}")
+    if pay["workers"]:
+        console.print(
+            f"workers' effective hourly pay (measured task time): median {pay['median']:.2f}, lowest "
+            f"{pay['min']:.2f}, wage floor {pay['floor']:.2f}; the simulated workers answer in milliseconds, so "
+            f"these rates are far above what people at human speed earn at the same pay per answer")
+
+
+@app.command()
+def demo(items: Annotated[int, typer.Option(help="How many SST-2 items to label")] = 2000,
+         project_file: Annotated[Path, typer.Option("--project")] = DEMO_DIR / "demo.yaml",
+         wave_size: Annotated[int, typer.Option(help="Items published together; each wave waits for the "
+                                                     "one before to be final")] = 250,
+         worker_count: Annotated[int, typer.Option("--workers")] = 12,
+         worker_accuracy: float = 0.85, answer_ms: float = 30.0, base_port: int = 19000,
+         gpu_hour_price: Annotated[float, typer.Option(help="Price of an hour of model server time")] = 2.0,
+         keep_running: Annotated[bool, typer.Option(help="Leave the stack up afterwards")] = False) -> None:
+    """Start the stack, stream SST-2 items through the model and simulated workers with routing under
+    a guarantee, report accuracy, the guarantee, the falling human fraction and the cost, export, stop."""
+    started = time.monotonic()
+    try:
+        spec = load_project(project_file)
+        rows = (load_items(DEMO_DIR / "items.jsonl") + load_items(DEMO_DIR / "pool.jsonl"))[:items]
+    except InputFileError as exc:
+        raise _fail(str(exc)) from exc
     stack = LocalStack(_new_run_dir(), base_port, progress=console.log)
     try:
         state = stack.start()
         _print_endpoints(state)
         client.apply_project(state.grpc_address("ingest"), spec)
+        spec = client.get_project(state.grpc_address("ingest"), spec.project_id)
         gold_by_text = {r["text"]: r["gold_label"] for r in rows}
         with Workforce(state.grpc_address("dispatcher"), state.admin_token, spec.project_id, gold_by_text,
                        worker_count, WorkerProfile(worker_accuracy, answer_ms)):
-            _submit_with_progress(state, spec.project_id, rows)
-            stats = _wait_with_progress(state, spec.project_id, len(rows), timeout_s=900)
+            waves = _stream_in_waves(state, spec.project_id, rows, wave_size, timeout_s=900)
+        stats = client.project_stats(state.grpc_address("monitor"), spec.project_id)
         data = client.report_dict(stats, elapsed_s=time.monotonic() - started)
         print_report(data)
-        report_path = Path(state.run_dir) / "report.json"
+        run_dir = Path(state.run_dir)
+        workers = client.list_workers(state.grpc_address("dispatcher"), state.admin_token, spec.project_id)
+        summary = client.dashboard(state.web_url("monitor"), spec.project_id)["summary"]
+        model_seconds = client.model_compute_seconds(f"127.0.0.1:{state.ports.triton_grpc}",
+                                                     list(spec.models) or [spec.model])
+        data["payoff"] = {
+            "guarantee": payoff.guarantee(spec, stats),
+            "costs": payoff.cost_table(
+                spec, len(rows), sum(w.earnings for w in workers), model_seconds, gpu_hour_price,
+                summary["model_accuracy"], data["accuracy"]["overall"]["accuracy"]),
+            "hourly_pay": payoff.hourly_pay(workers, spec.workers.min_hourly_wage),
+            "waves": [{**vars(w), "human_fraction": w.human_fraction, "accuracy": w.accuracy} for w in waves],
+        }
+        print_payoff(data["payoff"])
+        payoff.plot_waves(waves, spec.target_accuracy, str(run_dir / "human_fraction.png"),
+                          f"{spec.name}: human fraction as the stream goes on")
+        sheet = write_export(state, spec.project_id, run_dir / "export" / "labels.jsonl")
+        data["wall_time_s"] = round(time.monotonic() - started, 1)
+        report_path = run_dir / "report.json"
         report_path.write_text(json.dumps(data, indent=2))
-        console.print(f"report written to {report_path}")
+        console.print(f"report written to {report_path}; the human fraction over time in "
+                      f"{run_dir / 'human_fraction.png'}; {sheet['final_labels']} labels exported to "
+                      f"{run_dir / 'export' / 'labels.jsonl'} with their datasheet "
+                      f"{datasheet_path(run_dir / 'export' / 'labels.jsonl', '.md')}")
+        console.print(f"whole command: {data['wall_time_s']:.0f} s")
     except (StackError, TimeoutError, InputFileError) as exc:
         raise _fail(str(exc)) from exc
     finally:

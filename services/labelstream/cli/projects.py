@@ -25,13 +25,31 @@ class InputFileError(ValueError):
     """A project or item file is malformed; the message says where and how."""
 
 
-def load_project(path: Path) -> events_pb2.ProjectSpec:
+def read_project_doc(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """A project file's mapping. `extends: other.yaml` (relative to the file) starts from that
+    file's mapping: this file's keys replace the base's, and its `workers` keys the base's workers'."""
     try:
         doc = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as exc:
         raise InputFileError(f"{path}: cannot read project YAML: {exc}") from exc
     if not isinstance(doc, dict):
         raise InputFileError(f"{path}: a project file is a YAML mapping of {sorted(PROJECT_KEYS)}")
+    base_name = doc.pop("extends", None)
+    if base_name is None:
+        return doc
+    base_path = (path.parent / str(base_name)).resolve()
+    if base_path in seen or base_path == path.resolve():
+        raise InputFileError(f"{path}: extends {base_name!r}, which extends it back: remove the cycle")
+    base = read_project_doc(base_path, (*seen, path.resolve()))
+    workers = {**(base.get("workers") or {}), **(doc.get("workers") or {})}
+    merged = {**base, **doc}
+    if workers:
+        merged["workers"] = workers
+    return merged
+
+
+def load_project(path: Path) -> events_pb2.ProjectSpec:
+    doc = read_project_doc(path)
     unknown = set(doc) - PROJECT_KEYS
     if unknown:
         raise InputFileError(f"{path}: unknown keys {sorted(unknown)}; allowed: {sorted(PROJECT_KEYS)}")

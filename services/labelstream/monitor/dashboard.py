@@ -217,7 +217,10 @@ def dashboard_data(db: Database, project_id: str, labels: Sequence[str]) -> dict
                     "latency_p50_ms": finite(stats.latency_p50_ms) if finals else None,
                     "latency_p95_ms": finite(stats.latency_p95_ms) if finals else None,
                     "throughput_per_s": finite(stats.throughput_per_s) if finals else None,
-                    "cost_per_label": spent / len(finals) if finals else None},
+                    "cost_per_label": spent / len(finals) if finals else None,
+                    # the model alone, on every item with gold: what trusting it blindly would give
+                    "model_accuracy": sum(i["model_label"] == i["gold"] for i in items) / len(items)
+                    if items else None},
         "accuracy_vs_human_fraction": {
             "items": len(items), "curve": accuracy_curve(items),
             "operating_point": {"human_fraction": finite(stats.human_fraction),

@@ -15,6 +15,29 @@ def test_demo_project_loads():
     assert spec.max_overlap == 5
 
 
+def test_the_guaranteed_demo_project_extends_the_sst2_project():
+    base = load_project(ROOT / "deploy" / "examples" / "sst2" / "project.yaml")
+    demo = load_project(ROOT / "deploy" / "examples" / "sst2" / "demo.yaml")
+    assert demo.examples == base.examples and demo.labels == base.labels and demo.instructions == base.instructions
+    assert (demo.project_id, demo.routing_strategy, demo.target_accuracy) == ("sst2-guaranteed", "calibrated", 0.9)
+    assert demo.workers.min_hourly_wage == 12.0 and demo.workers.block_confidence == base.workers.block_confidence
+
+
+def test_extends_merges_worker_policies_and_refuses_cycles(tmp_path):
+    (tmp_path / "base.yaml").write_text("project_id: b\nlabels: [a, b]\noverlap: 2\n"
+                                        "workers: {gold_rate_new: 0.3, trusted_after: 7}\n")
+    (tmp_path / "child.yaml").write_text("extends: base.yaml\nproject_id: c\nworkers: {trusted_after: 9}\n")
+    child = load_project(tmp_path / "child.yaml")
+    assert (child.project_id, child.overlap, list(child.labels)) == ("c", 2, ["a", "b"])
+    assert (child.workers.gold_rate_new, child.workers.trusted_after) == (0.3, 9)
+    (tmp_path / "base.yaml").write_text("extends: child.yaml\nproject_id: b\n")
+    with pytest.raises(InputFileError, match="remove the cycle"):
+        load_project(tmp_path / "child.yaml")
+    (tmp_path / "lonely.yaml").write_text("extends: missing.yaml\nproject_id: x\n")
+    with pytest.raises(InputFileError, match="missing.yaml: cannot read"):
+        load_project(tmp_path / "lonely.yaml")
+
+
 def test_project_file_errors_name_the_problem(tmp_path):
     path = tmp_path / "p.yaml"
     path.write_text("project_id: x\nlabels: [a, b]\ncolour: red\n")

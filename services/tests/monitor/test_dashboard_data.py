@@ -212,6 +212,7 @@ def test_dashboard_data_puts_the_pieces_together():
     assert curve["operating_point"] == {"human_fraction": 0.5, "accuracy": 1.0, "with_gold": 4}
     assert curve["curve"][0]["accuracy"] == 0.75 and curve["curve"][10]["accuracy"] == 1.0
     assert data["reliability"]["items"] == 4
+    assert data["summary"]["model_accuracy"] == 0.75  # i2: the model said b, gold a
     assert [w["worker_id"] for w in data["workers"]] == ["w1", "w2"]
     assert data["workers"][0]["median_seconds"] == 1.5
     assert sum(r["final_labels"] for r in data["throughput_latency"]) == 4
