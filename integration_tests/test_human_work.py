@@ -194,3 +194,23 @@ def test_blocking_excludes_answers_and_corrects_final_labels(dispatcher, state, 
         client.read_final_label_versions(state.kafka_bootstrap, PROJECT)), timeout_s=30)
     assert versions, "both versions are on labels.final"
 
+
+
+def test_the_export_carries_a_datasheet_of_the_people_behind_the_labels(state, project, tmp_path):
+    """`labelstream export` writes the labels and, beside them, who made them and under which rules."""
+    from labelstream.cli.main import datasheet_path, write_export
+
+    items, _truth, _gold = project
+    out = tmp_path / "labels.jsonl"
+    sheet = write_export(state, PROJECT, out)
+    exported = [line for line in out.read_text().splitlines() if line.strip()]
+    assert len(exported) == sheet["final_labels"] == len(items)
+    people = sheet["people"]
+    assert people["count"] >= 3 and people["blocked"] >= 1, people  # good-1, bad-1 (blocked), good-2
+    assert people["hours"] > 0 and people["paid"] == pytest.approx(0.05 * people["answers"], rel=0.01)
+    assert sheet["decided_by"]["people"]["labels"] == len(items), "a threshold of 1.0 leaves every item to people"
+    assert sheet["pay"]["people_with_measured_time"] == people["count"]
+    assert sheet["rules"]["gold"]["gold_rate_new"] == pytest.approx(0.5)
+    text = datasheet_path(out, ".md").read_text()
+    assert f"{people['count']} people answered {people['answers']} tasks" in text
+    assert datasheet_path(out, ".json").exists()

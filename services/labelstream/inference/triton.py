@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -15,6 +16,8 @@ from labelstream.models.contract import project_payload
 from labelstream.v1 import events_pb2
 
 MAX_ROWS_PER_REQUEST = 64  # the model's max_batch_size
+FIRST_ROWS_PER_REQUEST = 8  # until a model's speed is known
+REQUEST_SHARE_OF_TIMEOUT = 0.25  # a request is sized to take about this share of the timeout
 
 
 @dataclass(frozen=True)
@@ -36,10 +39,41 @@ def worth_retrying(error: BaseException) -> bool:
     return isinstance(error, InferenceServerException) and any(s in str(error.status()) for s in RETRIED_STATUSES)
 
 
+class RequestSizer:
+    """Rows per request, per model, from the seconds per row measured so far.
+
+    A request that outlives the client's timeout is abandoned by the client but not by Triton
+    (the Python backend has no cancellation): the retry queues the same work again behind it.
+    With a slow model on a slow machine (the causal LM, 64 rows, more than 30 s) every try timed
+    out and the work piled up. Sizing each request to a quarter of the timeout from the measured
+    speed keeps requests well inside it; a fast model still gets full batches."""
+
+    def __init__(self, timeout_s: float, smoothing: float = 0.3) -> None:
+        self.timeout_s = timeout_s
+        self.smoothing = smoothing
+        self.seconds_per_row: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def rows(self, model: str) -> int:
+        with self._lock:
+            per_row = self.seconds_per_row.get(model)
+        if per_row is None:
+            return FIRST_ROWS_PER_REQUEST
+        fitting = int(self.timeout_s * REQUEST_SHARE_OF_TIMEOUT / max(per_row, 1e-6))
+        return max(1, min(MAX_ROWS_PER_REQUEST, fitting))
+
+    def observe(self, model: str, rows: int, seconds: float) -> None:
+        measured = seconds / max(1, rows)
+        with self._lock:
+            current = self.seconds_per_row.get(model)
+            self.seconds_per_row[model] = measured if current is None else \
+                (1 - self.smoothing) * current + self.smoothing * measured
+
+
 class TritonClassifier:
-    """Calls one Triton server: at most `max_concurrency` requests in flight, retries with
-    exponential backoff while Triton is UNAVAILABLE, then gives up (the consumer's failure
-    policy retries the record)."""
+    """Calls one Triton server: at most `max_concurrency` requests in flight, each sized to the
+    model's measured speed (RequestSizer), retries with exponential backoff while Triton is
+    UNAVAILABLE, then gives up (the consumer's failure policy retries the record)."""
 
     def __init__(self, url: str, timeout_s: float, max_concurrency: int = 2, retries: int = 4) -> None:
         self.url = url
@@ -48,6 +82,7 @@ class TritonClassifier:
         self.client = triton_grpc.InferenceServerClient(url)
         self._local = threading.local()
         self._pool = ThreadPoolExecutor(max_workers=max_concurrency, thread_name_prefix="triton")
+        self.sizer = RequestSizer(timeout_s)
 
     def _thread_client(self) -> triton_grpc.InferenceServerClient:
         if not hasattr(self._local, "client"):
@@ -67,16 +102,24 @@ class TritonClassifier:
         text_input.set_data_from_numpy(np.array([[t.encode()] for t in rows], dtype=object))
         project_input = triton_grpc.InferInput("PROJECT", [len(rows), 1], "BYTES")
         project_input.set_data_from_numpy(np.array([[payload]] * len(rows), dtype=object))
-        result = retry_passing_failures(self.retries, worth_retrying)(
-            self._thread_client().infer, model, [text_input, project_input], model_version=version,
-            outputs=[triton_grpc.InferRequestedOutput("PROBS")], client_timeout=self.timeout_s)
+        started = time.monotonic()
+        try:
+            result = retry_passing_failures(self.retries, worth_retrying)(
+                self._thread_client().infer, model, [text_input, project_input], model_version=version,
+                outputs=[triton_grpc.InferRequestedOutput("PROBS")], client_timeout=self.timeout_s)
+        except InferenceServerException as error:
+            if "DEADLINE_EXCEEDED" in str(error.status()):  # slower than measured: smaller requests next
+                self.sizer.observe(model, len(rows), self.timeout_s * 2)
+            raise
+        self.sizer.observe(model, len(rows), time.monotonic() - started)
         response = result.get_response()
         return result.as_numpy("PROBS"), response.model_name, response.model_version
 
     def predict(self, model: str, texts: list[str], spec: events_pb2.ProjectSpec, version: str = "") -> ModelOutput:
         """Probabilities for `texts` from `model` (a pinned `version`, or the latest)."""
         payload = project_payload(spec)
-        chunks = [texts[start:start + MAX_ROWS_PER_REQUEST] for start in range(0, len(texts), MAX_ROWS_PER_REQUEST)]
+        size = self.sizer.rows(model)
+        chunks = [texts[start:start + size] for start in range(0, len(texts), size)]
         results = list(self._pool.map(lambda rows: self._infer(model, version, rows, payload), chunks))
         probabilities = np.concatenate([r[0] for r in results]).astype(np.float64)
         if probabilities.shape != (len(texts), len(spec.labels)):
