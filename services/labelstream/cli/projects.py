@@ -17,7 +17,7 @@ PROJECT_KEYS = {"project_id", "name", "task", "labels", "instructions", "example
                 "confidence_level", "accuracy_bound", "min_verified", "refit_every", "explore_fraction",
                 "human_fraction_cap", "budget_per_hour", "pay_per_answer", "overflow", "overlap_margin",
                 "overlap_near_threshold", "model_version", "head_refit_every", "models", "workers",
-                "content_warning", "aggregation", "posterior_bound"}
+                "content_warning", "aggregation", "posterior_bound", "head_refit_growth"}
 ITEM_KEYS = {"item_id", "text", "gold_label", "metadata"}
 
 

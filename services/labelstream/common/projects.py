@@ -81,7 +81,7 @@ DEFAULTS: dict[str, Any] = {
     "routing_strategy": RoutingStrategy.THRESHOLD.value, "target_accuracy": 0.95, "confidence_level": 0.95,
     "accuracy_bound": AccuracyBound.WILSON.value, "min_verified": 100, "refit_every": 50,
     "overflow": Overflow.PEOPLE.value, "overlap_near_threshold": 2,
-    "aggregation": AggregationMethod.MAJORITY_VOTE.value, "posterior_bound": 0.95,
+    "aggregation": AggregationMethod.MAJORITY_VOTE.value, "posterior_bound": 0.95, "head_refit_growth": 1.0,
 }
 EXTRA_OVERLAP = 2  # max_overlap, unset, is overlap + this: room for dynamic overlap
 # The worker policy's defaults (qualification, gold, blocking, fraud, pay, breaks): the fields
@@ -233,6 +233,8 @@ def _routing_problems(spec: events_pb2.ProjectSpec) -> list[str]:
         problems.append("model_version must be a Triton version number, or empty for the latest")
     if spec.head_refit_every < 0:
         problems.append("head_refit_every must not be negative (0: never refit)")
+    if spec.head_refit_growth < 1.0:
+        problems.append("head_refit_growth must be at least 1 (1: a refit every head_refit_every labels)")
     if spec.overlap_margin and spec.overlap_near_threshold < 2:
         problems.append("overlap_near_threshold must be at least 2 (the model and one person)")
     return problems

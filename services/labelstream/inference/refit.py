@@ -29,6 +29,12 @@ def versions(model_dir: Path) -> list[int]:
     return sorted(int(p.name) for p in model_dir.iterdir() if p.is_dir() and p.name.isdigit())
 
 
+def refit_interval(spec: events_pb2.ProjectSpec, refits_done: int) -> float:
+    """New verified labels the next refit waits for: head_refit_every, times head_refit_growth
+    for every refit already done (projects stored before the field existed read 0: no growth)."""
+    return spec.head_refit_every * max(1.0, spec.head_refit_growth) ** refits_done
+
+
 class HeadRefitter:
     def __init__(self, store: Store, repository: Path | None, load_model) -> None:
         self.store = store
@@ -71,14 +77,15 @@ class HeadRefitter:
         verified = list(self.store.db.head_training.find({"project_id": spec.project_id}).sort("_id", 1))
         state_key = f"{spec.model}|{spec.project_id}"
         state = self.store.db.head_refits.find_one({"_id": state_key}) or {"verified": 0}
-        if len(verified) - state["verified"] < spec.head_refit_every:
+        if len(verified) - state["verified"] < refit_interval(spec, state.get("refits", 0)):
             return 0
         # Claim this refit: of several inference replicas, one writes the version.
         claimed = self.store.db.head_refits.update_one(
-            {"_id": state_key, "verified": state["verified"]}, {"$set": {"verified": len(verified)}})
+            {"_id": state_key, "verified": state["verified"]},
+            {"$set": {"verified": len(verified), "refits": state.get("refits", 0) + 1}})
         if not claimed.matched_count:
             try:
-                self.store.db.head_refits.insert_one({"_id": state_key, "verified": len(verified)})
+                self.store.db.head_refits.insert_one({"_id": state_key, "verified": len(verified), "refits": 1})
             except DuplicateKeyError:
                 return 0  # another replica is on it
         version = self._write_version(model_dir, spec, verified)

@@ -19,7 +19,7 @@ def test_the_guaranteed_demo_project_extends_the_sst2_project():
     base = load_project(ROOT / "deploy" / "examples" / "sst2" / "project.yaml")
     demo = load_project(ROOT / "deploy" / "examples" / "sst2" / "demo.yaml")
     assert demo.examples == base.examples and demo.labels == base.labels and demo.instructions == base.instructions
-    assert (demo.project_id, demo.routing_strategy, demo.target_accuracy) == ("sst2-guaranteed", "calibrated", 0.9)
+    assert (demo.project_id, demo.routing_strategy, demo.target_accuracy) == ("sst2-guaranteed", "calibrated", 0.85)
     assert demo.workers.min_hourly_wage == 12.0 and demo.workers.block_confidence == base.workers.block_confidence
 
 
