@@ -7,6 +7,7 @@ from __future__ import annotations
 import ast
 import importlib
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -91,14 +92,17 @@ def test_no_two_services_own_a_collection():
             seen[collection] = service
 
 
+def foreign_collections(service: str, scan: Callable[[Path], dict[str, list[int]]]) -> dict[str, str]:
+    """Collections of other services that `scan` finds in the service's code, by file and lines."""
+    mine = owned(service)
+    return {f"{path.relative_to(PACKAGE)}:{lines}": collection
+            for path in sorted((PACKAGE / service).rglob("*.py"))
+            for collection, lines in scan(path).items() if collection not in mine}
+
+
 @pytest.mark.parametrize("service", SERVICES)
 def test_a_service_writes_only_the_collections_it_owns(service: str):
-    mine = owned(service)
-    foreign = {}
-    for path in sorted((PACKAGE / service).rglob("*.py")):
-        for collection, lines in written_collections(path).items():
-            if collection not in mine:
-                foreign[f"{path.relative_to(PACKAGE)}:{lines}"] = collection
+    foreign = foreign_collections(service, written_collections)
     assert not foreign, f"{service} writes collections it does not own: {foreign}"
 
 
@@ -106,12 +110,7 @@ def test_a_service_writes_only_the_collections_it_owns(service: str):
 def test_a_service_reads_no_collection_of_another(service: str):
     """Services learn what others own through events or the owner's API; the one shared read is
     a project's spec, through labelstream.common.store.Store (get_project, project_ids)."""
-    mine = owned(service)
-    foreign = {}
-    for path in sorted((PACKAGE / service).rglob("*.py")):
-        for collection, lines in named_collections(path).items():
-            if collection not in mine:
-                foreign[f"{path.relative_to(PACKAGE)}:{lines}"] = collection
+    foreign = foreign_collections(service, named_collections)
     assert not foreign, f"{service} reads collections it does not own: {foreign}"
 
 
