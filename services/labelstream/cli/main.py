@@ -28,6 +28,7 @@ app.add_typer(project_app, name="project")
 console = Console(stderr=True)
 RUNS = REPO_ROOT / "runs"
 DEMO_DIR = REPO_ROOT / "deploy" / "examples" / "sst2"
+GUARANTEE_DEMO_DIR = REPO_ROOT / "deploy" / "examples" / "agnews"
 
 RunDir = Annotated[Path | None, typer.Option(help="Run folder of the stack (default: runs/current)")]
 
@@ -423,19 +424,20 @@ def print_payoff(result: dict) -> None:
 
 
 @app.command()
-def demo(items: Annotated[int, typer.Option(help="How many SST-2 items to label")] = 2000,
-         project_file: Annotated[Path, typer.Option("--project")] = DEMO_DIR / "demo.yaml",
-         items_file: Annotated[Path, typer.Option("--items-file", help=(
-             "Items with gold_label. The default, 4,000 SST-2 training sentences of 10+ words, is the "
-             "distribution the head learns well from; the dev set's short phrases (items.jsonl) teach it less"))]
-         = DEMO_DIR / "pool.jsonl",
+def demo(items: Annotated[int, typer.Option(help="How many items to label")] = 2000,
+         project_file: Annotated[Path, typer.Option("--project")] = GUARANTEE_DEMO_DIR / "demo.yaml",
+         items_file: Annotated[Path, typer.Option("--items-file", help="Items with gold_label")]
+         = GUARANTEE_DEMO_DIR / "pool.jsonl",
          wave_size: Annotated[int, typer.Option(help="Items published together; each wave waits for the "
                                                      "one before to be final")] = 250,
          worker_count: Annotated[int, typer.Option("--workers")] = 12,
-         worker_accuracy: float = 0.85, answer_ms: float = 30.0, base_port: int = 19000,
+         worker_accuracy: Annotated[float, typer.Option(help=(
+             "Each simulated worker's accuracy. People's majority labels are what the router measures "
+             "the model against: at 0.9 and three answers they are about 97% right"))] = 0.9,
+         answer_ms: float = 30.0, base_port: int = 19000,
          gpu_hour_price: Annotated[float, typer.Option(help="Price of an hour of model server time")] = 2.0,
          keep_running: Annotated[bool, typer.Option(help="Leave the stack up afterwards")] = False) -> None:
-    """Start the stack, stream SST-2 items through the model and simulated workers with routing under
+    """Start the stack, stream AG News articles through the model and simulated workers with routing under
     a guarantee, report accuracy, the guarantee, the falling human fraction and the cost, export, stop."""
     started = time.monotonic()
     try:
