@@ -368,20 +368,20 @@ def _stream_in_waves(state: StackState, project_id: str, rows: list[dict], wave_
                   TextColumn("auto {task.fields[auto]} · human {task.fields[human]}"), TimeElapsedColumn(),
                   console=console) as progress:
         task = progress.add_task("final labels", total=len(rows), auto=0, human=0)
+
+        def show(stats) -> None:
+            progress.update(task, completed=stats.final_labels, auto=stats.auto_path.final_labels,
+                            human=stats.human_path.final_labels)
+
         for start in range(0, len(rows), wave_size):
             wave_rows = rows[start:start + wave_size]
             client.publish_json_items(state.kafka_bootstrap, project_id, wave_rows)
             done += len(wave_rows)
-
-            def show(stats) -> None:
-                progress.update(task, completed=stats.final_labels, auto=stats.auto_path.final_labels,
-                                human=stats.human_path.final_labels)
-
             after = client.wait_for_final_labels(state.grpc_address("monitor"), project_id, done, timeout_s, show)
             wave = payoff.wave_between(before, after, len(wave_rows))
             waves.append(wave)
             before = after
-            auto_accuracy = wave.auto_correct / wave.auto_with_gold if wave.auto_with_gold else None
+            auto_accuracy = wave.auto_accuracy
             progress.console.print(
                 f"wave {len(waves)}: {done} items, {wave.human_fraction:.0%} to people, "
                 f"auto accuracy {'n/a' if auto_accuracy is None else f'{auto_accuracy:.1%}'}")

@@ -30,6 +30,10 @@ class Wave:
         return self.human / max(1, self.auto + self.human)
 
     @property
+    def auto_accuracy(self) -> float | None:
+        return self.auto_correct / self.auto_with_gold if self.auto_with_gold else None
+
+    @property
     def accuracy(self) -> float | None:
         return self.correct / self.with_gold if self.with_gold else None
 

@@ -29,6 +29,7 @@ def test_a_wave_is_the_difference_of_cumulative_statistics():
     second = wave_between(stats(0, 0, 100, 95), stats(60, 57, 140, 133), 100)
     assert (second.auto, second.human, second.auto_correct) == (60, 40, 57)
     assert second.human_fraction == pytest.approx(0.4) and second.accuracy == pytest.approx(0.95)
+    assert second.auto_accuracy == pytest.approx(0.95) and first.auto_accuracy is None
 
 
 def test_the_interval_is_exact_and_the_guarantee_compares_with_the_target():
