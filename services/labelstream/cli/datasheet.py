@@ -81,7 +81,9 @@ def datasheet(spec: events_pb2.ProjectSpec, finals: Sequence[events_pb2.FinalLab
         "project_id": spec.project_id, "name": spec.name, "final_labels": len(finals),
         "people": {"count": len(working), "blocked": sum(w.status == "blocked" for w in working),
                    "answers": sum(w.tasks_done for w in working),
-                   "hours": round(sum(worker_hours(w) for w in working), 3),
+                   # Eight places: simulated or scripted workers answer in milliseconds, and a coarser
+                   # rounding turned their measured time into zero hours.
+                   "hours": round(sum(worker_hours(w) for w in working), 8),
                    "paid": round(sum(w.earnings for w in working), 2)},
         "pay": pay_summary(working, spec.workers.min_hourly_wage),
         "decided_by": {who: {"labels": n, "share": round(n / total, 4)} for who, n in decided.items()},
@@ -89,11 +91,15 @@ def datasheet(spec: events_pb2.ProjectSpec, finals: Sequence[events_pb2.FinalLab
     }
 
 
+def measured_time(hours: float) -> str:
+    return f"{hours:.2f} hours" if hours >= 0.01 else f"{hours * 3600:.1f} seconds"
+
+
 def markdown(sheet: dict[str, Any]) -> str:
     people, pay, rule = sheet["people"], sheet["pay"], sheet["rules"]
     lines = [f"# Datasheet: {sheet['name'] or sheet['project_id']} ({sheet['project_id']})", "",
              f"{sheet['final_labels']} final labels.", "", "## The people who made it", "",
-             f"- {people['count']} people answered {people['answers']} tasks in {people['hours']:.2f} hours of "
+             f"- {people['count']} people answered {people['answers']} tasks in {measured_time(people['hours'])} of "
              f"measured task time ({people['blocked']} of them blocked by the quality rules), and were paid "
              f"{people['paid']:.2f} in all."]
     quantiles = pay.get("hourly_pay_quantiles")

@@ -61,3 +61,11 @@ def test_a_datasheet_without_people_or_a_floor_says_so():
     assert sheet["people"]["count"] == 0 and "hourly_pay_quantiles" not in sheet["pay"]
     assert sheet["decided_by"]["model"]["share"] == 1.0
     assert "top probability at least 0.90" in markdown(sheet)
+
+
+def test_work_measured_in_milliseconds_is_not_rounded_away():
+    """Scripted workers answer in a few milliseconds: their time is small but not zero."""
+    sheet = datasheet(project(), [final("1", HUMAN)], [worker("fast", 40, 0.005, 2.0)])
+    assert sheet["people"]["hours"] == pytest.approx(40 * 0.005 / 3600, rel=0.01)
+    assert sheet["pay"]["people_with_measured_time"] == 1
+    assert "1 people answered 40 tasks in 0.2 seconds" in markdown(sheet)
