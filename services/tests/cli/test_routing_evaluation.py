@@ -21,12 +21,15 @@ def test_auto_accepted_accuracy_meets_the_target_in_95_percent_of_runs(summary):
     point = summary["strategies"]["calibrated"]["operating_point"]
     assert point["runs_meeting_target"] >= 19
     # Not by refusing to auto-accept anything. 2,000 verified items are few for this model, whose
-    # accuracy crosses 0.95 slowly: a sound threshold often certifies nothing (measured: 7 of 20
-    # runs auto-accept, 2.4% of the items; scripts/threshold_power.py shows the same on a
-    # synthetic curve of this shape). The former 12 of 20 came from the pointwise scan, which
-    # searched thousands of thresholds with a bound made for one.
-    assert point["runs_with_auto_accepted"] >= 5
-    assert point["mean_human_fraction"] < 0.99
+    # accuracy crosses 0.95 slowly: a sound threshold often certifies nothing. What counts is the
+    # share auto-accepted over all runs. Measured on these 20 seeds: with the first step at 5% of
+    # the verified items, 7 runs auto-accepted, 2.4% of the items in all; with the powered first
+    # step (thresholds.powered_first_step, 361 items at 0.95), 3 runs, 2.9% in all and every run
+    # meeting the target; with both starts at alpha / 2 each, 1 run, 0.5%. The former 12 of 20
+    # runs came from the pointwise scan, which searched thousands of thresholds with a bound made
+    # for one.
+    assert point["runs_with_auto_accepted"] >= 2
+    assert point["mean_human_fraction"] < 0.98
 
 
 def test_every_strategy_beats_random_routing(summary):
