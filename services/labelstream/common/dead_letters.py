@@ -34,6 +34,8 @@ class DeadLetterReason(StrEnum):
     BAD_LABEL = "bad_label"                    # a label name with control characters or bidi overrides
     BAD_METADATA = "bad_metadata"              # too many keys, keys or values too long, unsafe keys
     EMPTY_TEXT = "empty_text"
+    BAD_RESPONSES = "bad_responses"            # a preference item's responses: count, type, empty, source
+    DUPLICATE_RESPONSES = "duplicate_responses"  # two responses of one item are the same text
     UNKNOWN_PROJECT = "unknown_project"
     UNKNOWN_LABEL = "unknown_label"
     BAD_PREDICTION = "bad_prediction"

@@ -22,7 +22,34 @@ from labelstream.v1 import events_pb2
 
 
 class TaskKind(StrEnum):
-    SINGLE_LABEL = "single_label"
+    SINGLE_LABEL = "single_label"  # one label of a text
+    PAIRWISE = "pairwise"          # which of two responses to a prompt is better (or a tie)
+    BEST_OF_N = "best_of_n"        # which of N responses to a prompt is best (or a tie)
+
+    @property
+    def is_preference(self) -> bool:
+        """Whether items compare responses: the labels are then the canonical choices."""
+        return self in (TaskKind.PAIRWISE, TaskKind.BEST_OF_N)
+
+
+TIE = "tie"  # the answer "no response is better" where a preference project allows ties
+MAX_RESPONSES = 8
+DEFAULT_BEST_OF_N = 4
+
+
+def choice_labels(responses: int, allow_ties: bool) -> list[str]:
+    """A preference project's labels: the canonical responses "1".."N", then "tie" if allowed.
+    Choices are labels to everything downstream (routing, votes, Dawid-Skene, gold)."""
+    return [str(i + 1) for i in range(responses)] + ([TIE] if allow_ties else [])
+
+
+def response_index(label: str) -> int | None:
+    """The 0-based canonical response a choice label names; None for a tie."""
+    return None if label == TIE else int(label) - 1
+
+
+def is_preference(spec: events_pb2.ProjectSpec) -> bool:
+    return spec.task in set(TaskKind) and TaskKind(spec.task).is_preference
 
 
 class RoutingStrategy(StrEnum):
@@ -104,6 +131,11 @@ def resolve(spec: events_pb2.ProjectSpec) -> events_pb2.ProjectSpec:
     for field, default in DEFAULT_WORKER_POLICY.ListFields():
         if not getattr(resolved.workers, field.name):
             setattr(resolved.workers, field.name, default)
+    if is_preference(resolved):
+        if not resolved.responses_per_item:
+            resolved.responses_per_item = 2 if resolved.task == TaskKind.PAIRWISE else DEFAULT_BEST_OF_N
+        if not resolved.labels and 2 <= resolved.responses_per_item <= MAX_RESPONSES:
+            resolved.labels.extend(choice_labels(resolved.responses_per_item, resolved.allow_ties))
     return resolved
 
 
@@ -142,6 +174,9 @@ def validate(spec: events_pb2.ProjectSpec) -> list[str]:
         problems.append("model must name a Triton model, e.g. encoder_fewshot")
     if spec.max_text_bytes < 0:
         problems.append("max_text_bytes must not be negative")
+    if (spec.responses_per_item or spec.allow_ties) and not is_preference(spec):
+        problems.append(f"responses_per_item and allow_ties are for pairwise and best_of_n projects, not "
+                        f"{shown(spec.task)}")
     return problems + _routing_problems(spec) + _worker_problems(spec)
 
 
@@ -164,9 +199,28 @@ def _single_label_problems(spec: events_pb2.ProjectSpec) -> list[str]:
     return problems
 
 
+def _preference_problems(spec: events_pb2.ProjectSpec) -> list[str]:
+    problems = []
+    n = spec.responses_per_item
+    if spec.task == TaskKind.PAIRWISE and n != 2:
+        problems.append(f"responses_per_item is {n}; a pairwise project compares 2 (use best_of_n for more)")
+    elif not 2 <= n <= MAX_RESPONSES:
+        problems.append(f"responses_per_item is {n}; best_of_n compares 2 to {MAX_RESPONSES} responses")
+    else:
+        expected = choice_labels(n, spec.allow_ties)
+        if list(spec.labels) != expected:
+            problems.append(f"labels of a {spec.task} project are its choices {expected}; leave labels out "
+                            "(they follow from responses_per_item and allow_ties)")
+    if spec.examples:
+        problems.append(f"examples are for single_label projects; a {spec.task} project takes none")
+    return problems
+
+
 # The rules of each task kind's own fields.
 _TASK_RULES: dict[TaskKind, Callable[[events_pb2.ProjectSpec], list[str]]] = {
     TaskKind.SINGLE_LABEL: _single_label_problems,
+    TaskKind.PAIRWISE: _preference_problems,
+    TaskKind.BEST_OF_N: _preference_problems,
 }
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from scipy.stats import beta
@@ -36,7 +37,7 @@ def new_record(project_id: str, worker_id: str, policy: events_pb2.WorkerPolicy)
         "status": QUALIFYING if policy.qualification_tasks > 0 else ACTIVE,
         "gold_correct": 0, "gold_wrong": 0, "recent_gold": "",
         "tasks_done": 0, "work_ms": 0, "earnings": 0.0, "fast_answers": 0,
-        "last_label": "", "streak": 0, "recent_positions": "", "recent_shortcut": "",
+        "last_label": "", "streak": 0, "recent_positions": "", "recent_shortcut": "", "recent_shortest": "",
         "fraud_signals": [], "flags": [], "blocked_reason": "",
     }
 
@@ -109,10 +110,24 @@ def should_block(record: dict, policy: events_pb2.WorkerPolicy) -> bool:
 
 @dataclass(frozen=True)
 class AnswerFacts:
-    """What the dispatcher knows about one answer, for the fraud signals."""
+    """What the dispatcher knows about one answer, for the fraud signals.
+
+    The signals are about what the worker saw: `position` is the displayed position of the chosen
+    option (0-based; -1 when the answer is none of the options, such as a tie) and
+    `option_lengths` the length of each displayed option. Both default to the label list itself
+    (a classification task shows its labels in the project's order); a preference task shows the
+    responses in an order drawn per worker and task, and passes both."""
     label: str
     labels: list[str]
     duration_ms: int
+    position: int | None = None
+    option_lengths: list[int] | None = None
+
+    def shown(self) -> tuple[int, list[int]]:
+        position = self.position if self.position is not None else (
+            self.labels.index(self.label) if self.label in self.labels else -1)
+        lengths = self.option_lengths if self.option_lengths is not None else [len(x) for x in self.labels]
+        return position, lengths
 
 
 @dataclass
@@ -121,23 +136,33 @@ class AnswerUpdate:
     increments: dict = field(default_factory=dict)
 
 
+def _shortcut_history(history: str, position: int, lengths: list[int], pick: Callable[[list[int]], int]) -> str:
+    """Append whether the answer took the shortcut (the one option of extreme length) when the
+    options had exactly one; an answer that is no option (a tie) or options without one leave it."""
+    if position < 0 or len(lengths) < 2:
+        return history
+    extreme = pick(lengths)
+    if sum(length == extreme for length in lengths) != 1:
+        return history
+    return (history + ("1" if lengths[position] == extreme else "0"))[-RECENT_ANSWERS:]
+
+
 def record_answer(record: dict, facts: AnswerFacts, pay: float,
                   policy: events_pb2.WorkerPolicy) -> AnswerUpdate:
     """Counters and fraud signals after any answer (real or gold)."""
-    position = facts.labels.index(facts.label) if facts.label in facts.labels else -1
-    longest = max(facts.labels, key=len) if facts.labels else ""
-    shortcut_applies = bool(longest) and sum(len(x) == len(longest) for x in facts.labels) == 1
+    position, lengths = facts.shown()
     streak = record["streak"] + 1 if facts.label == record["last_label"] else 1
     positions = (record["recent_positions"] + ("1" if position == 0 else "0"))[-RECENT_ANSWERS:]
-    shortcut = record["recent_shortcut"]
-    if shortcut_applies:
-        shortcut = (shortcut + ("1" if facts.label == longest else "0"))[-RECENT_ANSWERS:]
+    longest = _shortcut_history(record["recent_shortcut"], position, lengths, max)
+    shortest = _shortcut_history(record.get("recent_shortest", ""), position, lengths, min)
     fast = policy.min_seconds_per_task > 0 and facts.duration_ms < policy.min_seconds_per_task * 1000
     increments = {"tasks_done": 1, "work_ms": facts.duration_ms, "earnings": pay, "fast_answers": int(fast)}
-    state = {**record, "streak": streak, "recent_positions": positions, "recent_shortcut": shortcut,
-             "fast_answers": record["fast_answers"] + int(fast), "tasks_done": record["tasks_done"] + 1}
+    state = {**record, "streak": streak, "recent_positions": positions, "recent_shortcut": longest,
+             "recent_shortest": shortest, "fast_answers": record["fast_answers"] + int(fast),
+             "tasks_done": record["tasks_done"] + 1}
     fields = {"last_label": facts.label, "streak": streak, "recent_positions": positions,
-              "recent_shortcut": shortcut, "fraud_signals": fraud_signals(state, len(facts.labels), policy)}
+              "recent_shortcut": longest, "recent_shortest": shortest,
+              "fraud_signals": fraud_signals(state, len(lengths), policy)}
     return AnswerUpdate(fields, increments)
 
 
@@ -153,10 +178,11 @@ def fraud_signals(record: dict, n_labels: int, policy: events_pb2.WorkerPolicy) 
     if (policy.max_position_share > 0 and len(positions) >= RECENT_ANSWERS and n_labels > 1
             and positions.count("1") / len(positions) > policy.max_position_share):
         signals.append("position_bias")
-    shortcut = record["recent_shortcut"]
-    if (policy.max_shortcut_share > 0 and len(shortcut) >= RECENT_ANSWERS
-            and shortcut.count("1") / len(shortcut) > policy.max_shortcut_share):
-        signals.append("longest_option")
+    for history, signal in ((record["recent_shortcut"], "longest_option"),
+                            (record.get("recent_shortest", ""), "shortest_option")):
+        if (policy.max_shortcut_share > 0 and len(history) >= RECENT_ANSWERS
+                and history.count("1") / len(history) > policy.max_shortcut_share):
+            signals.append(signal)
     return signals
 
 

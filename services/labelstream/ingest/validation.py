@@ -26,14 +26,15 @@ from labelstream.common.inputs import (
     shown,
     unsafe_character,
 )
-from labelstream.common.projects import label_problem
+from labelstream.common.projects import MAX_RESPONSES, is_preference, label_problem
 from labelstream.common.settings import SETTINGS
 from labelstream.common.topics import SCHEMA_VERSION
 from labelstream.v1 import events_pb2
 
 MAX_ITEM_ID_CHARS = 200
 ITEM_ID_PATTERN = re.compile(r"^[^\s:][^\s]{0,199}\Z")
-JSON_FIELDS = {"schema_version", "project_id", "item_id", "text", "metadata", "gold_label"}
+JSON_FIELDS = {"schema_version", "project_id", "item_id", "text", "metadata", "gold_label", "prompt", "responses"}
+MAX_SOURCE_CHARS = 200
 DEFAULT_MAX_RECORD_BYTES = int(SETTINGS["max_record_bytes"].default)
 
 
@@ -91,9 +92,60 @@ def item_from_json(value: bytes) -> events_pb2.Item:
     if version != SCHEMA_VERSION:
         raise InvalidMessage(DeadLetterReason.UNKNOWN_SCHEMA_VERSION,
                              f"schema_version={version!r}; expected {SCHEMA_VERSION}", *ids)
+    if "prompt" in doc:  # a preference item's prompt is its text; either name, not both
+        if "text" in doc:
+            raise InvalidMessage(DeadLetterReason.UNKNOWN_FIELD, "give a preference item's prompt as 'prompt' or "
+                                 "as 'text', not both", *ids)
+        if not isinstance(doc["prompt"], str):
+            raise InvalidMessage(DeadLetterReason.BAD_FIELD_TYPE, "prompt must be a string", *ids)
+        doc["text"] = doc.pop("prompt")
+    responses = responses_from_json(doc.get("responses", []), ids)
     fields = {name: doc.get(name, "") for name in ("project_id", "item_id", "text", "gold_label")}
     check_item_values(**fields, metadata=metadata)  # before a protobuf message holds them
-    return events_pb2.Item(schema_version=SCHEMA_VERSION, **fields, metadata=metadata)
+    check_responses(responses, *ids)
+    return events_pb2.Item(schema_version=SCHEMA_VERSION, **fields, metadata=metadata,
+                           responses=[events_pb2.Response(text=t, source=s) for t, s in responses])
+
+
+def responses_from_json(value: Any, ids: tuple[str, str]) -> list[tuple[str, str]]:
+    """A JSON item's responses: strings, or objects {"text", "source"}; as (text, source) pairs."""
+    if not isinstance(value, list):
+        raise InvalidMessage(DeadLetterReason.BAD_FIELD_TYPE, "responses must be a list of strings or of "
+                             '{"text": ..., "source": ...} objects', *ids)
+    if len(value) > MAX_RESPONSES:
+        raise InvalidMessage(DeadLetterReason.BAD_RESPONSES, f"{len(value)} responses; an item compares at most "
+                             f"{MAX_RESPONSES}", *ids)
+    pairs = []
+    for i, response in enumerate(value):
+        if isinstance(response, str):
+            pairs.append((response, ""))
+        elif (isinstance(response, dict) and "text" in response and set(response) <= {"text", "source"}
+              and all(isinstance(v, str) for v in response.values())):
+            pairs.append((response["text"], response.get("source", "")))
+        else:
+            raise InvalidMessage(DeadLetterReason.BAD_FIELD_TYPE, f"responses[{i}] must be a string or an object "
+                                 'with a string "text" and an optional string "source"', *ids)
+    return pairs
+
+
+def check_responses(responses: list[tuple[str, str]], project_id: str, item_id: str) -> None:
+    """The rules on a preference item's responses that need no project: valid, non-empty, distinct."""
+    seen: dict[str, int] = {}
+    for i, (text, source) in enumerate(responses):
+        check_text(text, f"responses[{i}].text", project_id, item_id)
+        if not text.strip():
+            raise InvalidMessage(DeadLetterReason.BAD_RESPONSES, f"responses[{i}] is empty: every response "
+                                 "needs text to compare", project_id, item_id)
+        if len(source) > MAX_SOURCE_CHARS or unsafe_character(source, identifier=False) is not None:
+            raise InvalidMessage(DeadLetterReason.BAD_RESPONSES, f"responses[{i}].source must be at most "
+                                 f"{MAX_SOURCE_CHARS} printable characters", project_id, item_id)
+        # Whitespace and case do not make two responses different to a reader.
+        normalized = " ".join(text.split()).casefold()
+        if normalized in seen:
+            raise InvalidMessage(DeadLetterReason.DUPLICATE_RESPONSES, f"responses[{i}] repeats "
+                                 f"responses[{seen[normalized]}]: a comparison needs different responses",
+                                 project_id, item_id)
+        seen[normalized] = i
 
 
 def item_id_problem(item_id: str) -> str | None:
@@ -141,6 +193,7 @@ def check_item_values(project_id: str, item_id: str, text: str, gold_label: str,
 def validate_item_values(item: events_pb2.Item) -> None:
     """The item's own values (`check_item_values`): call it before looking its project up."""
     check_item_values(item.project_id, item.item_id, item.text, item.gold_label, item.metadata)
+    check_responses([(r.text, r.source) for r in item.responses], item.project_id, item.item_id)
 
 
 def validate_item(item: events_pb2.Item, project: events_pb2.ProjectSpec | None, max_bytes: int) -> None:
@@ -150,11 +203,23 @@ def validate_item(item: events_pb2.Item, project: events_pb2.ProjectSpec | None,
     if project is None:
         raise InvalidMessage(DeadLetterReason.UNKNOWN_PROJECT, f"project {item.project_id!r} does not exist; "
                              "apply it first (labelstream project apply FILE)", *ids)
+    if is_preference(project):
+        if len(item.responses) != project.responses_per_item:
+            raise InvalidMessage(DeadLetterReason.BAD_RESPONSES, f"{len(item.responses)} responses; project "
+                                 f"{item.project_id!r} ({project.task}) compares {project.responses_per_item} per "
+                                 "item", *ids)
+    elif item.responses:
+        raise InvalidMessage(DeadLetterReason.BAD_RESPONSES, f"project {item.project_id!r} is {project.task}: its "
+                             "items are texts to label, without responses (apply a pairwise or best_of_n "
+                             "project to compare responses)", *ids)
     limit = project.max_text_bytes or max_bytes
-    size = len(item.text.encode("utf-8"))  # check_item_values made sure it encodes
+    # The prompt and every response: all of it goes to the model and to people.
+    size = sum(len(t.encode("utf-8")) for t in [item.text, *(r.text for r in item.responses)])
     if size > limit:
         raise InvalidMessage(DeadLetterReason.TOO_LARGE, f"text is {size} bytes; the limit is {limit}: split "
-                             "the text into several items", *ids)
+                             "the text into several items" if not item.responses else f"the prompt and "
+                             f"responses are {size} bytes; the limit is {limit}: shorten them or raise the "
+                             "project's max_text_bytes", *ids)
     if item.gold_label and item.gold_label not in project.labels:
         raise InvalidMessage(DeadLetterReason.UNKNOWN_LABEL, f"gold_label {shown(item.gold_label)} is not one of "
                              f"{list(project.labels)}", *ids)

@@ -41,7 +41,7 @@ class FewShotExample(_message.Message):
     def __init__(self, text: _Optional[str] = ..., label: _Optional[str] = ...) -> None: ...
 
 class ProjectSpec(_message.Message):
-    __slots__ = ("schema_version", "project_id", "name", "task", "labels", "instructions", "examples", "auto_accept_threshold", "overlap", "max_overlap", "model", "max_text_bytes", "routing_strategy", "target_accuracy", "confidence_level", "accuracy_bound", "min_verified", "refit_every", "explore_fraction", "human_fraction_cap", "budget_per_hour", "pay_per_answer", "overflow", "overlap_margin", "overlap_near_threshold", "model_version", "head_refit_every", "models", "workers", "content_warning", "aggregation", "posterior_bound", "head_refit_growth")
+    __slots__ = ("schema_version", "project_id", "name", "task", "labels", "instructions", "examples", "auto_accept_threshold", "overlap", "max_overlap", "model", "max_text_bytes", "routing_strategy", "target_accuracy", "confidence_level", "accuracy_bound", "min_verified", "refit_every", "explore_fraction", "human_fraction_cap", "budget_per_hour", "pay_per_answer", "overflow", "overlap_margin", "overlap_near_threshold", "model_version", "head_refit_every", "models", "workers", "content_warning", "aggregation", "posterior_bound", "head_refit_growth", "responses_per_item", "allow_ties")
     SCHEMA_VERSION_FIELD_NUMBER: _ClassVar[int]
     PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
@@ -75,6 +75,8 @@ class ProjectSpec(_message.Message):
     AGGREGATION_FIELD_NUMBER: _ClassVar[int]
     POSTERIOR_BOUND_FIELD_NUMBER: _ClassVar[int]
     HEAD_REFIT_GROWTH_FIELD_NUMBER: _ClassVar[int]
+    RESPONSES_PER_ITEM_FIELD_NUMBER: _ClassVar[int]
+    ALLOW_TIES_FIELD_NUMBER: _ClassVar[int]
     schema_version: SchemaVersion
     project_id: str
     name: str
@@ -108,7 +110,9 @@ class ProjectSpec(_message.Message):
     aggregation: str
     posterior_bound: float
     head_refit_growth: float
-    def __init__(self, schema_version: _Optional[_Union[SchemaVersion, str]] = ..., project_id: _Optional[str] = ..., name: _Optional[str] = ..., task: _Optional[str] = ..., labels: _Optional[_Iterable[str]] = ..., instructions: _Optional[str] = ..., examples: _Optional[_Iterable[_Union[FewShotExample, _Mapping]]] = ..., auto_accept_threshold: _Optional[float] = ..., overlap: _Optional[int] = ..., max_overlap: _Optional[int] = ..., model: _Optional[str] = ..., max_text_bytes: _Optional[int] = ..., routing_strategy: _Optional[str] = ..., target_accuracy: _Optional[float] = ..., confidence_level: _Optional[float] = ..., accuracy_bound: _Optional[str] = ..., min_verified: _Optional[int] = ..., refit_every: _Optional[int] = ..., explore_fraction: _Optional[float] = ..., human_fraction_cap: _Optional[float] = ..., budget_per_hour: _Optional[float] = ..., pay_per_answer: _Optional[float] = ..., overflow: _Optional[str] = ..., overlap_margin: _Optional[float] = ..., overlap_near_threshold: _Optional[int] = ..., model_version: _Optional[str] = ..., head_refit_every: _Optional[int] = ..., models: _Optional[_Iterable[str]] = ..., workers: _Optional[_Union[WorkerPolicy, _Mapping]] = ..., content_warning: _Optional[str] = ..., aggregation: _Optional[str] = ..., posterior_bound: _Optional[float] = ..., head_refit_growth: _Optional[float] = ...) -> None: ...
+    responses_per_item: int
+    allow_ties: bool
+    def __init__(self, schema_version: _Optional[_Union[SchemaVersion, str]] = ..., project_id: _Optional[str] = ..., name: _Optional[str] = ..., task: _Optional[str] = ..., labels: _Optional[_Iterable[str]] = ..., instructions: _Optional[str] = ..., examples: _Optional[_Iterable[_Union[FewShotExample, _Mapping]]] = ..., auto_accept_threshold: _Optional[float] = ..., overlap: _Optional[int] = ..., max_overlap: _Optional[int] = ..., model: _Optional[str] = ..., max_text_bytes: _Optional[int] = ..., routing_strategy: _Optional[str] = ..., target_accuracy: _Optional[float] = ..., confidence_level: _Optional[float] = ..., accuracy_bound: _Optional[str] = ..., min_verified: _Optional[int] = ..., refit_every: _Optional[int] = ..., explore_fraction: _Optional[float] = ..., human_fraction_cap: _Optional[float] = ..., budget_per_hour: _Optional[float] = ..., pay_per_answer: _Optional[float] = ..., overflow: _Optional[str] = ..., overlap_margin: _Optional[float] = ..., overlap_near_threshold: _Optional[int] = ..., model_version: _Optional[str] = ..., head_refit_every: _Optional[int] = ..., models: _Optional[_Iterable[str]] = ..., workers: _Optional[_Union[WorkerPolicy, _Mapping]] = ..., content_warning: _Optional[str] = ..., aggregation: _Optional[str] = ..., posterior_bound: _Optional[float] = ..., head_refit_growth: _Optional[float] = ..., responses_per_item: _Optional[int] = ..., allow_ties: _Optional[bool] = ...) -> None: ...
 
 class WorkerPolicy(_message.Message):
     __slots__ = ("qualification_tasks", "qualification_accuracy", "block_accuracy", "block_confidence", "min_gold_to_block", "gold_rate_new", "gold_rate_trusted", "gold_rate_suspect", "trusted_after", "min_seconds_per_task", "max_constant_streak", "max_position_share", "max_shortcut_share", "min_hourly_wage", "pay_policy", "max_continuous_minutes", "break_minutes")
@@ -148,8 +152,16 @@ class WorkerPolicy(_message.Message):
     break_minutes: float
     def __init__(self, qualification_tasks: _Optional[int] = ..., qualification_accuracy: _Optional[float] = ..., block_accuracy: _Optional[float] = ..., block_confidence: _Optional[float] = ..., min_gold_to_block: _Optional[int] = ..., gold_rate_new: _Optional[float] = ..., gold_rate_trusted: _Optional[float] = ..., gold_rate_suspect: _Optional[float] = ..., trusted_after: _Optional[int] = ..., min_seconds_per_task: _Optional[float] = ..., max_constant_streak: _Optional[int] = ..., max_position_share: _Optional[float] = ..., max_shortcut_share: _Optional[float] = ..., min_hourly_wage: _Optional[float] = ..., pay_policy: _Optional[str] = ..., max_continuous_minutes: _Optional[float] = ..., break_minutes: _Optional[float] = ...) -> None: ...
 
+class Response(_message.Message):
+    __slots__ = ("text", "source")
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    text: str
+    source: str
+    def __init__(self, text: _Optional[str] = ..., source: _Optional[str] = ...) -> None: ...
+
 class Item(_message.Message):
-    __slots__ = ("schema_version", "project_id", "item_id", "text", "metadata", "gold_label", "ingested_at_ms")
+    __slots__ = ("schema_version", "project_id", "item_id", "text", "metadata", "gold_label", "ingested_at_ms", "responses")
     class MetadataEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -164,6 +176,7 @@ class Item(_message.Message):
     METADATA_FIELD_NUMBER: _ClassVar[int]
     GOLD_LABEL_FIELD_NUMBER: _ClassVar[int]
     INGESTED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    RESPONSES_FIELD_NUMBER: _ClassVar[int]
     schema_version: SchemaVersion
     project_id: str
     item_id: str
@@ -171,7 +184,8 @@ class Item(_message.Message):
     metadata: _containers.ScalarMap[str, str]
     gold_label: str
     ingested_at_ms: int
-    def __init__(self, schema_version: _Optional[_Union[SchemaVersion, str]] = ..., project_id: _Optional[str] = ..., item_id: _Optional[str] = ..., text: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., gold_label: _Optional[str] = ..., ingested_at_ms: _Optional[int] = ...) -> None: ...
+    responses: _containers.RepeatedCompositeFieldContainer[Response]
+    def __init__(self, schema_version: _Optional[_Union[SchemaVersion, str]] = ..., project_id: _Optional[str] = ..., item_id: _Optional[str] = ..., text: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., gold_label: _Optional[str] = ..., ingested_at_ms: _Optional[int] = ..., responses: _Optional[_Iterable[_Union[Response, _Mapping]]] = ...) -> None: ...
 
 class ModelVote(_message.Message):
     __slots__ = ("model_name", "model_version", "probabilities")
@@ -184,7 +198,7 @@ class ModelVote(_message.Message):
     def __init__(self, model_name: _Optional[str] = ..., model_version: _Optional[str] = ..., probabilities: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class Prediction(_message.Message):
-    __slots__ = ("schema_version", "project_id", "item_id", "labels", "probabilities", "model_name", "model_version", "ingested_at_ms", "predicted_at_ms", "text", "votes", "head_version")
+    __slots__ = ("schema_version", "project_id", "item_id", "labels", "probabilities", "model_name", "model_version", "ingested_at_ms", "predicted_at_ms", "text", "votes", "head_version", "responses")
     SCHEMA_VERSION_FIELD_NUMBER: _ClassVar[int]
     PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
     ITEM_ID_FIELD_NUMBER: _ClassVar[int]
@@ -197,6 +211,7 @@ class Prediction(_message.Message):
     TEXT_FIELD_NUMBER: _ClassVar[int]
     VOTES_FIELD_NUMBER: _ClassVar[int]
     HEAD_VERSION_FIELD_NUMBER: _ClassVar[int]
+    RESPONSES_FIELD_NUMBER: _ClassVar[int]
     schema_version: SchemaVersion
     project_id: str
     item_id: str
@@ -209,7 +224,8 @@ class Prediction(_message.Message):
     text: str
     votes: _containers.RepeatedCompositeFieldContainer[ModelVote]
     head_version: str
-    def __init__(self, schema_version: _Optional[_Union[SchemaVersion, str]] = ..., project_id: _Optional[str] = ..., item_id: _Optional[str] = ..., labels: _Optional[_Iterable[str]] = ..., probabilities: _Optional[_Iterable[float]] = ..., model_name: _Optional[str] = ..., model_version: _Optional[str] = ..., ingested_at_ms: _Optional[int] = ..., predicted_at_ms: _Optional[int] = ..., text: _Optional[str] = ..., votes: _Optional[_Iterable[_Union[ModelVote, _Mapping]]] = ..., head_version: _Optional[str] = ...) -> None: ...
+    responses: _containers.RepeatedCompositeFieldContainer[Response]
+    def __init__(self, schema_version: _Optional[_Union[SchemaVersion, str]] = ..., project_id: _Optional[str] = ..., item_id: _Optional[str] = ..., labels: _Optional[_Iterable[str]] = ..., probabilities: _Optional[_Iterable[float]] = ..., model_name: _Optional[str] = ..., model_version: _Optional[str] = ..., ingested_at_ms: _Optional[int] = ..., predicted_at_ms: _Optional[int] = ..., text: _Optional[str] = ..., votes: _Optional[_Iterable[_Union[ModelVote, _Mapping]]] = ..., head_version: _Optional[str] = ..., responses: _Optional[_Iterable[_Union[Response, _Mapping]]] = ...) -> None: ...
 
 class RouteDecision(_message.Message):
     __slots__ = ("schema_version", "project_id", "item_id", "route", "label", "confidence", "threshold", "reason", "model_name", "model_version", "ingested_at_ms", "strategy", "score", "target_accuracy", "accuracy_lower_bound", "calibration_method", "routing_model_version", "verified_items", "explored", "budget", "model_votes", "deferred", "head_version")
@@ -262,7 +278,7 @@ class RouteDecision(_message.Message):
     def __init__(self, schema_version: _Optional[_Union[SchemaVersion, str]] = ..., project_id: _Optional[str] = ..., item_id: _Optional[str] = ..., route: _Optional[_Union[Route, str]] = ..., label: _Optional[str] = ..., confidence: _Optional[float] = ..., threshold: _Optional[float] = ..., reason: _Optional[str] = ..., model_name: _Optional[str] = ..., model_version: _Optional[str] = ..., ingested_at_ms: _Optional[int] = ..., strategy: _Optional[str] = ..., score: _Optional[float] = ..., target_accuracy: _Optional[float] = ..., accuracy_lower_bound: _Optional[float] = ..., calibration_method: _Optional[str] = ..., routing_model_version: _Optional[int] = ..., verified_items: _Optional[int] = ..., explored: _Optional[bool] = ..., budget: _Optional[str] = ..., model_votes: _Optional[bool] = ..., deferred: _Optional[bool] = ..., head_version: _Optional[str] = ...) -> None: ...
 
 class HumanTask(_message.Message):
-    __slots__ = ("schema_version", "project_id", "item_id", "task_id", "text", "labels", "overlap", "priority", "model_label", "model_confidence", "ingested_at_ms", "model_votes", "model_name", "model_version")
+    __slots__ = ("schema_version", "project_id", "item_id", "task_id", "text", "labels", "overlap", "priority", "model_label", "model_confidence", "ingested_at_ms", "model_votes", "model_name", "model_version", "responses")
     SCHEMA_VERSION_FIELD_NUMBER: _ClassVar[int]
     PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
     ITEM_ID_FIELD_NUMBER: _ClassVar[int]
@@ -277,6 +293,7 @@ class HumanTask(_message.Message):
     MODEL_VOTES_FIELD_NUMBER: _ClassVar[int]
     MODEL_NAME_FIELD_NUMBER: _ClassVar[int]
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    RESPONSES_FIELD_NUMBER: _ClassVar[int]
     schema_version: SchemaVersion
     project_id: str
     item_id: str
@@ -291,10 +308,11 @@ class HumanTask(_message.Message):
     model_votes: bool
     model_name: str
     model_version: str
-    def __init__(self, schema_version: _Optional[_Union[SchemaVersion, str]] = ..., project_id: _Optional[str] = ..., item_id: _Optional[str] = ..., task_id: _Optional[str] = ..., text: _Optional[str] = ..., labels: _Optional[_Iterable[str]] = ..., overlap: _Optional[int] = ..., priority: _Optional[float] = ..., model_label: _Optional[str] = ..., model_confidence: _Optional[float] = ..., ingested_at_ms: _Optional[int] = ..., model_votes: _Optional[bool] = ..., model_name: _Optional[str] = ..., model_version: _Optional[str] = ...) -> None: ...
+    responses: _containers.RepeatedCompositeFieldContainer[Response]
+    def __init__(self, schema_version: _Optional[_Union[SchemaVersion, str]] = ..., project_id: _Optional[str] = ..., item_id: _Optional[str] = ..., task_id: _Optional[str] = ..., text: _Optional[str] = ..., labels: _Optional[_Iterable[str]] = ..., overlap: _Optional[int] = ..., priority: _Optional[float] = ..., model_label: _Optional[str] = ..., model_confidence: _Optional[float] = ..., ingested_at_ms: _Optional[int] = ..., model_votes: _Optional[bool] = ..., model_name: _Optional[str] = ..., model_version: _Optional[str] = ..., responses: _Optional[_Iterable[_Union[Response, _Mapping]]] = ...) -> None: ...
 
 class HumanResponse(_message.Message):
-    __slots__ = ("schema_version", "project_id", "item_id", "task_id", "worker_id", "label", "answered_at_ms", "duration_ms", "ingested_at_ms", "task_overlap", "model_label", "model_confidence", "model_name", "model_version", "pay")
+    __slots__ = ("schema_version", "project_id", "item_id", "task_id", "worker_id", "label", "answered_at_ms", "duration_ms", "ingested_at_ms", "task_overlap", "model_label", "model_confidence", "model_name", "model_version", "pay", "display_order", "displayed_position")
     SCHEMA_VERSION_FIELD_NUMBER: _ClassVar[int]
     PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
     ITEM_ID_FIELD_NUMBER: _ClassVar[int]
@@ -310,6 +328,8 @@ class HumanResponse(_message.Message):
     MODEL_NAME_FIELD_NUMBER: _ClassVar[int]
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
     PAY_FIELD_NUMBER: _ClassVar[int]
+    DISPLAY_ORDER_FIELD_NUMBER: _ClassVar[int]
+    DISPLAYED_POSITION_FIELD_NUMBER: _ClassVar[int]
     schema_version: SchemaVersion
     project_id: str
     item_id: str
@@ -325,10 +345,12 @@ class HumanResponse(_message.Message):
     model_name: str
     model_version: str
     pay: float
-    def __init__(self, schema_version: _Optional[_Union[SchemaVersion, str]] = ..., project_id: _Optional[str] = ..., item_id: _Optional[str] = ..., task_id: _Optional[str] = ..., worker_id: _Optional[str] = ..., label: _Optional[str] = ..., answered_at_ms: _Optional[int] = ..., duration_ms: _Optional[int] = ..., ingested_at_ms: _Optional[int] = ..., task_overlap: _Optional[int] = ..., model_label: _Optional[str] = ..., model_confidence: _Optional[float] = ..., model_name: _Optional[str] = ..., model_version: _Optional[str] = ..., pay: _Optional[float] = ...) -> None: ...
+    display_order: _containers.RepeatedScalarFieldContainer[int]
+    displayed_position: int
+    def __init__(self, schema_version: _Optional[_Union[SchemaVersion, str]] = ..., project_id: _Optional[str] = ..., item_id: _Optional[str] = ..., task_id: _Optional[str] = ..., worker_id: _Optional[str] = ..., label: _Optional[str] = ..., answered_at_ms: _Optional[int] = ..., duration_ms: _Optional[int] = ..., ingested_at_ms: _Optional[int] = ..., task_overlap: _Optional[int] = ..., model_label: _Optional[str] = ..., model_confidence: _Optional[float] = ..., model_name: _Optional[str] = ..., model_version: _Optional[str] = ..., pay: _Optional[float] = ..., display_order: _Optional[_Iterable[int]] = ..., displayed_position: _Optional[int] = ...) -> None: ...
 
 class FinalLabel(_message.Message):
-    __slots__ = ("schema_version", "project_id", "item_id", "label", "source", "confidence", "method", "version", "workers", "model_name", "model_version", "ingested_at_ms", "finalized_at_ms", "with_model", "revision_reason")
+    __slots__ = ("schema_version", "project_id", "item_id", "label", "source", "confidence", "method", "version", "workers", "model_name", "model_version", "ingested_at_ms", "finalized_at_ms", "with_model", "revision_reason", "ranking")
     SCHEMA_VERSION_FIELD_NUMBER: _ClassVar[int]
     PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
     ITEM_ID_FIELD_NUMBER: _ClassVar[int]
@@ -344,6 +366,7 @@ class FinalLabel(_message.Message):
     FINALIZED_AT_MS_FIELD_NUMBER: _ClassVar[int]
     WITH_MODEL_FIELD_NUMBER: _ClassVar[int]
     REVISION_REASON_FIELD_NUMBER: _ClassVar[int]
+    RANKING_FIELD_NUMBER: _ClassVar[int]
     schema_version: SchemaVersion
     project_id: str
     item_id: str
@@ -359,7 +382,8 @@ class FinalLabel(_message.Message):
     finalized_at_ms: int
     with_model: bool
     revision_reason: str
-    def __init__(self, schema_version: _Optional[_Union[SchemaVersion, str]] = ..., project_id: _Optional[str] = ..., item_id: _Optional[str] = ..., label: _Optional[str] = ..., source: _Optional[_Union[LabelSource, str]] = ..., confidence: _Optional[float] = ..., method: _Optional[str] = ..., version: _Optional[int] = ..., workers: _Optional[_Iterable[str]] = ..., model_name: _Optional[str] = ..., model_version: _Optional[str] = ..., ingested_at_ms: _Optional[int] = ..., finalized_at_ms: _Optional[int] = ..., with_model: _Optional[bool] = ..., revision_reason: _Optional[str] = ...) -> None: ...
+    ranking: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, schema_version: _Optional[_Union[SchemaVersion, str]] = ..., project_id: _Optional[str] = ..., item_id: _Optional[str] = ..., label: _Optional[str] = ..., source: _Optional[_Union[LabelSource, str]] = ..., confidence: _Optional[float] = ..., method: _Optional[str] = ..., version: _Optional[int] = ..., workers: _Optional[_Iterable[str]] = ..., model_name: _Optional[str] = ..., model_version: _Optional[str] = ..., ingested_at_ms: _Optional[int] = ..., finalized_at_ms: _Optional[int] = ..., with_model: _Optional[bool] = ..., revision_reason: _Optional[str] = ..., ranking: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class QualityEvent(_message.Message):
     __slots__ = ("schema_version", "project_id", "item_id", "kind", "worker_id", "correct", "value", "at_ms", "label", "threshold", "detail", "text", "worker")

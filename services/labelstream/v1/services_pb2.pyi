@@ -70,7 +70,7 @@ class LeaseTaskRequest(_message.Message):
     def __init__(self, project_id: _Optional[str] = ...) -> None: ...
 
 class LeasedTask(_message.Message):
-    __slots__ = ("task_id", "project_id", "text", "labels", "instructions", "lease_expires_at_ms", "content_warning", "break_reminder", "pay")
+    __slots__ = ("task_id", "project_id", "text", "labels", "instructions", "lease_expires_at_ms", "content_warning", "break_reminder", "pay", "responses")
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
@@ -80,6 +80,7 @@ class LeasedTask(_message.Message):
     CONTENT_WARNING_FIELD_NUMBER: _ClassVar[int]
     BREAK_REMINDER_FIELD_NUMBER: _ClassVar[int]
     PAY_FIELD_NUMBER: _ClassVar[int]
+    RESPONSES_FIELD_NUMBER: _ClassVar[int]
     task_id: str
     project_id: str
     text: str
@@ -89,7 +90,8 @@ class LeasedTask(_message.Message):
     content_warning: str
     break_reminder: str
     pay: float
-    def __init__(self, task_id: _Optional[str] = ..., project_id: _Optional[str] = ..., text: _Optional[str] = ..., labels: _Optional[_Iterable[str]] = ..., instructions: _Optional[str] = ..., lease_expires_at_ms: _Optional[int] = ..., content_warning: _Optional[str] = ..., break_reminder: _Optional[str] = ..., pay: _Optional[float] = ...) -> None: ...
+    responses: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, task_id: _Optional[str] = ..., project_id: _Optional[str] = ..., text: _Optional[str] = ..., labels: _Optional[_Iterable[str]] = ..., instructions: _Optional[str] = ..., lease_expires_at_ms: _Optional[int] = ..., content_warning: _Optional[str] = ..., break_reminder: _Optional[str] = ..., pay: _Optional[float] = ..., responses: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class SubmitAnswerRequest(_message.Message):
     __slots__ = ("task_id", "label")
@@ -166,16 +168,18 @@ class CreateWorkerResponse(_message.Message):
     def __init__(self, worker_id: _Optional[str] = ..., token: _Optional[str] = ...) -> None: ...
 
 class GoldItem(_message.Message):
-    __slots__ = ("item_id", "text", "label", "weight")
+    __slots__ = ("item_id", "text", "label", "weight", "responses")
     ITEM_ID_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
     LABEL_FIELD_NUMBER: _ClassVar[int]
     WEIGHT_FIELD_NUMBER: _ClassVar[int]
+    RESPONSES_FIELD_NUMBER: _ClassVar[int]
     item_id: str
     text: str
     label: str
     weight: float
-    def __init__(self, item_id: _Optional[str] = ..., text: _Optional[str] = ..., label: _Optional[str] = ..., weight: _Optional[float] = ...) -> None: ...
+    responses: _containers.RepeatedCompositeFieldContainer[_events_pb2.Response]
+    def __init__(self, item_id: _Optional[str] = ..., text: _Optional[str] = ..., label: _Optional[str] = ..., weight: _Optional[float] = ..., responses: _Optional[_Iterable[_Union[_events_pb2.Response, _Mapping]]] = ...) -> None: ...
 
 class AddGoldRequest(_message.Message):
     __slots__ = ("project_id", "items")
