@@ -122,3 +122,64 @@ def test_a_bad_token_shows_an_error(state: StackState, browser: Browser):
     expect(page.get_by_test_id("work-view")).to_be_hidden()
     assert page.evaluate("sessionStorage.getItem('labelstream.token')") is None, "a refused token is not kept"
     context.close()
+
+
+PAIRWISE = "annotator-pairwise"
+PAIR_WORKER = "w-pairwise"
+PROMPTS = ["How do I boil an egg?", "Name a prime number.", "What is the capital of France?"]
+PAIRS = [("Put it in boiling water for about nine minutes, then cool it in cold water.", "Eggs are oval."),
+         ("Seven.", "Eight is prime, probably."),
+         ("Paris.", "The capital of France is Paris, on the Seine.")]
+
+
+def test_a_worker_compares_responses_shown_in_their_own_order(state: StackState, db: Database,
+                                                              workbench: Workbench, browser: Browser):
+    """A pairwise project: the prompt and both responses side by side, in the order drawn for this
+    worker and task (stored with the assignment); keys 1 and 2 pick a response, T a tie, and the
+    answer reaches Kafka as the canonical response."""
+    from labelstream.dispatcher.display import display_order
+
+    spec = events_pb2.ProjectSpec(schema_version=SCHEMA_VERSION, project_id=PAIRWISE, task="pairwise",
+                                  allow_ties=True, name="Which answer is better?")
+    client.apply_project(state.grpc_address("ingest"), spec)
+    task_ids = [f"{PAIRWISE}:pair-{i}" for i in range(len(PROMPTS))]
+    client.publish_human_tasks(state.kafka_bootstrap, [events_pb2.HumanTask(
+        schema_version=SCHEMA_VERSION, project_id=PAIRWISE, item_id=f"pair-{i}", task_id=task_ids[i],
+        text=PROMPTS[i], labels=["1", "2", "tie"], overlap=1, priority=0.9 - i / 10,
+        responses=[events_pb2.Response(text=t, source=f"model-{j}") for j, t in enumerate(PAIRS[i])])
+        for i in range(len(PROMPTS))])
+    assert eventually(lambda: db.tasks.count_documents({"project_id": PAIRWISE}) == len(PROMPTS), timeout_s=60)
+    token = workbench.accounts.create_worker(PAIR_WORKER, rotate=True)
+
+    page = browser.new_page(viewport={"width": 1100, "height": 760})
+    page.goto(f"{state.web_url('dispatcher')}?project_id={PAIRWISE}")
+    page.get_by_test_id("token-input").fill(token)
+    page.get_by_test_id("signin-button").click()
+    picked = []  # (task, displayed key) per answer
+    for i, key in enumerate(["1", "2", "T"]):
+        order = display_order(PAIR_WORKER, task_ids[i], 2)
+        expect(page.get_by_test_id("task-text")).to_have_text(PROMPTS[i])
+        expect(page.get_by_test_id("response")).to_have_text([f"Response {k + 1}{PAIRS[i][j]}"
+                                                              for k, j in enumerate(order)])
+        expect(page.get_by_test_id("label-button")).to_have_text(
+            ["1Response 1 is better", "2Response 2 is better", "TTie"])
+        if i == 0:
+            expect(page.get_by_test_id("guidelines")).to_contain_text("choose the best response")
+            SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(SCREENSHOT.parent / "comparison.png"), full_page=True)
+        page.keyboard.press(key)
+        picked.append((order, key))
+        expect(page.get_by_test_id("stat-tasks-done")).to_have_text(str(i + 1))
+    page.close()
+
+    expected = {task_ids[i]: ("tie" if key == "T" else str(order[int(key) - 1] + 1), order)
+                for i, (order, key) in enumerate(picked)}
+    held = {a["task_id"]: (a["label"], a["display_order"]) for a in db.assignments.find({"worker_id": PAIR_WORKER})}
+    assert held == expected, "each answer is stored as the canonical response, with the order the worker saw"
+    published = eventually(lambda: db.responses.count_documents({"worker_id": PAIR_WORKER, "published": True}) == 3)
+    assert published, "the dispatcher did not publish the answers"
+    for doc in db.responses.find({"worker_id": PAIR_WORKER}):
+        response = events_pb2.HumanResponse.FromString(doc["payload"])
+        label, order = expected[response.task_id]
+        assert (response.label, list(response.display_order)) == (label, order)
+        assert response.displayed_position == (-1 if label == "tie" else order.index(int(label) - 1))

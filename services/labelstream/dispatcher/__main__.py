@@ -9,13 +9,13 @@ import grpc
 
 from labelstream.common.consumer import by_topic, per_record
 from labelstream.common.producer import Outgoing
-from labelstream.common.projects import QualityEventKind
+from labelstream.common.projects import QualityEventKind, is_preference
 from labelstream.common.records import Incoming, decode
 from labelstream.common.runtime import Runtime, run_service
 from labelstream.common.telemetry import traceparent, tracer
 from labelstream.common.topics import Topics
 from labelstream.dispatcher import storage
-from labelstream.dispatcher.pool import PoolError, TaskPool
+from labelstream.dispatcher.pool import PoolError, TaskPool, gold_doc
 from labelstream.dispatcher.publishing import OUTBOX_GRACE_MS, Publisher, response_outgoing
 from labelstream.dispatcher.web import AnnotatorWeb
 from labelstream.dispatcher.workbench import Workbench
@@ -97,7 +97,7 @@ def leased_task(workbench: Workbench, worker_id: str, project_id: str) -> servic
     return services_pb2.LeasedTask(
         task_id=lease.handle, project_id=lease.project_id, text=lease.text, labels=lease.labels,
         instructions=spec.instructions, lease_expires_at_ms=lease.expires_at_ms,
-        content_warning=spec.content_warning, break_reminder=reminder, pay=lease.pay)
+        content_warning=spec.content_warning, break_reminder=reminder, pay=lease.pay, responses=lease.responses)
 
 
 class DispatcherServicer(services_pb2_grpc.DispatcherServiceServicer):
@@ -156,8 +156,12 @@ class DispatcherServicer(services_pb2_grpc.DispatcherServiceServicer):
                 context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                               f"gold item {item.item_id!r} needs an item_id, a text and a label among "
                               f"{list(spec.labels)}")
-            items.append({"item_id": item.item_id, "text": item.text, "label": item.label,
-                          "labels": list(spec.labels), "weight": item.weight or 1.0, "source": "admin"})
+            if len(item.responses) != (spec.responses_per_item if is_preference(spec) else 0):
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                              f"gold item {item.item_id!r} has {len(item.responses)} responses; project "
+                              f"{spec.project_id!r} ({spec.task}) compares {spec.responses_per_item}")
+            items.append(gold_doc(spec, item.item_id, item.text, item.label, [r.text for r in item.responses],
+                                  item.weight, "admin"))
         added, total = self.workbench.pool.add_gold(request.project_id, items)
         return services_pb2.AddGoldResponse(added=added, total=total)
 

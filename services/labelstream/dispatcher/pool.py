@@ -36,6 +36,7 @@ from labelstream.common.batching import GroupCommit
 from labelstream.common.store import Store, insert_new, vote_key
 from labelstream.common.telemetry import now_ms, traceparent
 from labelstream.common.topics import SCHEMA_VERSION
+from labelstream.dispatcher.display import Pick, canonical_pick, display_order, shown_responses
 from labelstream.v1 import events_pb2
 
 LEASE_ATTEMPTS = 8      # a lease whose pick turns out held in the store (another process) picks again
@@ -47,7 +48,7 @@ GOLD_CACHE_SECONDS = 10.0
 ANSWER_FIELDS = ("item_id", "labels", "overlap", "model_label", "model_confidence", "model_name",
                  "model_version", "traceparent", "ingested_at_ms")
 # What a task holds in memory (the text and labels a lease shows, the fields an answer copies).
-TASK_FIELDS = {"_id": 1, "project_id": 1, "text": 1, "priority": 1, "created_ms": 1, "partition": 1,
+TASK_FIELDS = {"_id": 1, "project_id": 1, "text": 1, "responses": 1, "priority": 1, "created_ms": 1, "partition": 1,
                "open_slots": 1, **dict.fromkeys(ANSWER_FIELDS, 1)}
 
 
@@ -69,6 +70,7 @@ class Lease:
     expires_at_ms: int
     gold: bool = False
     pay: float = 0.0     # per answer, as shown to the worker with the task
+    responses: list[str] = field(default_factory=list)  # a preference task's, in this worker's order
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,9 @@ class Answered:
     response: events_pb2.HumanResponse | None = None
     traceparent: str = ""
     gold_correct: bool | None = None
+    # what the worker saw, for the fraud signals (None: the labels in the project's order)
+    position: int | None = None
+    option_lengths: list[int] | None = None
 
 
 @dataclass(frozen=True)
@@ -152,10 +157,21 @@ def gold_task_id(project_id: str, item_id: str) -> str:
     return f"gold|{project_id}:{item_id}"
 
 
+def gold_doc(spec: events_pb2.ProjectSpec, item_id: str, text: str, label: str, responses: list[str],
+             weight: float, source: str) -> dict:
+    """A gold item as `add_gold` takes it; a preference item's responses in canonical order."""
+    doc = {"item_id": item_id, "text": text, "label": label, "labels": list(spec.labels), "weight": weight or 1.0,
+           "source": source}
+    if responses:
+        doc["responses"] = list(responses)
+    return doc
+
+
 def task_doc(task: events_pb2.HumanTask, parent: str, partition: int) -> dict:
     return {
         "_id": task.task_id, "project_id": task.project_id, "item_id": task.item_id, "text": task.text,
         "labels": list(task.labels), "overlap": task.overlap, "open_slots": task.overlap,
+        "responses": [r.text for r in task.responses],
         "priority": task.priority, "status": "open", "created_ms": now_ms(), "partition": partition,
         "ingested_at_ms": task.ingested_at_ms, "traceparent": parent,
         # never shown to workers: only copied onto their responses for the aggregator
@@ -347,7 +363,8 @@ class TaskPool:
                 if task.open_slots == 0:
                     self._open.discard(task)
                 doc = self._assignment_doc(worker_id, task.id, task.project_id, pay,
-                                           answer_fields={k: task.doc[k] for k in ANSWER_FIELDS if k in task.doc})
+                                           answer_fields={k: task.doc[k] for k in ANSWER_FIELDS if k in task.doc},
+                                           responses=task.doc.get("responses"))
                 full = task.open_slots == 0
             try:
                 written = self._lease_batches.submit((doc, full))
@@ -357,7 +374,7 @@ class TaskPool:
                     self._end_running(task, give_back=True)
                 raise
             if written:
-                return self._issue(doc, task.doc["text"], task.doc["labels"])
+                return self._issue(doc, task.doc["text"], task.doc["labels"], task.doc.get("responses"))
             with self._lock:  # the store says this worker held it (another process leased it to them)
                 self._end_running(task, give_back=True)
         return None
@@ -401,21 +418,27 @@ class TaskPool:
         return written
 
     def _assignment_doc(self, worker_id: str, task_id: str, project_id: str, pay: float,
-                        gold: bool = False, answer_fields: dict | None = None) -> dict:
+                        gold: bool = False, answer_fields: dict | None = None,
+                        responses: list[str] | None = None) -> dict:
         now = now_ms()
         doc = {"_id": vote_key(task_id, worker_id), "task_id": task_id, "worker_id": worker_id,
                "project_id": project_id, "status": "leased", "leased_at_ms": now,
                "lease_expires_ms": now + self.lease_ms, "handle": new_handle(), "gold": gold, "pay": pay}
+        if responses:  # a preference task: this worker's order, kept to map the answer back
+            order = display_order(worker_id, task_id, len(responses))
+            doc["display_order"] = order
+            doc["shown_lengths"] = [len(text) for text in shown_responses(responses, order)]
         if answer_fields:
             # kept under one key, never sent to the worker (model_label stays hidden)
             doc["task"] = answer_fields
         return doc
 
-    def _issue(self, doc: dict, text: str, labels: list[str]) -> Lease:
+    def _issue(self, doc: dict, text: str, labels: list[str], responses: list[str] | None = None) -> Lease:
         with self._lock:
             self._leases[doc["handle"]] = doc
+        shown = shown_responses(responses, doc["display_order"]) if responses else []
         return Lease(doc["handle"], doc["task_id"], doc["project_id"], text, list(labels), doc["lease_expires_ms"],
-                     doc["gold"], doc["pay"])
+                     doc["gold"], doc["pay"], shown)
 
     def _take_up_expired(self, doc: dict) -> bool:
         """A lease of this worker's on this task that expired unanswered may be taken up again."""
@@ -470,9 +493,10 @@ class TaskPool:
             task_id = gold_task_id(project_id, item["item_id"])
             with self._lock:
                 seen.add(task_id)
-            doc = self._assignment_doc(worker_id, task_id, project_id, pay, gold=True)
+            doc = self._assignment_doc(worker_id, task_id, project_id, pay, gold=True,
+                                       responses=item.get("responses"))
             if self._lease_batches.submit((doc, False)):
-                return self._issue(doc, item["text"], item["labels"])
+                return self._issue(doc, item["text"], item["labels"], item.get("responses"))
             fresh.remove(item)
         return None
 
@@ -517,6 +541,8 @@ class TaskPool:
             raise PoolError("NOT_FOUND", f"task {handle!r} does not exist any more")
         if label not in task["labels"]:
             raise PoolError("INVALID_ARGUMENT", f"label {label!r} is not one of {task['labels']}")
+        pick = _pick_of(assignment, label)
+        label = pick.label if pick else label
         response = events_pb2.HumanResponse(
             schema_version=SCHEMA_VERSION, project_id=assignment["project_id"], item_id=task["item_id"],
             task_id=task_id, worker_id=worker_id, label=label, answered_at_ms=now,
@@ -524,12 +550,16 @@ class TaskPool:
             task_overlap=task["overlap"], model_label=task.get("model_label", ""),
             model_confidence=task.get("model_confidence", 0.0), model_name=task.get("model_name", ""),
             model_version=task.get("model_version", ""), pay=assignment.get("pay", 0.0))
+        if pick:
+            response.display_order.extend(assignment["display_order"])
+            response.displayed_position = pick.position
         outbox = {"_id": assignment["_id"], "task_id": task_id, "worker_id": worker_id,
                   "payload": response.SerializeToString(), "traceparent": task.get("traceparent", ""),
                   "published": False, "created_ms": now}
         self._answer_batches.submit(_AnswerWrite(assignment, label, now, outbox))
         return Answered(assignment["project_id"], list(task["labels"]), label, response.duration_ms,
-                        assignment.get("pay", 0.0), response, task.get("traceparent", ""))
+                        assignment.get("pay", 0.0), response, task.get("traceparent", ""),
+                        **_seen(pick))
 
     def _gold_item(self, project_id: str, task_id: str) -> dict | None:
         gold_id = task_id.removeprefix("gold|")
@@ -542,10 +572,12 @@ class TaskPool:
             raise PoolError("NOT_FOUND", f"task {assignment['handle']!r} does not exist any more")
         if label not in item["labels"]:
             raise PoolError("INVALID_ARGUMENT", f"label {label!r} is not one of {item['labels']}")
+        pick = _pick_of(assignment, label)
+        label = pick.label if pick else label
         now = now_ms()
         self._answer_batches.submit(_AnswerWrite(assignment, label, now, None))
         return Answered(assignment["project_id"], list(item["labels"]), label, now - assignment["leased_at_ms"],
-                        assignment.get("pay", 0.0), gold_correct=label == item["label"])
+                        assignment.get("pay", 0.0), gold_correct=label == item["label"], **_seen(pick))
 
     def _answer_batch(self, writes: Sequence[_AnswerWrite]) -> list[bool | PoolError]:
         """Record answers at once: the outbox records of real tasks first (once one exists, the
@@ -672,3 +704,14 @@ class TaskPool:
 def _pages(items: list[str], size: int) -> Iterable[list[str]]:
     for start in range(0, len(items), size):
         yield items[start:start + size]
+
+
+def _pick_of(assignment: dict, shown_label: str) -> Pick | None:
+    """A preference answer mapped back to the canonical response; None for other tasks."""
+    if "display_order" not in assignment:
+        return None
+    return canonical_pick(shown_label, assignment["display_order"], assignment["shown_lengths"])
+
+
+def _seen(pick: Pick | None) -> dict:
+    return {"position": pick.position, "option_lengths": pick.option_lengths} if pick else {}

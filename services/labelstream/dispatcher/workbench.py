@@ -17,12 +17,13 @@ from dataclasses import dataclass, field
 from labelstream.common.failpoints import failpoint
 from labelstream.common.outbox import Outbox
 from labelstream.common.producer import Outgoing
+from labelstream.common.projects import is_preference
 from labelstream.common.store import Store
 from labelstream.common.telemetry import now_ms
 from labelstream.crowd import quality
 from labelstream.dispatcher.accounts import Accounts
 from labelstream.dispatcher.pay import PayRates
-from labelstream.dispatcher.pool import Answered, Lease, PoolError, TaskPool
+from labelstream.dispatcher.pool import Answered, Lease, PoolError, TaskPool, gold_doc
 from labelstream.dispatcher.quality_events import (
     blocked_event,
     quality_event_id,
@@ -137,8 +138,9 @@ class Workbench:
         project_id = answered.project_id
         policy = worker_policy(self.store, project_id)
         record = self.records.get(project_id, worker_id)
-        update = quality.record_answer(record, quality.AnswerFacts(answered.label, answered.labels,
-                                                                   answered.duration_ms), answered.pay, policy)
+        facts = quality.AnswerFacts(answered.label, answered.labels, answered.duration_ms, answered.position,
+                                    answered.option_lengths)
+        update = quality.record_answer(record, facts, answered.pay, policy)
         fields = dict(update.fields)
         if (record["tasks_done"] + 1) % STATS_REFRESH_TASKS == 0:
             fields.update(shown_gold_correct=record["gold_correct"], shown_gold_wrong=record["gold_wrong"])
@@ -185,9 +187,10 @@ class Workbench:
         spec = self.store.get_project(event.project_id)
         if spec is None or event.label not in spec.labels or not event.text.strip():
             return False
-        added, _ = self.pool.add_gold(event.project_id, [{
-            "item_id": event.item_id, "text": event.text, "label": event.label, "labels": list(spec.labels),
-            "weight": event.value or 1.0, "source": "mined"}])
+        if is_preference(spec) and len(event.responses) != spec.responses_per_item:
+            return False
+        added, _ = self.pool.add_gold(event.project_id, [gold_doc(
+            spec, event.item_id, event.text, event.label, [r.text for r in event.responses], event.value, "mined")])
         return added == 1
 
     def review_pay(self, min_tasks: int = 5) -> list[Outgoing]:

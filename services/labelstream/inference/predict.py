@@ -27,12 +27,14 @@ def prediction_to_doc(prediction: events_pb2.Prediction) -> dict:
         "model_version": prediction.model_version, "ingested_at_ms": prediction.ingested_at_ms,
         "predicted_at_ms": prediction.predicted_at_ms, "text": prediction.text,
         "head_version": prediction.head_version,
+        "responses": [{"text": r.text, "source": r.source} for r in prediction.responses],
     }
 
 
 def doc_to_prediction(doc: dict) -> events_pb2.Prediction:
-    fields = {k: v for k, v in doc.items() if k not in ("_id", "published", "votes")}
-    prediction = events_pb2.Prediction(schema_version=SCHEMA_VERSION, **fields)
+    fields = {k: v for k, v in doc.items() if k not in ("_id", "published", "votes", "responses")}
+    prediction = events_pb2.Prediction(schema_version=SCHEMA_VERSION, **fields,
+                                       responses=[events_pb2.Response(**r) for r in doc.get("responses", [])])
     for vote in doc.get("votes", []):
         prediction.votes.add(**vote)
     return prediction
@@ -87,7 +89,8 @@ def predict_batch(records: Sequence[Incoming], store: Store, triton: TritonClass
                     model_name="+".join(o.model_name for o in outputs),
                     model_version="+".join(o.model_version for o in outputs),
                     head_version="+".join(head_version(o.model_name, project_id, o.model_version) for o in outputs),
-                    ingested_at_ms=item.ingested_at_ms, predicted_at_ms=at, text=item.text)
+                    ingested_at_ms=item.ingested_at_ms, predicted_at_ms=at, text=item.text,
+                    responses=item.responses)
                 if len(outputs) > 1:
                     for output in outputs:
                         prediction.votes.add(model_name=output.model_name, model_version=output.model_version,

@@ -103,4 +103,4 @@ def human_task(prediction: events_pb2.Prediction, decision: events_pb2.RouteDeci
         task_id=task_id, text=prediction.text, labels=list(prediction.labels), overlap=human_votes,
         priority=1.0 - certainty, model_label=decision.label, model_confidence=certainty,
         ingested_at_ms=prediction.ingested_at_ms, model_votes=decision.model_votes,
-        model_name=decision.model_name, model_version=decision.model_version)
+        model_name=decision.model_name, model_version=decision.model_version, responses=prediction.responses)
