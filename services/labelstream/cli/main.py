@@ -16,11 +16,15 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, track
 from rich.table import Table
 
-from labelstream.cli import client, datasheet, payoff
+from labelstream.cli import client, datasheet, exports, payoff
+from labelstream.cli.exports import ExportFormat
 from labelstream.cli.projects import InputFileError, load_items, load_project
 from labelstream.cli.stack import REPO_ROOT, SERVICES, LocalStack, StackError, StackState
+from labelstream.common.projects import is_preference
 from labelstream.common.settings import settings_table
+from labelstream.common.topics import Topics
 from labelstream.simulation.workforce import BEHAVIOURS, WorkerProfile, Workforce, sign_up
+from labelstream.v1 import events_pb2
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, pretty_exceptions_enable=False)
 project_app = typer.Typer(help="Projects: what to label and how.", no_args_is_help=True)
@@ -216,17 +220,26 @@ def dead_letters(project: Annotated[str, typer.Option(help="Only this project's 
             f"; {skipped} letters of too-large records hold only their head and were not replayed" if skipped else ""))
 
 
-def write_export(state: StackState, project: str, out: Path) -> dict:
-    """The project's final labels (latest version per item, from labels.final) as JSONL at `out`, and
-    its datasheet beside them (`<out>.datasheet.md` and `.json`); returns the datasheet."""
+def write_export(state: StackState, project: str, out: Path, fmt: ExportFormat = ExportFormat.JSONL) -> dict:
+    """The project's final labels (latest version per item, from labels.final) at `out`, as JSONL or
+    as DPO pairs, and its datasheet beside them (`<out>.datasheet.md` and `.json`); returns the
+    datasheet (with the DPO counts under "dpo")."""
     labels = client.read_final_labels(state.kafka_bootstrap, project)
     spec = client.get_project(state.grpc_address("ingest"), project)
     workers = client.list_workers(state.grpc_address("dispatcher"), state.admin_token, project)
     out.parent.mkdir(parents=True, exist_ok=True)
-    with out.open("w") as handle:
-        for label in sorted(labels.values(), key=lambda x: x.item_id):
-            handle.write(json.dumps(client.final_label_json(label)) + "\n")
     sheet = datasheet.datasheet(spec, list(labels.values()), workers)
+    if fmt == ExportFormat.DPO:
+        if not is_preference(spec):
+            raise _fail(f"project {project!r} is {spec.task}: --format dpo needs a pairwise or best_of_n project")
+        # The prompt and responses are the accepted items' (labels.final carries choices only).
+        items = {item.item_id: item for item in client.read_topic(state.kafka_bootstrap, Topics.ITEMS_ACCEPTED,
+                                                                  events_pb2.Item) if item.project_id == project}
+        sheet["dpo"] = exports.write_dpo(labels.values(), items, out)
+    else:
+        with out.open("w") as handle:
+            for label in sorted(labels.values(), key=lambda x: x.item_id):
+                handle.write(json.dumps(client.final_label_json(label)) + "\n")
     datasheet_path(out, ".json").write_text(json.dumps(sheet, indent=2))
     datasheet_path(out, ".md").write_text(datasheet.markdown(sheet))
     return sheet
@@ -238,15 +251,23 @@ def datasheet_path(out: Path, suffix: str) -> Path:
 
 @app.command()
 def export(project: Annotated[str, typer.Option()], out: Annotated[Path, typer.Option()],
-           run_dir: RunDir = None) -> None:
-    """Write the project's final labels (latest version per item) from labels.final as JSONL, and a
-    datasheet beside them: the people behind the labels, their hours and pay, who decided what, the rules."""
+           fmt: Annotated[ExportFormat, typer.Option("--format", help="jsonl: final labels; dpo: "
+                                                     "{prompt, chosen, rejected} pairs (preference projects)")]
+           = ExportFormat.JSONL, run_dir: RunDir = None) -> None:
+    """Write the project's final labels (latest version per item) from labels.final as JSONL, or as
+    DPO pairs, and a datasheet beside them: the people behind the labels, their hours and pay, who
+    decided what, the rules."""
     try:
-        sheet = write_export(_state(run_dir), project, out)
+        sheet = write_export(_state(run_dir), project, out, fmt)
     except grpc.RpcError as exc:
         raise _fail(f"cannot export {project!r}: {exc.details()} (is the stack up and the project applied?)") from exc
-    console.print(f"wrote {sheet['final_labels']} final labels to {out} and their datasheet to "
-                  f"{datasheet_path(out, '.md')}")
+    what = f"{sheet['final_labels']} final labels"
+    if "dpo" in sheet:
+        dpo = sheet["dpo"]
+        what = (f"{dpo['pairs']} DPO pairs from {sheet['final_labels']} final labels ({dpo['ties']} ties give none"
+                + (f"; {dpo['missing_items']} labels whose items are no longer on items.accepted were left out"
+                   if dpo["missing_items"] else "") + ")")
+    console.print(f"wrote {what} to {out} and their datasheet to {datasheet_path(out, '.md')}")
 
 
 @app.command()
