@@ -13,7 +13,7 @@ from pymongo.errors import DuplicateKeyError
 from labelstream.aggregator.finalize import changed, finalize, human_final, load_final, revise
 from labelstream.common.dead_letters import InvalidMessage
 from labelstream.common.producer import Outgoing
-from labelstream.common.projects import AggregationMethod
+from labelstream.common.projects import AggregationMethod, response_ranking
 from labelstream.common.store import Store, insert_once, item_key, vote_key, worker_snapshot_write
 from labelstream.common.topics import SCHEMA_VERSION, Topics
 from labelstream.crowd.decide import Decision, SkillModel, decide, fit_project
@@ -158,6 +158,7 @@ class Aggregation:
                                 decision.posterior, [w for w, _ in votes], spec.aggregation, bool(model_votes))
             if model_votes:
                 final.model_name, final.model_version = task.get("model_name", ""), task.get("model_version", "")
+            final.ranking.extend(response_ranking(spec, decision.scores, decision.label))
             self.db.vote_requests.update_one({"_id": task["_id"]}, {"$set": {"final": True}})
             if current is None:
                 return finalize(self.store, final)

@@ -63,7 +63,8 @@ def auto_final(decision: events_pb2.RouteDecision) -> events_pb2.FinalLabel:
         schema_version=SCHEMA_VERSION, project_id=decision.project_id, item_id=decision.item_id,
         label=decision.label, source=events_pb2.LABEL_SOURCE_AUTO, confidence=decision.confidence,
         method="model_threshold", version=FIRST_VERSION, model_name=decision.model_name,
-        model_version=decision.model_version, ingested_at_ms=decision.ingested_at_ms, finalized_at_ms=now_ms())
+        model_version=decision.model_version, ingested_at_ms=decision.ingested_at_ms, finalized_at_ms=now_ms(),
+        ranking=decision.ranking)
 
 
 def human_final(project_id: str, item_id: str, ingested_at_ms: int, label: str, posterior: float,

@@ -13,7 +13,7 @@ and a typo in code is an AttributeError instead of a silent mismatch. A new task
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from enum import StrEnum
 from typing import Any
 
@@ -50,6 +50,17 @@ def response_index(label: str) -> int | None:
 
 def is_preference(spec: events_pb2.ProjectSpec) -> bool:
     return spec.task in set(TaskKind) and TaskKind(spec.task).is_preference
+
+
+def response_ranking(spec: events_pb2.ProjectSpec, scores: Sequence[float], chosen: str) -> list[str]:
+    """A best_of_n item's canonical responses, best first: the chosen one, then the others by
+    their score (a probability or posterior per label, in the project's label order). Empty for
+    other tasks (a pairwise choice is its own ranking) and for a tie (no response is best)."""
+    if spec.task != TaskKind.BEST_OF_N or chosen == TIE or len(scores) != len(spec.labels):
+        return []
+    others = sorted((label for label in spec.labels if label not in (chosen, TIE)),
+                    key=lambda label: (-scores[list(spec.labels).index(label)], int(label)))
+    return [chosen, *others]
 
 
 class RoutingStrategy(StrEnum):

@@ -28,6 +28,7 @@ class Decision:
     label: str | None      # None: not final yet
     posterior: float       # of the label (majority vote: its share of the votes)
     votes_needed: int      # total votes (model included) to wait for
+    scores: tuple[float, ...] = ()  # per label: the posterior, or (majority vote) the share of votes
 
 
 @dataclass
@@ -76,7 +77,8 @@ def decide(method: str, skills: SkillModel, votes: list[tuple[str, str]], model_
     if method == AggregationMethod.MAJORITY_VOTE:
         labels = [label for _, label in votes] + ([model_vote[0]] if model_vote else [])
         outcome = majority_vote(labels, skills.labels, required, max_votes)
-        return Decision(outcome.label, outcome.share, outcome.votes_needed)
+        shares = tuple(labels.count(label) / max(1, len(labels)) for label in skills.labels)
+        return Decision(outcome.label, outcome.share, outcome.votes_needed, shares)
     if method not in set(AggregationMethod):
         raise ValueError(f"unknown aggregation {method!r}; use one of {[m.value for m in AggregationMethod]}")
     if voters < required:
@@ -84,8 +86,8 @@ def decide(method: str, skills: SkillModel, votes: list[tuple[str, str]], model_
     probs = posterior(skills, method, votes, model_vote)
     best = int(probs.argmax())
     if probs[best] >= bound or voters >= max_votes:
-        return Decision(skills.labels[best], float(probs[best]), voters)
-    return Decision(None, float(probs[best]), voters + 1)
+        return Decision(skills.labels[best], float(probs[best]), voters, tuple(float(p) for p in probs))
+    return Decision(None, float(probs[best]), voters + 1, tuple(float(p) for p in probs))
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ import hashlib
 
 import numpy as np
 
-from labelstream.common.projects import Overflow, RoutingStrategy
+from labelstream.common.projects import Overflow, RoutingStrategy, response_ranking
 from labelstream.common.topics import SCHEMA_VERSION
 from labelstream.router.budget import Budget
 from labelstream.routing.scoring import RoutingModel, item_context
@@ -37,7 +37,8 @@ def route(prediction: events_pb2.Prediction, spec: events_pb2.ProjectSpec, routi
         label=prediction.labels[top], confidence=float(probabilities[top]), model_name=prediction.model_name,
         model_version=prediction.model_version, ingested_at_ms=prediction.ingested_at_ms, strategy=strategy,
         head_version=prediction.head_version or prediction.model_version,
-        target_accuracy=spec.target_accuracy)
+        target_accuracy=spec.target_accuracy,
+        ranking=response_ranking(spec, probabilities.tolist(), prediction.labels[top]))
     if strategy == RoutingStrategy.THRESHOLD:
         decision.score = decision.confidence
         decision.threshold = spec.auto_accept_threshold

@@ -95,3 +95,24 @@ def test_items_break_their_projects_rules_with_reasons(record, spec, expected):
 def test_valid_preference_items_pass():
     validate_item(item(["a", "b"], gold="tie"), pairwise(allow_ties=True), 10_000)
     validate_item(item(["a", "b", "c", "d"], gold="4"), best_of(4), 10_000)
+
+
+def test_a_best_of_n_ranking_puts_the_chosen_first_then_the_others_by_score():
+    from labelstream.common.projects import response_ranking
+
+    four = best_of(4, allow_ties=True)
+    assert response_ranking(four, [0.1, 0.2, 0.4, 0.25, 0.05], "3") == ["3", "4", "2", "1"]
+    assert response_ranking(four, [0.1, 0.3, 0.3, 0.25, 0.05], "2") == ["2", "3", "4", "1"]
+    assert response_ranking(four, [0.1, 0.1, 0.1, 0.1, 0.6], TIE) == []
+    assert response_ranking(pairwise(), [0.3, 0.7], "2") == []  # a pair's choice is its ranking
+
+
+def test_the_router_ranks_a_best_of_n_item_by_the_models_probabilities():
+    from labelstream.router.policy import route
+
+    spec = best_of(3)
+    spec.routing_strategy, spec.auto_accept_threshold = "threshold", 0.5
+    prediction = events_pb2.Prediction(project_id="p", item_id="i", labels=list(spec.labels),
+                                       probabilities=[0.2, 0.7, 0.1], text="q")
+    decision = route(prediction, spec)
+    assert decision.label == "2" and list(decision.ranking) == ["2", "1", "3"]
