@@ -23,7 +23,7 @@ from labelstream.cli.stack import REPO_ROOT, SERVICES, LocalStack, StackError, S
 from labelstream.common.projects import is_preference
 from labelstream.common.settings import settings_table
 from labelstream.common.topics import Topics
-from labelstream.simulation.workforce import BEHAVIOURS, WorkerProfile, Workforce, sign_up
+from labelstream.simulation.workforce import BEHAVIOURS, WorkerProfile, Workforce, gold_by_text, sign_up
 from labelstream.v1 import events_pb2
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, pretty_exceptions_enable=False)
@@ -279,12 +279,12 @@ def workers(project: Annotated[str, typer.Option()],
             duration: Annotated[float, typer.Option(help="Seconds to work")] = 60, run_dir: RunDir = None) -> None:
     """Run simulated workers (a profile: accuracy, speed, behaviour, fatigue) against the dispatcher."""
     state = _state(run_dir)
-    gold_by_text = {i["text"]: i["gold_label"] for i in load_items(gold) if i.get("gold_label")}
+    known = gold_by_text(load_items(gold))
     try:
         profile = WorkerProfile(accuracy, answer_ms, behaviour=behaviour, fatigue=fatigue)
     except ValueError as exc:
         raise _fail(str(exc)) from exc
-    with Workforce(state.grpc_address("dispatcher"), state.admin_token, project, gold_by_text, count,
+    with Workforce(state.grpc_address("dispatcher"), state.admin_token, project, known, count,
                    profile) as force:
         time.sleep(duration)
     console.print(f"{force.counters.answers} answers, {force.counters.correct} correct, "
@@ -472,8 +472,7 @@ def demo(items: Annotated[int, typer.Option(help="How many items to label")] = 2
         _print_endpoints(state)
         client.apply_project(state.grpc_address("ingest"), spec)
         spec = client.get_project(state.grpc_address("ingest"), spec.project_id)
-        gold_by_text = {r["text"]: r["gold_label"] for r in rows}
-        with Workforce(state.grpc_address("dispatcher"), state.admin_token, spec.project_id, gold_by_text,
+        with Workforce(state.grpc_address("dispatcher"), state.admin_token, spec.project_id, gold_by_text(rows),
                        worker_count, WorkerProfile(worker_accuracy, answer_ms)):
             waves = _stream_in_waves(state, spec.project_id, rows, wave_size, timeout_s=900)
         stats = client.project_stats(state.grpc_address("monitor"), spec.project_id)

@@ -12,13 +12,9 @@ import yaml
 from labelstream.common.projects import resolve
 from labelstream.v1 import events_pb2
 
-PROJECT_KEYS = {"project_id", "name", "task", "labels", "instructions", "examples", "auto_accept_threshold",
-                "overlap", "max_overlap", "model", "max_text_bytes", "routing_strategy", "target_accuracy",
-                "confidence_level", "accuracy_bound", "min_verified", "refit_every", "explore_fraction",
-                "human_fraction_cap", "budget_per_hour", "pay_per_answer", "overflow", "overlap_margin",
-                "overlap_near_threshold", "model_version", "head_refit_every", "models", "workers",
-                "content_warning", "aggregation", "posterior_bound", "head_refit_growth"}
-ITEM_KEYS = {"item_id", "text", "gold_label", "metadata"}
+# Every ProjectSpec field (the proto is the one declaration), and `extends` (read_project_doc).
+PROJECT_KEYS = {field.name for field in events_pb2.ProjectSpec.DESCRIPTOR.fields} - {"schema_version"}
+ITEM_KEYS = {"item_id", "text", "prompt", "responses", "gold_label", "metadata"}
 
 
 class InputFileError(ValueError):
@@ -98,8 +94,9 @@ def load_items(path: Path) -> list[dict[str, Any]]:
         if unknown:
             raise InputFileError(f"{path}: item {number} has unknown fields {sorted(unknown)}; "
                                  f"allowed: {sorted(ITEM_KEYS)}")
-        if not row.get("item_id") or not isinstance(row.get("text"), str):
-            raise InputFileError(f"{path}: item {number} needs a non-empty item_id and a text")
+        if not row.get("item_id") or not isinstance(row.get("text", row.get("prompt")), str):
+            raise InputFileError(f"{path}: item {number} needs a non-empty item_id and a text (or, for a "
+                                 "preference item, a prompt)")
         if not row.get("gold_label"):
             row.pop("gold_label", None)
     return rows

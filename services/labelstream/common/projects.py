@@ -35,6 +35,7 @@ class TaskKind(StrEnum):
 TIE = "tie"  # the answer "no response is better" where a preference project allows ties
 MAX_RESPONSES = 8
 DEFAULT_BEST_OF_N = 4
+PREFERENCE_MODEL = "causal_lm"
 
 
 def choice_labels(responses: int, allow_ties: bool) -> list[str]:
@@ -134,6 +135,9 @@ def resolve(spec: events_pb2.ProjectSpec) -> events_pb2.ProjectSpec:
     resolved = events_pb2.ProjectSpec()
     resolved.CopyFrom(spec)
     resolved.schema_version = events_pb2.SCHEMA_VERSION_1
+    if is_preference(resolved) and not resolved.model:
+        # The language model judges preferences; the encoder's head learns classes.
+        resolved.model = PREFERENCE_MODEL
     for name, default in DEFAULTS.items():
         if not getattr(resolved, name):
             setattr(resolved, name, default)

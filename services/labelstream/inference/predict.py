@@ -15,6 +15,7 @@ from labelstream.common.store import Store, item_key
 from labelstream.common.telemetry import now_ms, trace_headers, tracer
 from labelstream.common.topics import SCHEMA_VERSION, Topics
 from labelstream.inference.triton import TritonClassifier
+from labelstream.models.contract import preference_text
 from labelstream.v1 import events_pb2
 
 
@@ -38,6 +39,13 @@ def doc_to_prediction(doc: dict) -> events_pb2.Prediction:
     for vote in doc.get("votes", []):
         prediction.votes.add(**vote)
     return prediction
+
+
+def model_text(item: events_pb2.Item) -> str:
+    """The TEXT row a model gets: the item's text, or a preference item's prompt and responses."""
+    if item.responses:
+        return preference_text(item.text, [r.text for r in item.responses])
+    return item.text
 
 
 def predict_batch(records: Sequence[Incoming], store: Store, triton: TritonClassifier, on_invalid,
@@ -75,7 +83,7 @@ def predict_batch(records: Sequence[Incoming], store: Store, triton: TritonClass
         fresh = [(record, item) for record, item in entries if item_key(project_id, item.item_id) not in stored]
         predictions: dict[str, tuple[Incoming, events_pb2.Prediction]] = {}
         if fresh:
-            texts = [item.text for _, item in fresh]
+            texts = [model_text(item) for _, item in fresh]
             voters = list(spec.models) or [spec.model]
             outputs = [triton.predict(model, texts, spec, spec.model_version if model == spec.model else "")
                        for model in voters]

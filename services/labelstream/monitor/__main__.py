@@ -147,7 +147,8 @@ def register(runtime: Runtime, server: grpc.Server) -> None:
                 event = events_pb2.QualityEvent(
                     schema_version=events_pb2.SCHEMA_VERSION_1, project_id=spec.project_id,
                     item_id=candidate.item_id, kind=QualityEventKind.GOLD_MINED, label=candidate.label,
-                    text=candidate.text, value=candidate.weight, at_ms=now_ms())
+                    text=candidate.text, value=candidate.weight, at_ms=now_ms(),
+                    responses=[events_pb2.Response(text=r) for r in candidate.responses])
                 found.append((f"gold_mined|{spec.project_id}|{candidate.item_id}",
                               Outgoing(Topics.QUALITY_EVENTS, item_key(spec.project_id, candidate.item_id), event)))
         if found:

@@ -43,7 +43,8 @@ def event_record(record: Incoming) -> dict:
     if record.topic == Topics.TASKS_HUMAN:
         t = decode(record, events_pb2.HumanTask)
         return {"_id": f"task|{t.task_id}", "kind": "human_task", "project_id": t.project_id,
-                "item_id": t.item_id, "text": t.text, "at_ms": t.ingested_at_ms}
+                "item_id": t.item_id, "text": t.text, "at_ms": t.ingested_at_ms,
+                **({"responses": [r.text for r in t.responses]} if t.responses else {})}
     if record.topic == Topics.RESPONSES_HUMAN:
         r = decode(record, events_pb2.HumanResponse)
         return {"_id": f"response|{vote_key(r.task_id, r.worker_id)}", "kind": "human_response",

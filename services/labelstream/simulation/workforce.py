@@ -1,6 +1,10 @@
 """A simulated workforce: workers with profiles (accuracy, speed, spammers, position bias,
-the longest-option shortcut, fatigue) that sign up through the admin API, then lease and
-answer tasks through the dispatcher's gRPC API like real annotators, against known gold."""
+the longest- and shortest-option shortcuts, fatigue) that sign up through the admin API, then
+lease and answer tasks through the dispatcher's gRPC API like real annotators, against known gold.
+
+On a preference task the options are the responses as the dispatcher displayed them to this
+worker: "first_option" picks the first one shown, "longest_option" the longest response, and an
+honest worker finds the best response (known by its text) wherever it was shown."""
 
 from __future__ import annotations
 
@@ -13,9 +17,10 @@ from dataclasses import dataclass, field
 
 import grpc
 
+from labelstream.common.projects import TIE, response_index
 from labelstream.v1 import services_pb2, services_pb2_grpc
 
-BEHAVIOURS = ("honest", "random", "first_option", "longest_option", "constant")
+BEHAVIOURS = ("honest", "random", "first_option", "longest_option", "shortest_option", "constant")
 RETRY_CODES = (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
                grpc.StatusCode.RESOURCE_EXHAUSTED)
 
@@ -36,14 +41,19 @@ class WorkerProfile:
 
 
 def choose_label(profile: WorkerProfile, labels: list[str], gold: str | None, answered: int,
-                 rng: random.Random) -> str:
-    """What a worker of this profile answers (plain function: the Snow replay uses it too)."""
+                 rng: random.Random, option_texts: list[str] | None = None) -> str:
+    """What a worker of this profile answers (plain function: the Snow replay uses it too).
+    `option_texts` are what the options show, one per label in order (a preference task's
+    displayed responses; labels past them, such as a tie, have none); by default the labels."""
+    texts = option_texts if option_texts is not None else labels
     if profile.behaviour == "random":
         return rng.choice(labels)
     if profile.behaviour == "first_option":
         return labels[0]
     if profile.behaviour == "longest_option":
-        return max(labels, key=len)
+        return labels[max(range(len(texts)), key=lambda i: len(texts[i]))]
+    if profile.behaviour == "shortest_option":
+        return labels[min(range(len(texts)), key=lambda i: len(texts[i]))]
     if profile.behaviour == "constant":
         return labels[-1]
     accuracy = max(0.0, profile.accuracy - profile.fatigue * answered / 100)
@@ -51,6 +61,14 @@ def choose_label(profile: WorkerProfile, labels: list[str], gold: str | None, an
         return gold
     wrong = [label for label in labels if label != gold] or labels
     return rng.choice(wrong)
+
+
+def shown_gold(gold: str | None, shown_responses: list[str]) -> str | None:
+    """The gold answer as this worker's task shows it. For a preference task the gold is the best
+    response's text (or "tie"), found at whatever position it was displayed; else the label."""
+    if not shown_responses or gold is None or gold == TIE:
+        return gold
+    return str(shown_responses.index(gold) + 1) if gold in shown_responses else None
 
 
 def answer_seconds(profile: WorkerProfile, rng: random.Random) -> float:
@@ -108,8 +126,9 @@ class SimulatedWorker(threading.Thread):
                     self.stop_event.wait(0.2)
                     continue
                 self.stop_event.wait(answer_seconds(self.profile, self.rng))
-                gold = self.gold_by_text.get(task.text)
-                label = choose_label(self.profile, list(task.labels), gold, self.answered, self.rng)
+                gold = shown_gold(self.gold_by_text.get(task.text), list(task.responses))
+                label = choose_label(self.profile, list(task.labels), gold, self.answered, self.rng,
+                                     list(task.responses) or None)
                 try:
                     dispatcher.SubmitAnswer(services_pb2.SubmitAnswerRequest(task_id=task.task_id, label=label),
                                             metadata=self.metadata, timeout=10)
@@ -147,3 +166,17 @@ class Workforce:
         deadline = time.monotonic() + 15
         for worker in self.workers:
             worker.join(timeout=max(0.1, deadline - time.monotonic()))
+
+
+def gold_by_text(items: list[dict]) -> dict[str, str]:
+    """What simulated workers know, from items with gold_label: a text's label, or for a
+    preference item (with "responses") its prompt's best response text, or "tie"."""
+    known = {}
+    for item in items:
+        if not item.get("gold_label"):
+            continue
+        responses = [r if isinstance(r, str) else r["text"] for r in item.get("responses", [])]
+        text = item.get("text", item.get("prompt", ""))
+        index = response_index(item["gold_label"]) if responses else None
+        known[text] = responses[index] if index is not None else item["gold_label"]
+    return known

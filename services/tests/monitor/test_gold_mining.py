@@ -36,3 +36,17 @@ def test_items_the_shortcut_gets_wrong_weigh_more():
     votes = votes_for("i0", "c", ["w1", "w2", "w3"]) + votes_for("i1", "a", ["w1", "w2", "w3"])
     mined = {c.item_id: c.weight for c in mine(votes, {"w1", "w2", "w3"}, TEXTS, labels, {}, set(), limit=10)}
     assert mined == {"i0": SHORTCUT_WEIGHT, "i1": 1.0}
+
+
+def test_preference_items_whose_best_response_is_not_the_longest_weigh_more():
+    """Scale's case: the longest response is the shortcut; gold it gets wrong is drawn more often,
+    and mined gold keeps the item's responses for the dispatcher to show."""
+    responses = {"i0": ("short and right", "a much longer answer that is worse"),
+                 "i1": ("tiny", "the longest answer, which is the best"),
+                 "i2": ("same size", "same-size")}  # no single longest: no shortcut to weigh against
+    votes = votes_for("i0", "1", ["w1", "w2", "w3"]) + votes_for("i1", "2", ["w1", "w2", "w3"]) \
+        + votes_for("i2", "2", ["w1", "w2", "w3"])
+    mined = {c.item_id: c for c in mine(votes, {"w1", "w2", "w3"}, TEXTS, ["1", "2"], {}, set(), limit=10,
+                                        responses=responses)}
+    assert {item: c.weight for item, c in mined.items()} == {"i0": SHORTCUT_WEIGHT, "i1": 1.0, "i2": SHORTCUT_WEIGHT}
+    assert mined["i0"].responses == responses["i0"]
