@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from scipy.stats import beta
@@ -199,3 +199,52 @@ def adjusted_pay(pay: float, median_rate: float, policy: events_pb2.WorkerPolicy
     if median_rate >= policy.min_hourly_wage:
         return None
     return round(pay * policy.min_hourly_wage / median_rate, 4)
+
+
+# -- shortcuts and gold ------------------------------------------------------------------------
+# Scale's lesson from labeling GPT-2 preferences: "pick the longest" was right often enough to
+# pass the quality bar and paid far better than honest work. Gold drawn like the pool rewards any
+# answer that tracks the pool's bias, so the draw is balanced against the shortcuts.
+ANTI_SHORTCUT_SHARE = 0.5   # of gold draws, at least, on items a shortcut gets wrong (when there are any)
+
+
+def shortcut_answers(labels: list[str]) -> set[str]:
+    """A classification task's shortcuts: its first option and its longest one."""
+    return {labels[0], max(labels, key=len)} if labels else set()
+
+
+def item_shortcuts(labels: list[str], responses: Sequence[str] = ()) -> set[str]:
+    """The answers a shortcut gives on this item: a preference item's longest response, and with
+    three or more its shortest (each when it is unique), else the task's first and longest
+    options. The first shown response is drawn per worker, so it is no fixed answer. With two
+    responses the shortest is the other one: gold balanced against the longest is balanced
+    against both."""
+    if not responses:
+        return shortcut_answers(labels)
+    lengths = [len(r) for r in responses]
+    extremes = [max(lengths)] + ([min(lengths)] if len(lengths) >= 3 else [])
+    return {str(lengths.index(extreme) + 1) for extreme in extremes if lengths.count(extreme) == 1}
+
+
+def answers_no_shortcut(gold: dict) -> bool:
+    """Whether no shortcut gives this gold item's answer ({label, labels, responses?})."""
+    return gold["label"] not in item_shortcuts(list(gold["labels"]), gold.get("responses") or ())
+
+
+def gold_draw_weights(golds: Sequence[dict], share: float = ANTI_SHORTCUT_SHARE) -> list[float]:
+    """Draw weights for gold items ({label, labels, weight, responses?}): each item's own weight,
+    with the items no shortcut answers scaled up together until they take at least `share` of
+    the draws. With a pool whose best response is the longest 75% of the time, gold drawn as the
+    pool is answers 75% right for a worker who always picks the longest; balanced at 0.5, the
+    longest- and the shortest-picker both answer gold at chance."""
+    return balanced_weights([float(g.get("weight") or 1.0) for g in golds],
+                            [answers_no_shortcut(g) for g in golds], share)
+
+
+def balanced_weights(weights: Sequence[float], anti: Sequence[bool], share: float) -> list[float]:
+    anti_total = sum(w for w, a in zip(weights, anti, strict=True) if a)
+    rest = sum(weights) - anti_total
+    if anti_total <= 0 or rest <= 0 or anti_total / (anti_total + rest) >= share:
+        return list(weights)
+    scale = share * rest / ((1 - share) * anti_total)
+    return [w * scale if a else w for w, a in zip(weights, anti, strict=True)]

@@ -36,6 +36,7 @@ from labelstream.common.batching import GroupCommit
 from labelstream.common.store import Store, insert_new, vote_key
 from labelstream.common.telemetry import now_ms, traceparent
 from labelstream.common.topics import SCHEMA_VERSION
+from labelstream.crowd.quality import gold_draw_weights
 from labelstream.dispatcher.display import Pick, canonical_pick, display_order, shown_responses
 from labelstream.v1 import events_pb2
 
@@ -481,7 +482,8 @@ class TaskPool:
         return seen
 
     def lease_gold(self, worker_id: str, project_id: str, pay: float = 0.0) -> Lease | None:
-        """A gold item this worker has not answered, drawn by weight (anti-shortcut items weigh more)."""
+        """A gold item this worker has not answered, drawn by weight, balanced so that items no
+        shortcut answers take at least half the draws (quality.gold_draw_weights)."""
         items = self.gold_items(project_id)
         if not items:
             return None
@@ -489,7 +491,7 @@ class TaskPool:
         with self._lock:
             fresh = [g for g in items if gold_task_id(project_id, g["item_id"]) not in seen]
         while fresh:
-            item = self._rng.choices(fresh, weights=[g["weight"] for g in fresh])[0]
+            item = self._rng.choices(fresh, weights=gold_draw_weights(fresh))[0]
             task_id = gold_task_id(project_id, item["item_id"])
             with self._lock:
                 seen.add(task_id)

@@ -19,6 +19,7 @@ from pymongo.errors import DuplicateKeyError
 
 from labelstream.common.store import Store, item_key
 from labelstream.common.telemetry import log_fields, now_ms
+from labelstream.models.contract import preference_text
 from labelstream.v1 import events_pb2
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,14 @@ def refit_interval(spec: events_pb2.ProjectSpec, refits_done: int) -> float:
     """New verified labels the next refit waits for: head_refit_every, times head_refit_growth
     for every refit already done (projects stored before the field existed read 0: no growth)."""
     return spec.head_refit_every * max(1.0, spec.head_refit_growth) ** refits_done
+
+
+def training_text(prediction: dict) -> str:
+    """What the head learns from: the item's text, or a preference item's prompt and responses as
+    the model's TEXT row."""
+    if prediction.get("responses"):
+        return preference_text(prediction["text"], [r["text"] for r in prediction["responses"]])
+    return prediction["text"]
 
 
 class HeadRefitter:
@@ -57,12 +66,13 @@ class HeadRefitter:
     def add_verified(self, project_id: str, item_id: str, label: str) -> bool:
         """Remember a verified label with the item's text (from our prediction of it)."""
         key = item_key(project_id, item_id)
-        prediction = self.store.db.predictions.find_one({"_id": key}, {"text": 1, "labels": 1})
+        prediction = self.store.db.predictions.find_one({"_id": key}, {"text": 1, "labels": 1, "responses": 1})
         if prediction is None or label not in prediction.get("labels", []):
             return False
         try:
             self.store.db.head_training.insert_one({"_id": key, "project_id": project_id, "item_id": item_id,
-                                                   "text": prediction["text"], "label": label, "at_ms": now_ms()})
+                                                   "text": training_text(prediction), "label": label,
+                                                   "at_ms": now_ms()})
         except DuplicateKeyError:
             return False
         return True
@@ -116,7 +126,7 @@ class HeadRefitter:
             examples = [{"text": e.text, "label": e.label} for e in spec.examples]
             examples += [{"text": v["text"], "label": v["label"]} for v in verified]
             (training / f"{spec.project_id}.json").write_text(json.dumps({
-                "project_id": spec.project_id, "labels": list(spec.labels), "examples": examples,
+                "project_id": spec.project_id, "labels": list(spec.labels), "examples": examples, "task": spec.task,
                 "version": version}))  # copies into later versions keep this: the head's own version
             staging.rename(model_dir / str(version))  # appears whole, or not at all
         return version

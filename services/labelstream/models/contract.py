@@ -77,4 +77,63 @@ def project_payload(spec: events_pb2.ProjectSpec) -> bytes:
         "labels": list(spec.labels),
         "instructions": spec.instructions,
         "examples": [{"text": e.text, "label": e.label} for e in spec.examples],
+        # Preference projects ("pairwise", "best_of_n"): the labels are then "1".."N" (+ "tie").
+        "task": spec.task,
+        "allow_ties": spec.allow_ties,
+        "responses_per_item": spec.responses_per_item,
     }, sort_keys=True).encode()
+
+
+def preference_text(prompt: str, responses: list[str]) -> str:
+    """The TEXT row of a preference item: its prompt (Item.text) and its responses' texts in
+    canonical order, as JSON. Sources are left out: a model judges the texts alone."""
+    return json.dumps({"prompt": prompt, "responses": list(responses)}, ensure_ascii=False)
+
+
+def preference_choices(project: dict[str, Any]) -> tuple[int, bool] | None:
+    """For a PROJECT whose task is pairwise or best_of_n: (responses per item, whether ties are
+    allowed), checked against its labels (the canonical choices "1".."N", then "tie" if allowed);
+    None for any other task."""
+    from labelstream.common.projects import TIE, TaskKind, choice_labels
+
+    task = project.get("task")
+    if task not in set(TaskKind) or not TaskKind(task).is_preference:
+        return None
+    labels = [str(label) for label in project.get("labels") or []]
+    tie = TIE in labels
+    n = len(labels) - tie
+    if n < 2 or labels != choice_labels(n, tie):
+        raise ValueError(f"a {task} project's labels must be the choices '1'..'N' (then 'tie'), not {labels}")
+    if project.get("responses_per_item") not in (None, 0, n) or bool(project.get("allow_ties", tie)) != tie:
+        raise ValueError(f"the labels {labels} disagree with responses_per_item and allow_ties")
+    return n, tie
+
+
+def parse_preference_text(text: str) -> tuple[str, list[str]]:
+    """(prompt, responses in canonical order) from a TEXT row made by `preference_text`."""
+    try:
+        row = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"a preference TEXT row must be JSON {{prompt, responses}}: {exc}") from exc
+    if not isinstance(row, dict) or not isinstance(row.get("prompt"), str) or not isinstance(
+            row.get("responses"), list) or not all(isinstance(r, str) for r in row["responses"]):
+        raise ValueError("a preference TEXT row must be JSON with a string 'prompt' and a list of string 'responses'")
+    return row["prompt"], list(row["responses"])
+
+
+def response_orders(n: int, count: int = 0) -> list[list[int]]:
+    """The orders in which a judge is shown n responses (order[k] = the canonical response shown
+    in position k): the cyclic rotations of the canonical order, then the reversed rotations,
+    distinct, the first `count` of them (0: all). Rotations put each response in each position
+    once, and so do the reversed ones: the first n (or all 2n) orders are balanced, and averaging
+    over them cancels a judge's position bias. For n <= 3 they are all n! permutations, so
+    permuting an item's responses permutes the averaged output."""
+    if n < 1:
+        raise ValueError("a judge needs at least one response")
+    candidates = [[(shift + k) % n for k in range(n)] for shift in range(n)]
+    candidates += [order[::-1] for order in candidates]
+    orders: list[list[int]] = []
+    for order in candidates:
+        if order not in orders:
+            orders.append(order)
+    return orders[:count] if count > 0 else orders

