@@ -1,7 +1,9 @@
 """Replay of real crowd workers (Snow et al. 2008, RTE): each simulated worker answers exactly as
 the real one did, on the items they answered, under this project's worker rules (qualification,
 hidden gold at a dynamic rate, Beta blocking with exclusion) and aggregation; optionally with
-extra workers who answer at random.
+extra workers who answer at random. Any data set of (item, worker, answer) with gold replays the
+same way: build a `CrowdData` with its labels (labelstream.simulation.ukp does, for UKPConvArg1's
+preference choices).
 
 It runs in process on the same rule code as the dispatcher (labelstream.crowd.quality) and
 the aggregator (labelstream.crowd.decide), so thousands of answers replay in seconds; the
@@ -13,6 +15,7 @@ from __future__ import annotations
 import csv
 import random
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,7 +43,8 @@ REPLAY_POLICY = events_pb2.WorkerPolicy(
 @dataclass(frozen=True)
 class CrowdData:
     answers: dict[str, list[tuple[str, str]]]   # worker -> [(item, label)] in the file's order
-    gold: dict[str, str]                        # item -> true label
+    gold: dict[str, str]                        # item -> true label; items without one are answered, not scored
+    labels: tuple[str, ...] = tuple(LABELS)     # the label set, in the project's order
 
 
 def load_snow(path: Path = SNOW_RTE) -> CrowdData:
@@ -90,7 +94,7 @@ def replay(data: CrowdData, policy: events_pb2.WorkerPolicy = REPLAY_POLICY, ext
     """Replay every real answer once through the rules; returns accuracy on the non-gold items."""
     rng = random.Random(seed)
     items = sorted(data.gold)
-    gold_items = set(rng.sample(items, int(gold_fraction * len(items))))
+    gold_items = hidden_gold(data, gold_fraction, rng)
     workers = [ReplayWorker(w, True, rng.sample(a, len(a))) for w, a in sorted(data.answers.items())]
     extra = round(extra_fraction * len(workers))
     workers += [ReplayWorker(f"random-{i:03d}", False) for i in range(extra)]
@@ -106,7 +110,7 @@ def replay(data: CrowdData, policy: events_pb2.WorkerPolicy = REPLAY_POLICY, ext
             active.remove(worker)
             continue
         item, is_gold = task
-        label = answer_of(worker, item, rng)
+        label = answer_of(worker, item, rng, data.labels)
         worker.tasks += 1
         if is_gold:
             gold_answers += 1
@@ -122,8 +126,8 @@ def replay(data: CrowdData, policy: events_pb2.WorkerPolicy = REPLAY_POLICY, ext
     blocked = {w.worker_id for w in workers if w.stopped_at is not None}
     counted = [v for v in votes if v[1] not in blocked]   # excluded retroactively
     return ReplayResult(
-        accuracy=aggregate_accuracy(counted, data.gold, method),
-        majority_accuracy=aggregate_accuracy(counted, data.gold, "majority_vote"),
+        accuracy=aggregate_accuracy(counted, data.gold, method, data.labels),
+        majority_accuracy=aggregate_accuracy(counted, data.gold, "majority_vote", data.labels),
         answers_used=len(counted), gold_answers=gold_answers,
         real_workers=sum(w.real for w in workers), real_blocked=sum(w.real and w.stopped_at is not None
                                                                    for w in workers),
@@ -132,6 +136,14 @@ def replay(data: CrowdData, policy: events_pb2.WorkerPolicy = REPLAY_POLICY, ext
                                     for w in workers),
         extra_stopped=sum(not w.real and w.stopped_at is not None for w in workers),
         extra_votes_counted=sum(1 for v in counted if v[1].startswith("random-")))
+
+
+def hidden_gold(data: CrowdData, gold_fraction: float, rng: random.Random) -> set[str]:
+    """The items a replay uses as hidden gold, and so does not score: `replay(seed=s)` draws them
+    first from `random.Random(s)`, so this with a fresh `random.Random(s)` gives the same set
+    (to compare the replay with plain aggregation on the very items it scores)."""
+    items = sorted(data.gold)
+    return set(rng.sample(items, int(gold_fraction * len(items))))
 
 
 def next_task(worker: ReplayWorker, gold_items: set[str], items: list[str], policy: events_pb2.WorkerPolicy,
@@ -163,9 +175,9 @@ def next_task(worker: ReplayWorker, gold_items: set[str], items: list[str], poli
     return rng.choice([i for i in items if i not in gold_items]), False
 
 
-def answer_of(worker: ReplayWorker, item: str, rng: random.Random) -> str:
+def answer_of(worker: ReplayWorker, item: str, rng: random.Random, labels: Sequence[str] = LABELS) -> str:
     if not worker.real:
-        return rng.choice(LABELS)
+        return rng.choice(list(labels))
     for index, (answered, label) in enumerate(worker.items):
         if answered == item:
             del worker.items[index]
@@ -173,14 +185,20 @@ def answer_of(worker: ReplayWorker, item: str, rng: random.Random) -> str:
     raise KeyError(f"{worker.worker_id} never answered item {item}")
 
 
-def aggregate_accuracy(votes: list[tuple[str, str, str]], gold: dict[str, str], method: str) -> float:
+def aggregate_accuracy(votes: list[tuple[str, str, str]], gold: dict[str, str], method: str,
+                       labels: Sequence[str] = LABELS) -> float:
+    """Accuracy against gold of the labels `method` gives the voted items; every vote enters the
+    aggregation (Dawid-Skene learns from items without gold too), only items with gold are scored."""
+    labels = list(labels)
     items = sorted({v[0] for v in votes})
-    if not items:
+    scored = [item for item in items if item in gold]
+    if not scored:
         return float("nan")
     if method == "majority_vote":
         index = {item: i for i, item in enumerate(items)}
         predicted = majority_vote_labels(np.array([index[v[0]] for v in votes]),
-                                         np.array([LABELS.index(v[2]) for v in votes]), len(items), len(LABELS))
-        return float(np.mean([LABELS[p] == gold[item] for p, item in zip(predicted, items, strict=True)]))
-    fitted = fit_project(LABELS, votes, method).labels_by_item()
-    return float(np.mean([fitted[item] == gold[item] for item in items]))
+                                         np.array([labels.index(v[2]) for v in votes]), len(items), len(labels))
+        chosen = {item: labels[p] for p, item in zip(predicted, items, strict=True)}
+    else:
+        chosen = fit_project(labels, votes, method).labels_by_item()
+    return float(np.mean([chosen[item] == gold[item] for item in scored]))
