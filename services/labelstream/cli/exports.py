@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from labelstream.common.projects import TIE, response_index
+from labelstream.crowd.preference import SourceStanding, source_leaderboard
 from labelstream.v1 import events_pb2
 
 
@@ -48,3 +49,14 @@ def write_dpo(labels: Iterable[events_pb2.FinalLabel], items: Mapping[str, event
             for row in rows:
                 handle.write(json.dumps(row, ensure_ascii=False) + "\n")
     return counts
+
+
+def leaderboard(labels: Iterable[events_pb2.FinalLabel], items: Mapping[str, events_pb2.Item]) -> list[SourceStanding]:
+    """The sources that wrote the responses (models, say), ranked by Bradley-Terry over the final
+    choices of the items whose responses all name a source."""
+    decided = []
+    for label in labels:
+        item = items.get(label.item_id)
+        if item is not None and item.responses and all(r.source for r in item.responses):
+            decided.append(([r.source for r in item.responses], label.label))
+    return source_leaderboard(decided)

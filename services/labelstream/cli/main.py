@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -232,10 +233,7 @@ def write_export(state: StackState, project: str, out: Path, fmt: ExportFormat =
     if fmt == ExportFormat.DPO:
         if not is_preference(spec):
             raise _fail(f"project {project!r} is {spec.task}: --format dpo needs a pairwise or best_of_n project")
-        # The prompt and responses are the accepted items' (labels.final carries choices only).
-        items = {item.item_id: item for item in client.read_topic(state.kafka_bootstrap, Topics.ITEMS_ACCEPTED,
-                                                                  events_pb2.Item) if item.project_id == project}
-        sheet["dpo"] = exports.write_dpo(labels.values(), items, out)
+        sheet["dpo"] = exports.write_dpo(labels.values(), accepted_items(state, project), out)
     else:
         with out.open("w") as handle:
             for label in sorted(labels.values(), key=lambda x: x.item_id):
@@ -247,6 +245,36 @@ def write_export(state: StackState, project: str, out: Path, fmt: ExportFormat =
 
 def datasheet_path(out: Path, suffix: str) -> Path:
     return out.with_name(f"{out.stem}.datasheet{suffix}")
+
+
+def accepted_items(state: StackState, project: str) -> dict[str, events_pb2.Item]:
+    """The project's items as ingest accepted them (labels.final carries choices, not texts)."""
+    return {item.item_id: item for item in client.read_topic(state.kafka_bootstrap, Topics.ITEMS_ACCEPTED,
+                                                             events_pb2.Item) if item.project_id == project}
+
+
+@app.command(name="leaderboard")
+def leaderboard_command(project: Annotated[str, typer.Option()],
+                        out: Annotated[Path | None, typer.Option(help="Also write the standings as JSON")] = None,
+                        run_dir: RunDir = None) -> None:
+    """Rank the sources that wrote a preference project's responses (e.g. models) from its final
+    choices: Bradley-Terry strengths, wins and items, best first."""
+    state = _state(run_dir)
+    labels = client.read_final_labels(state.kafka_bootstrap, project)
+    standings = exports.leaderboard(labels.values(), accepted_items(state, project))
+    if not standings:
+        raise _fail(f"project {project!r} has no final choices between responses that name their source; "
+                    "give each response a source (e.g. the model that wrote it) when you submit items")
+    table = Table(title=f"{project}: who wrote the better responses ({len(labels)} final labels)")
+    for column in ("rank", "source", "strength (log-odds)", "P(beats an average source)", "wins", "items"):
+        table.add_column(column)
+    for rank, row in enumerate(standings, 1):
+        table.add_row(str(rank), row.source, f"{row.score:+.2f}", f"{row.win_probability:.1%}", f"{row.wins:g}",
+                      str(row.items))
+    console.print(table)
+    if out is not None:
+        out.write_text(json.dumps([dataclasses.asdict(row) for row in standings], indent=2))
+        console.print(f"wrote {out}")
 
 
 @app.command()

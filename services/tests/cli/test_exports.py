@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from labelstream.cli.exports import dpo_rows, write_dpo
+from labelstream.cli.exports import dpo_rows, leaderboard, write_dpo
 from labelstream.v1 import events_pb2
 
 
@@ -43,3 +43,18 @@ def test_the_file_loads_with_the_datasets_library_as_a_dpo_trainer_reads_it(tmp_
     assert loaded.num_rows == 4
     assert loaded[0] == {"prompt": "Say hi", "chosen": "hello there", "rejected": "go away"}
     assert set(loaded["chosen"][1:]) == {"z"} and loaded["rejected"][1:] == ["w", "x", "y"]
+
+
+def test_the_leaderboard_ranks_the_sources_that_wrote_the_better_responses():
+    def sourced(item_id: str, sources: list[str]) -> events_pb2.Item:
+        return events_pb2.Item(item_id=item_id, text="q", responses=[
+            events_pb2.Response(text=f"{item_id}-{s}", source=s) for s in sources])
+
+    items = {f"i{i}": sourced(f"i{i}", ["big", "small"] if i % 2 else ["small", "big"]) for i in range(12)}
+    items["unsourced"] = item("unsourced", "q", ["a", "b"])
+    items["unsourced"].responses[0].source = ""
+    # big wins 10 of 12 (wherever it was put); the unsourced item says nothing about sources
+    labels = [final(f"i{i}", ("1" if i % 2 else "2") if i < 10 else ("2" if i % 2 else "1")) for i in range(12)]
+    standings = leaderboard(labels + [final("unsourced", "1")], items)
+    assert [s.source for s in standings] == ["big", "small"]
+    assert standings[0].wins == 10 and standings[0].items == 12 and standings[0].score > standings[1].score
