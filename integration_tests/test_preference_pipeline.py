@@ -91,3 +91,32 @@ def test_pairs_are_judged_compared_by_people_and_exported_for_dpo(state, db, tmp
     better = {prompt: good for prompt, good, _ in PAIRS}
     assert all(row["chosen"] == better[row["prompt"]] for row in loaded)
 
+
+
+def test_a_worker_who_always_picks_the_first_shown_response_is_flagged(state, db):
+    """Each worker sees the responses in their own order, so a first-position habit is visible:
+    after 20 answers the first-option worker carries the position_bias signal (and gets more
+    gold); an honest worker on the same tasks does not."""
+    project = "preference-position-bias"
+    spec = events_pb2.ProjectSpec(schema_version=SCHEMA_VERSION, project_id=project, task="pairwise",
+                                  overlap=2, workers=events_pb2.WorkerPolicy(max_position_share=0.8))
+    client.apply_project(state.grpc_address("ingest"), spec)
+    pairs = [(f"Question {i}: which answer is right?", f"The right answer to {i}.", f"A wrong answer to {i}, longer.")
+             for i in range(30)]
+    client.publish_human_tasks(state.kafka_bootstrap, [events_pb2.HumanTask(
+        schema_version=SCHEMA_VERSION, project_id=project, item_id=f"q-{i}", task_id=f"{project}:q-{i}",
+        text=prompt, labels=["1", "2"], overlap=2, priority=0.5,
+        responses=[events_pb2.Response(text=good), events_pb2.Response(text=bad)])
+        for i, (prompt, good, bad) in enumerate(pairs)])
+    assert eventually(lambda: db.tasks.count_documents({"project_id": project}) == len(pairs), timeout_s=60)
+    known = {prompt: good for prompt, good, _ in pairs}
+    profiles = {"first": WorkerProfile(answer_ms=2, behaviour="first_option"), "honest": WorkerProfile(
+        accuracy=0.95, answer_ms=2)}
+    for name, profile in profiles.items():
+        with Workforce(state.grpc_address("dispatcher"), state.admin_token, project, known, count=1,
+                       profile=profile, prefix=name) as force:
+            assert eventually(lambda force=force: force.counters.answers >= 25, timeout_s=60)
+    workers = client.list_workers(state.grpc_address("dispatcher"), state.admin_token, project)
+    by_worker = {w.worker_id.split("-")[0]: list(w.fraud_signals) for w in workers}
+    assert "position_bias" in by_worker["first"], by_worker
+    assert "position_bias" not in by_worker["honest"], by_worker
