@@ -131,7 +131,7 @@ def run_service(
         sys.exit(2)
     logger = configure_logging(name, settings.log_level)
     logger.info("starting", extra=log_fields(service=name, settings=settings.redacted()))
-    tracer_provider = configure_tracing(name, settings.trace_file)
+    tracer_provider = configure_tracing(name, settings.trace_file, settings.otel_instrument)
     start_metrics_server(settings.metrics_port)
 
     store = Store(settings, app_name=f"labelstream-{name}")

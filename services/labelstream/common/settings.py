@@ -114,6 +114,9 @@ class Settings(BaseSettings):
     metrics_port: Port = Field(9464, description="Port serving Prometheus /metrics")
     log_level: LogLevel = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")
     trace_file: str = Field("", description="Write finished spans as JSON lines to this file (empty: no export)")
+    otel_instrument: str = Field("grpc,pymongo", description=(
+        "Libraries given spans when OTEL_EXPORTER_OTLP_ENDPOINT names a collector: a comma list of grpc "
+        "(servers and clients) and pymongo (every command); none: only labelstream's own spans"))
     triton_url: NonEmpty = Field("127.0.0.1:8001", description="Triton Inference Server gRPC address")
     triton_timeout_s: Positive = Field(30, description="Timeout of one Triton request, seconds")
     triton_model_repository: str = Field("", description=(

@@ -5,10 +5,11 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import os
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -91,13 +92,53 @@ class JsonLinesSpanExporter(SpanExporter):
         return None
 
 
-def configure_tracing(service: str, trace_file: str) -> TracerProvider:
-    provider = TracerProvider(resource=Resource.create({"service.name": f"labelstream-{service}"}))
+OTLP_ENDPOINT_VARIABLES = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+
+
+def otlp_configured(environ: Mapping[str, str] = os.environ) -> bool:
+    """Whether the standard OpenTelemetry variables name a collector to send traces to."""
+    return any(environ.get(name) for name in OTLP_ENDPOINT_VARIABLES) and \
+        environ.get("OTEL_TRACES_EXPORTER", "otlp") != "none"
+
+
+def configure_tracing(service: str, trace_file: str, instrument: str = "grpc,pymongo") -> TracerProvider:
+    """Spans to a JSON-lines file (local runs and tests) and/or over OTLP/gRPC to a collector, as
+    the standard variables say (OTEL_EXPORTER_OTLP_ENDPOINT, _HEADERS, _CERTIFICATE, _INSECURE,
+    OTEL_SERVICE_NAME...). With a collector, gRPC servers and clients and pymongo are
+    instrumented too (a span per call and per database command): worth it where a collector
+    samples and keeps them, not for the local file."""
+    # OTEL_SERVICE_NAME, when set, names the service (the SDK's resource detector reads it).
+    attributes = {} if os.environ.get("OTEL_SERVICE_NAME") else {"service.name": f"labelstream-{service}"}
+    provider = TracerProvider(resource=Resource.create(attributes))
     if trace_file:
         provider.add_span_processor(
             BatchSpanProcessor(JsonLinesSpanExporter(trace_file), schedule_delay_millis=200))
+    if otlp_configured():
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(), schedule_delay_millis=500))
     trace.set_tracer_provider(provider)
+    if otlp_configured():
+        instrument_libraries(provider, instrument)
     return provider
+
+
+def instrument_libraries(provider: TracerProvider, libraries: str) -> None:
+    """gRPC servers and clients and/or pymongo (a comma list), before any server, channel or
+    client is made."""
+    chosen = {name.strip() for name in libraries.split(",") if name.strip()}
+    instrumentors = []
+    if "grpc" in chosen:
+        from opentelemetry.instrumentation.grpc import GrpcInstrumentorClient, GrpcInstrumentorServer
+
+        instrumentors += [GrpcInstrumentorServer(), GrpcInstrumentorClient()]
+    if "pymongo" in chosen:
+        from opentelemetry.instrumentation.pymongo import PymongoInstrumentor
+
+        instrumentors.append(PymongoInstrumentor())
+    for instrumentor in instrumentors:
+        if not instrumentor.is_instrumented_by_opentelemetry:
+            instrumentor.instrument(tracer_provider=provider)
 
 
 @functools.cache
