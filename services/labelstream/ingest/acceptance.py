@@ -20,6 +20,8 @@ def accept_item(store: Store, item: events_pb2.Item) -> tuple[list[Outgoing], bo
         "metadata": dict(item.metadata), "gold_label": item.gold_label, "ingested_at_ms": now_ms(),
         "published": False,
     }
+    if item.responses:
+        doc["responses"] = [{"text": r.text, "source": r.source} for r in item.responses]
     duplicate = False
     try:
         store.db.items.insert_one(doc)
@@ -31,7 +33,8 @@ def accept_item(store: Store, item: events_pb2.Item) -> tuple[list[Outgoing], bo
     accepted = events_pb2.Item(
         schema_version=SCHEMA_VERSION, project_id=doc["project_id"], item_id=doc["item_id"], text=doc["text"],
         metadata=doc.get("metadata") or {}, gold_label=doc.get("gold_label", ""),
-        ingested_at_ms=doc["ingested_at_ms"])
+        ingested_at_ms=doc["ingested_at_ms"],
+        responses=[events_pb2.Response(**r) for r in doc.get("responses", [])])
 
     def mark_published() -> None:
         store.db.items.update_one({"_id": key}, {"$set": {"published": True}})
