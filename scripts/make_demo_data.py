@@ -31,6 +31,7 @@ def read_tsv(path: Path) -> list[tuple[str, str]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--shared", type=Path, default=ROOT.parent / "shared")
+    parser.add_argument("--ukp-ranking", type=Path, help="UKPConvArg1-Ranking-CSV folder (see make_ukpconvarg1)")
     options = parser.parse_args()
     sst2 = options.shared / "datasets" / "classification" / "sst2"
     rng = random.Random(0)
@@ -61,6 +62,9 @@ def main() -> None:
     print(f"wrote {OUT}/project.yaml ({len(examples)} examples) and items.jsonl ({min(ITEMS, len(dev))} items)")
     make_carer(options.shared)
     make_agnews(options.shared)
+    make_ukpconvarg1(options.shared, options.ukp_ranking)
+    make_hh_rlhf(options.shared)
+    make_pandalm(options.shared)
 
 
 CARER_LABELS = ["sadness", "joy", "love", "anger", "fear", "surprise"]
@@ -127,6 +131,200 @@ def make_agnews(shared: Path) -> None:
         f"{EXAMPLES_PER_CLASS} few-shot examples per class and a pool of {AGNEWS_POOL} other articles.\n\n"
         "Source: forest-snow/alps @3c7ef2c98249 : data/agnews/test.tsv (AG News, Zhang et al. 2015), MIT licence.\n")
     print(f"wrote {out}/project.yaml and pool.jsonl ({len(pool)} items)")
+
+
+UKP_CHOICES = {"a1": "1", "a2": "2", "equal": "tie"}   # the preference contract's labels (choice_labels(2, True))
+
+
+def make_ukpconvarg1(shared: Path, ranking: Path | None = None) -> None:
+    """UKPConvArg1 (Habernal & Gurevych, ACL 2016): real Mechanical Turk workers' choices of the
+    more convincing of two arguments, 5 per pair, as one gzip'd JSON-lines file of pairs: the
+    crowd replay and the preference benchmarks need every worker's answer, and the texts make
+    the pairs a demo project's items. The workers' free-text reasons, times and MACE
+    competences are left out to keep the file small enough for git. With `ranking` (a checkout of
+    the upstream data/UKPConvArg1-Ranking-CSV, which shared/datasets does not hold) it also
+    writes ranks.tsv: UKP's convincingness score of every argument of these debates."""
+    import gzip
+    import xml.etree.ElementTree as ElementTree
+
+    source = shared / "datasets" / "preference" / "ukpconvarg1"
+    out = ROOT / "deploy" / "examples" / "preference" / "ukpconvarg1"
+    out.mkdir(parents=True, exist_ok=True)
+    lines, answers, arguments = [], 0, set()
+    for path in sorted(source.glob("*.xml")):
+        for pair in ElementTree.parse(path).getroot().iter("annotatedArgumentPair"):
+            arg1, arg2 = pair.find("arg1"), pair.find("arg2")
+            gold = pair.findtext("goldLabel")
+            votes = [[a.findtext("turkID"), UKP_CHOICES[a.findtext("value")]]
+                     for a in pair.iter("mTurkAssignment")]
+            answers += len(votes)
+            arguments.update((arg1.findtext("id"), arg2.findtext("id")))
+            lines.append(json.dumps({
+                "id": pair.findtext("id"), "debate": path.stem, "topic": pair.find("debateMetaData").findtext("title"),
+                "stance": arg1.findtext("stance"),
+                "arg1": {"id": arg1.findtext("id"), "text": arg1.findtext("text").strip()},
+                "arg2": {"id": arg2.findtext("id"), "text": arg2.findtext("text").strip()},
+                "gold": UKP_CHOICES[gold] if gold else None, "answers": votes,
+            }, ensure_ascii=False, separators=(",", ":")))
+    # mtime 0 and no file name in the header: the same input gives the same bytes
+    with (out / "pairs.jsonl.gz").open("wb") as raw, gzip.GzipFile("", "wb", 9, raw, mtime=0) as handle:
+        handle.write(("\n".join(lines) + "\n").encode("utf-8"))
+    if ranking is not None:
+        rows = ["debate\targument\trank"]
+        for path in sorted(ranking.glob("*.csv")):
+            if (source / f"{path.stem}.xml").exists():
+                rows += ["\t".join([path.stem, *line.split("\t")[:2]])   # id, rank (the text is in the pairs)
+                         for line in path.read_text(encoding="utf-8").splitlines() if not line.startswith("#")]
+        (out / "ranks.tsv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+        print(f"wrote {out}/ranks.tsv ({len(rows) - 1} arguments)")
+    (out / "SOURCE.md").write_text(
+        "Made by scripts/make_demo_data.py (make_ukpconvarg1) from shared/datasets/preference/ukpconvarg1/*.xml.\n\n"
+        "Source: UKPLab/acl2016-convincing-arguments @ca9d24e41b88 : data/UKPConvArg1-full-XML/ (the 8 debate/stance\n"
+        "files of 32 copied to shared/datasets). Habernal and Gurevych, \"Which argument is more convincing?\n"
+        "Analyzing and predicting convincingness of Web arguments using bidirectional LSTM\", ACL 2016.\n"
+        "Licence (upstream readme): the data are CC-BY 4.0; the arguments come from createdebate.com\n"
+        "(CC-BY 3.0) and convinceme.net (public domain).\n\n"
+        f"pairs.jsonl.gz: {len(lines)} argument pairs (same debate, same stance), {answers} Mechanical Turk answers,\n"
+        f"{len(arguments)} arguments. One JSON object a line: `id` (arg1_arg2), `debate` (the upstream file name),\n"
+        "`topic` (debate title), `stance`, `arg1` / `arg2` (`id`, `text`), `gold` and `answers`, a list of\n"
+        "[turkID, choice] in the file's order. Choices are the preference contract's labels: a1 -> \"1\",\n"
+        "a2 -> \"2\", equal -> \"tie\". `gold` is upstream's goldLabel, itself MACE's estimate from these same\n"
+        "answers, mapped the same way; null on the pairs that have none. Left out: the workers' free-text\n"
+        "reasons, HIT and assignment ids, times, turkRank / turkCompetence / workerStance, authors, votes and\n"
+        "the original HTML.\n\n"
+        "ranks.tsv: upstream's score (`rank`) of each of the 252 arguments of these 8 debates, from\n"
+        "UKPLab/acl2016-convincing-arguments @ca9d24e41b88 : data/UKPConvArg1-Ranking-CSV/ (not in\n"
+        "shared/datasets; written when the script is given --ukp-ranking, a folder extracted with\n"
+        "`git archive ca9d24e data/UKPConvArg1-Ranking-CSV`). Upstream computed it with PageRank over the\n"
+        "argument graph of the cleaned (Strict) pairs. Lower means more convincing here: the score has\n"
+        "Spearman -0.94 with each argument's share of the crowd's wins in pairs.jsonl.gz.\n")
+    print(f"wrote {out}/pairs.jsonl.gz ({len(lines)} pairs, {answers} answers)")
+
+
+HH_PAIRS = 500
+HH_TURN = "\n\nAssistant:"
+
+
+def comparable(texts: list[str]) -> bool:
+    """Whether ingest takes these as one item's texts (prompt, then responses): valid text, no
+    empty or repeated response."""
+    from labelstream.common.inputs import text_problem
+
+    normalized = [" ".join(t.split()).casefold() for t in texts[1:]]
+    return (all(text_problem(t) is None for t in texts) and all(normalized)
+            and len(set(normalized)) == len(normalized))
+
+
+def make_hh_rlhf(shared: Path) -> None:
+    """500 HH-RLHF helpful-base test pairs as pairwise items: the prompt is the dialogue up to its
+    last assistant turn, the responses the two last assistant turns, the chosen one at a seeded
+    random canonical position (gold_label its number). No source: "chosen"/"rejected" would leak
+    the answer."""
+    import gzip
+
+    out = ROOT / "deploy" / "examples" / "preference" / "hh-rlhf"
+    source = shared / "datasets" / "preference" / "hh-rlhf" / "helpful-base" / "test.jsonl.gz"
+    with gzip.open(source, "rt", encoding="utf-8") as handle:
+        rows = [json.loads(line) for line in handle if line.strip()]
+    order = list(range(len(rows)))
+    rng = random.Random(0)
+    rng.shuffle(order)
+    items, skipped = [], 0
+    for index in order:
+        (prompt, _, chosen), (other_prompt, _, rejected) = (
+            rows[index][key].rpartition(HH_TURN) for key in ("chosen", "rejected"))
+        prompt, chosen, rejected = prompt.strip(), chosen.strip(), rejected.strip()
+        if prompt != other_prompt.strip() or not prompt or not comparable([prompt, chosen, rejected]):
+            skipped += 1  # the two dialogues end in the same turn, or in an empty one
+            continue
+        first = rng.random() < 0.5
+        responses = [chosen, rejected] if first else [rejected, chosen]
+        items.append({"item_id": f"hh-helpful-test-{index:04d}", "text": prompt,
+                      "responses": [{"text": t} for t in responses], "gold_label": "1" if first else "2"})
+        if len(items) == HH_PAIRS:
+            break
+    out.mkdir(parents=True, exist_ok=True)
+    with (out / "items.jsonl").open("w", encoding="utf-8") as handle:
+        for item in items:
+            handle.write(json.dumps(item, ensure_ascii=False) + "\n")
+    first_share = sum(i["gold_label"] == "1" for i in items) / len(items)
+    (out / "SOURCE.md").write_text(
+        "Made by scripts/make_demo_data.py (make_hh_rlhf) from shared/datasets/preference/hh-rlhf/helpful-base/\n"
+        f"test.jsonl.gz: {len(items)} pairwise items, from the file's rows shuffled with seed 0 ({skipped} rows\n"
+        "passed over on the way: the two dialogues end in the same turn, or in an empty one). An item's text\n"
+        '(the prompt) is the dialogue up to its last "Assistant:" turn; its two responses are the last\n'
+        "assistant turns of the chosen and the rejected dialogue, the chosen one at a seeded random canonical\n"
+        f"position, which gold_label names (\"1\" on {first_share:.1%} of the items). The gold is one crowdworker's\n"
+        "choice of the more helpful response. Responses carry no source: \"chosen\"/\"rejected\" would give\n"
+        "the answer away.\n\n"
+        "Source: anthropics/hh-rlhf @354e5c3cb896 : helpful-base/test.jsonl.gz (Bai et al. 2022), MIT licence\n"
+        "(the bytes via DaehanKim/EasyRLHF @45eccb72ddb8 : data/helpful-base/test.jsonl.gz, sha256 8be3fc1a...).\n")
+    print(f"wrote {out}/items.jsonl ({len(items)} pairs, gold 1 on {first_share:.1%})")
+
+
+PANDALM_VERDICTS = {"0": "tie", "1": "1", "2": "2", "Tie": "tie"}  # upstream's -> ours; others: no verdict
+
+
+def make_pandalm(shared: Path) -> None:
+    """PandaLM's test set as pairwise items with ties: prompt = instruction (+ input), the two
+    responses (source: the model that wrote each, from cmp_key), gold_label the three annotators'
+    majority, and in metadata each annotator's label, the majority and GPT-3.5's and PandaLM-7B's
+    verdicts, all as the project's labels ("1", "2", "tie"; a verdict that is none is kept as is)."""
+    from collections import Counter
+
+    folder = shared / "datasets" / "preference" / "pandalm"
+    out = ROOT / "deploy" / "examples" / "preference" / "pandalm"
+    tests = json.loads((folder / "testset-v1.json").read_text(encoding="utf-8"))
+    verdicts = {}
+    for name, file, key in (("gpt-3.5-turbo", "gpt-3.5-turbo-testset-v1.json", "gpt_result"),
+                            ("pandalm-7b", "pandalm-7b-testset-v1.json", "pandalm_result")):
+        rows = json.loads((folder / file).read_text(encoding="utf-8"))
+        verdicts[name] = {r["idx"]: PANDALM_VERDICTS.get(str(r[key]), str(r[key])) for r in rows}
+    items, unusable = [], 0
+    for row in tests:
+        # 6 responses are JSON true upstream (a model that answered "True", parsed on the way): as text
+        row = {k: "True" if v is True else v for k, v in row.items()}
+        votes = [PANDALM_VERDICTS[str(row[f"annotator{k}"])] for k in (1, 2, 3)]
+        majority, count = Counter(votes).most_common(1)[0]
+        prompt = row["instruction"].strip() + (f"\n\n{row['input'].strip()}" if row["input"].strip() else "")
+        models = row["cmp_key"].split("_")
+        if not comparable([prompt, row["response1"], row["response2"]]):
+            unusable += 1
+        item = {"item_id": f"pandalm-test-{row['idx']:04d}", "text": prompt,
+                "responses": [{"text": row[f"response{k + 1}"], "source": models[k] if len(models) == 2 else ""}
+                              for k in (0, 1)],
+                "metadata": {"pandalm_idx": str(row["idx"]), "motivation_app": row["motivation_app"],
+                             "cmp_key": row["cmp_key"], "annotator1": votes[0], "annotator2": votes[1],
+                             "annotator3": votes[2], "majority": majority if count >= 2 else "none",
+                             **{name: v[row["idx"]] for name, v in verdicts.items()}}}
+        if count >= 2:
+            item["gold_label"] = majority
+        items.append(item)
+    out.mkdir(parents=True, exist_ok=True)
+    with (out / "items.jsonl").open("w", encoding="utf-8") as handle:
+        for item in items:
+            handle.write(json.dumps(item, ensure_ascii=False) + "\n")
+    golds = dict(Counter(i.get("gold_label", "none") for i in items))
+    agreement = {name: sum(v[r["idx"]] == i.get("gold_label") for r, i in zip(tests, items, strict=True)) / len(items)
+                 for name, v in verdicts.items()}
+    (out / "SOURCE.md").write_text(
+        f"Made by scripts/make_demo_data.py (make_pandalm) from shared/datasets/preference/pandalm: all {len(items)}\n"
+        "pairs of testset-v1.json, in its order, as pairwise items with ties. text (the prompt) is the\n"
+        "instruction, then a blank line and the input when there is one; the responses are response1 and\n"
+        "response2, each with the 7B model that wrote it (from cmp_key) as its source (6 responses are the\n"
+        "JSON value true upstream, idx 157-164: written here as the text \"True\"). Labels are the\n"
+        'preference contract\'s: upstream 1 -> "1", 2 -> "2", 0 -> "tie". gold_label is the three annotators\'\n'
+        f"majority ({', '.join(f'{k}: {v}' for k, v in golds.items())}); metadata keeps pandalm_idx,\n"
+        "motivation_app, cmp_key, annotator1..3, majority and the verdicts of gpt-3.5-turbo\n"
+        "(gpt-3.5-turbo-testset-v1.json: its \"Tie\" -> \"tie\", its 10 \"garbage\" kept as they are: no verdict)\n"
+        'and pandalm-7b (pandalm-7b-testset-v1.json). Agreement with\n'
+        f"the majority over the three classes, a missing verdict counted wrong: gpt-3.5-turbo "
+        f"{agreement['gpt-3.5-turbo']:.3f},\npandalm-7b {agreement['pandalm-7b']:.3f} (upstream quotes .70 and .67).\n"
+        + (f"{unusable} items have an empty (or repeated) response, which ingest refuses; they are kept so that\n"
+           "figures on this file compare with upstream's on all pairs.\n" if unusable else "")
+        + "\nSource: WeOpenML/PandaLM @3871806e72b4 : data/testset-v1.json, data/gpt-3.5-turbo-testset-v1.json,\n"
+        "data/pandalm-7b-testset-v1.json (Wang et al., PandaLM, 2023), Apache-2.0.\n")
+    print(f"wrote {out}/items.jsonl ({len(items)} pairs, gold {golds}, {unusable} break an ingest rule)")
 
 
 if __name__ == "__main__":

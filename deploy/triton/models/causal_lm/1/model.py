@@ -23,6 +23,29 @@ Everything up to the item is a prefix shared by all items of a project and optio
 evaluated once, its KV cache kept as a per-sequence snapshot, and restored (a memcpy) instead of
 being evaluated again. Between items and labels only the tail of the KV cache is dropped.
 
+Preference projects (task "pairwise" or "best_of_n"; TEXT is the JSON of
+labelstream.models.contract.preference_text) go to a judge instead. For each item the prompt is
+
+    {instructions, or DEFAULT_JUDGE_INSTRUCTIONS}
+
+    Prompt:
+    {the item's prompt: its last judge_max_prompt_tokens tokens}
+
+    Response A: {a response: its first judge_max_response_tokens tokens, fewer if n_ctx needs it}
+
+    Response B: {...}
+
+    Which response is better, A or B? [If they are equally good, answer "tie".]
+    Answer:
+
+and the judge scores the letters (and " tie" when the project allows ties) as continuations,
+softmax over them. The responses are shown in each order of contract.response_orders (judge_orders
+of them; 0: all of them, the balanced set), each order's letter probabilities are mapped back to
+the canonical responses and averaged, so a preference for a position cancels. The output is one
+probability per project label, "1".."N" then "tie". The project's examples are not used by the
+judge. The instructions are evaluated once per project (a KV snapshot), an item's prompt once
+per item, and only the responses and the question once per order.
+
 The classifier is plain Python (CausalLMClassifier) so it can be tested without Triton;
 TritonPythonModel only adapts it to Triton's request/response tensors.
 """
@@ -47,6 +70,11 @@ GGUF_NAME = "gemma-3-270m-q4_k_m.gguf"
 PROJECT_CACHE_SIZE = 16  # projects whose prompts, label tokens and calibration are kept
 SNAPSHOT_CACHE_SIZE = 32  # prefix KV snapshots (project x option order); ~18 KB per prompt token
 CONTENT_FREE_INPUTS = ("N/A", "", "[MASK]")
+JUDGE_LETTERS = "ABCDEFGH"  # one per response position (preference projects compare up to 8)
+JUDGE_TIE = " tie"  # the continuation scored for the project's "tie" label
+DEFAULT_JUDGE_INSTRUCTIONS = ("Compare the responses to the prompt below and say which response is better: "
+                              "more helpful, honest and accurate.")
+MIN_RESPONSE_TOKENS = 16  # below this, the prompt and instructions leave too little of n_ctx
 
 
 def read_config_parameters(config_path: Path) -> dict[str, str]:
@@ -112,13 +140,31 @@ class _ProjectPrompts:
         self.calibration: list[np.ndarray] | None = None  # per order: probabilities for content-free inputs
 
 
+class _JudgePrompts:
+    def __init__(self, labels: list[str], responses: int, tie: bool, header: list[int],
+                 positions: list[list[int]], separator: list[int], question: list[int],
+                 choice_tokens: list[list[int]]) -> None:
+        self.labels = labels  # "1".."N" (+ "tie")
+        self.responses = responses
+        self.tie = tie
+        self.header = header  # the instructions (with BOS): shared by every item of the project
+        self.positions = positions  # "Response A:", "Response B:", ... tokens, one per position
+        self.separator = separator  # after each response
+        self.question = question  # after the responses, up to "Answer:"
+        self.choice_tokens = choice_tokens  # " A", " B", ... (+ " tie"): scored as continuations
+
+
 class CausalLMClassifier:
     def __init__(self, gguf_path: Path, n_ctx: int = 2048, threads: int = 2, option_orders: int = 2,
-                 max_examples_per_label: int = 4, max_item_tokens: int = 256, calibrate: bool = True) -> None:
+                 max_examples_per_label: int = 4, max_item_tokens: int = 256, calibrate: bool = True,
+                 judge_orders: int = 0, judge_max_prompt_tokens: int = 512,
+                 judge_max_response_tokens: int = 384) -> None:
         from llama_cpp import Llama
 
         if option_orders < 1:
             raise ValueError("option_orders must be at least 1")
+        if judge_orders < 0 or judge_max_prompt_tokens < 1 or judge_max_response_tokens < MIN_RESPONSE_TOKENS:
+            raise ValueError("judge_orders must be >= 0 (0: all), the judge's token budgets positive")
         self.llm = Llama(model_path=str(gguf_path), n_ctx=n_ctx, n_batch=512, n_ubatch=512,
                          n_threads=threads, n_threads_batch=threads, logits_all=False,
                          swa_full=True,  # the whole window stays in the cache, so its tail can be dropped
@@ -129,6 +175,10 @@ class CausalLMClassifier:
         self.max_examples_per_label = max_examples_per_label
         self.max_item_tokens = max_item_tokens
         self.calibrate = calibrate
+        self.judge_orders = judge_orders  # response orders averaged per preference item; 0: all (balanced)
+        self.judge_max_prompt_tokens = judge_max_prompt_tokens
+        self.judge_max_response_tokens = judge_max_response_tokens
+        self._judges: OrderedDict[str, _JudgePrompts] = OrderedDict()
         self._kv: list[int] = []  # the tokens whose keys/values are in sequence 0 of the KV cache
         self._kv_logits: np.ndarray | None = None  # log-softmax after the last token of self._kv
         self._snapshots: OrderedDict[tuple[int, ...], bytes] = OrderedDict()
@@ -300,6 +350,10 @@ class CausalLMClassifier:
 
     def predict(self, texts: list[str], project: dict[str, Any]) -> np.ndarray:
         """Probabilities, shape (len(texts), len(labels)), rows summing to 1."""
+        from labelstream.models.contract import preference_choices
+
+        if preference_choices(project) is not None:
+            return self.judge(texts, project)
         with self._lock:
             prompts = self.prompts(project)
             items = [self._item_tokens(text) for text in texts]
@@ -313,6 +367,104 @@ class CausalLMClassifier:
                     probs[row] += p
             probs /= len(prompts.orders)
             return (probs / probs.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+    # -- the judge (preference projects) ------------------------------------------------------
+    def judge_prompts(self, project: dict[str, Any]) -> _JudgePrompts:
+        from labelstream.models.contract import preference_choices
+
+        choices = preference_choices(project)
+        if choices is None:
+            raise ValueError("the judge is for pairwise and best_of_n projects")
+        responses, tie = choices
+        if responses > len(JUDGE_LETTERS):
+            raise ValueError(f"the judge compares at most {len(JUDGE_LETTERS)} responses, not {responses}")
+        key = hashlib.sha256(json.dumps(project, sort_keys=True).encode()).hexdigest()
+        with self._lock:
+            if key in self._judges:
+                self._judges.move_to_end(key)
+                return self._judges[key]
+            letters = JUDGE_LETTERS[:responses]
+            named = ", ".join(letters[:-1]) + " or " + letters[-1]
+            question = f"Which response is better, {named}?"
+            if tie:
+                question += ' If they are equally good, answer "tie".'
+            instructions = _one_line(project.get("instructions") or "") or DEFAULT_JUDGE_INSTRUCTIONS
+            judge = _JudgePrompts(
+                labels=[str(label) for label in project["labels"]], responses=responses, tie=tie,
+                header=self.tokenize(instructions + "\n\n", bos=True),
+                positions=[self.tokenize(f"Response {letter}:") for letter in letters],
+                separator=self.tokenize("\n\n"), question=self.tokenize(question + "\nAnswer:"),
+                choice_tokens=[self.tokenize(" " + letter) for letter in letters]
+                + ([self.tokenize(JUDGE_TIE)] if tie else []))
+            self._judges[key] = judge
+            while len(self._judges) > PROJECT_CACHE_SIZE:
+                self._judges.popitem(last=False)
+            return judge
+
+    def _judge_item(self, judge: _JudgePrompts, text: str) -> tuple[list[int], list[list[int]]]:
+        """The prompt's tokens (its end kept if it is too long: the last turn of a dialogue is what
+        the responses answer) and each response's (its beginning kept), all within n_ctx."""
+        from labelstream.models.contract import parse_preference_text
+
+        prompt, responses = parse_preference_text(text)
+        if len(responses) != judge.responses:
+            raise ValueError(f"the project compares {judge.responses} responses; a row has {len(responses)}")
+        lines = [" ".join(line.split()) for line in prompt.splitlines()]
+        body = self.tokenize("\n" + "\n".join(line for line in lines if line))
+        if len(body) > self.judge_max_prompt_tokens:
+            body = self.tokenize(" ...") + body[-self.judge_max_prompt_tokens:]
+        context = self.tokenize("Prompt:") + body + judge.separator
+        fixed = (len(judge.header) + len(context) + len(judge.question) + max(len(t) for t in judge.choice_tokens)
+                 + sum(len(p) + len(judge.separator) for p in judge.positions))
+        budget = min(self.judge_max_response_tokens, (self.n_ctx - fixed) // judge.responses)
+        if budget < MIN_RESPONSE_TOKENS:
+            raise ValueError(f"the instructions and prompt leave {budget} tokens per response in a context of "
+                             f"{self.n_ctx}")
+        tokens = []
+        for response in responses:
+            t = self.tokenize(" " + _one_line(response))
+            tokens.append(t if len(t) <= budget else t[:budget - 2] + self.tokenize(" ..."))
+        return context, tokens
+
+    def judge_by_order(self, texts: list[str], project: dict[str, Any],
+                       orders: list[list[int]] | None = None) -> tuple[list[list[int]], np.ndarray]:
+        """The response orders (order[k]: the canonical response shown in position k) and, for
+        each row and order, the probabilities over the project's labels with that order's letters
+        mapped back to canonical responses: shape (len(texts), len(orders), len(labels))."""
+        from labelstream.models.contract import response_orders
+
+        with self._lock:
+            judge = self.judge_prompts(project)
+            if orders is None:
+                orders = response_orders(judge.responses, self.judge_orders)
+            items = [self._judge_item(judge, text) for text in texts]
+            self._ensure_prefix(judge.header)
+            out = np.zeros((len(texts), len(orders), len(judge.labels)))
+            for row, (context, responses) in enumerate(items):
+                context = judge.header + context
+                # The prompt once per item, from the end of the instructions; then each order's
+                # responses from the end of the prompt: fixed split points, so a row's output
+                # does not depend on what was evaluated before it.
+                self._next_token_logprobs(context, reuse=len(judge.header))
+                for o, order in enumerate(orders):
+                    shown = []
+                    for position, canonical in enumerate(order):
+                        shown += judge.positions[position] + responses[canonical] + judge.separator
+                    scores = self.label_logprobs(context + shown + judge.question, judge.choice_tokens,
+                                                 reuse=len(context))
+                    p = _softmax(scores)
+                    out[row, o, order] = p[:judge.responses]  # position k's letter -> response order[k]
+                    if judge.tie:
+                        out[row, o, judge.responses] = p[judge.responses]
+            return orders, out
+
+    def judge(self, texts: list[str], project: dict[str, Any]) -> np.ndarray:
+        """A preference project's probabilities over its labels ("1".."N"[, "tie"]), averaged over
+        judge_orders response orders; shape (len(texts), len(labels)), rows summing to 1."""
+        _, by_order = self.judge_by_order(texts, project)
+        probs = by_order.mean(axis=1)
+        return (probs / probs.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
 def load_classifier(model_dir: Path = MODEL_DIR, params: dict[str, str] | None = None) -> CausalLMClassifier:
@@ -329,7 +481,10 @@ def load_classifier(model_dir: Path = MODEL_DIR, params: dict[str, str] | None =
         option_orders=int(params.get("option_orders", "2")),
         max_examples_per_label=int(params.get("max_examples_per_label", "4")),
         max_item_tokens=int(params.get("max_item_tokens", "256")),
-        calibrate=params.get("calibration", "content_free") == "content_free")
+        calibrate=params.get("calibration", "content_free") == "content_free",
+        judge_orders=int(params.get("judge_orders", "0")),
+        judge_max_prompt_tokens=int(params.get("judge_max_prompt_tokens", "512")),
+        judge_max_response_tokens=int(params.get("judge_max_response_tokens", "384")))
 
 
 class TritonPythonModel:
