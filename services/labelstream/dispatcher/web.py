@@ -105,11 +105,14 @@ class AnnotatorWeb:
         worker_id = self.workbench.accounts.authenticate(token)
         lease, spec, reminder = self.workbench.lease(worker_id, text_field(body, "project_id", required=False))
         # Only the handle leaves the dispatcher: never Lease.task_id nor Lease.gold.
-        return {"task_id": lease.handle, "project_id": lease.project_id, "text": lease.text,
-                "labels": list(lease.labels), "responses": list(lease.responses), "instructions": spec.instructions,
-                "content_warning": spec.content_warning, "break_reminder": reminder,
-                "pay": self.workbench.pay_rates.per_answer(lease.project_id),
-                "lease_expires_at_ms": lease.expires_at_ms}
+        shown = {"task_id": lease.handle, "project_id": lease.project_id, "text": lease.text,
+                 "labels": list(lease.labels), "instructions": spec.instructions,
+                 "content_warning": spec.content_warning, "break_reminder": reminder,
+                 "pay": self.workbench.pay_rates.per_answer(lease.project_id),
+                 "lease_expires_at_ms": lease.expires_at_ms}
+        if lease.responses:  # a preference task: its responses in this worker's order
+            shown["responses"] = list(lease.responses)
+        return shown
 
     def answer(self, token: str, body: dict) -> dict:
         worker_id = self.workbench.accounts.authenticate(token)
