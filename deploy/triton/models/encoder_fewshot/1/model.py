@@ -33,15 +33,7 @@ EMBEDDING_CACHE_SIZE = 20_000  # texts; ~30 MB. Refits embed the same examples a
 HEAD_C = 10.0
 
 
-PREFERENCE_TASKS = ("pairwise", "best_of_n")
-TIE = "tie"
 MAX_TIE_SHARE = 0.5
-
-
-def parse_comparison(text: str) -> tuple[str, list[str]]:
-    """(prompt, responses) of a preference TEXT row (labelstream.models.contract.preference_text)."""
-    row = json.loads(text)
-    return row["prompt"], list(row["responses"])
 
 
 class PreferenceHead:
@@ -59,6 +51,8 @@ class PreferenceHead:
     @classmethod
     def fit(cls, comparisons: list[tuple[np.ndarray, np.ndarray, str]], labels: list[str]) -> PreferenceHead:
         """From (prompt embedding, response embeddings, verified label) comparisons."""
+        from labelstream.common.projects import TIE
+
         differences, targets, ties = [], [], 0
         for prompt, responses, label in comparisons:
             if label == TIE:
@@ -145,10 +139,12 @@ class FewShotEncoderClassifier:
                 return self._heads[key]
         labels = list(project["labels"])
         examples = [e for e in project.get("examples", []) if e.get("label") in labels]
-        if project.get("task") in PREFERENCE_TASKS:
+        from labelstream.models.contract import parse_preference_text, preference_choices
+
+        if preference_choices(project) is not None:
             comparisons = []
             for example in examples:
-                prompt, responses = parse_comparison(example["text"])
+                prompt, responses = parse_preference_text(example["text"])
                 vectors = self.embed([prompt, *responses])
                 comparisons.append((vectors[0], vectors[1:], example["label"]))
             preference = PreferenceHead.fit(comparisons, labels)
@@ -176,9 +172,11 @@ class FewShotEncoderClassifier:
             project = stored
         labels, model = self.head(project)
         if isinstance(model, PreferenceHead):
+            from labelstream.models.contract import parse_preference_text
+
             rows = []
             for text in texts:
-                prompt, responses = parse_comparison(text)
+                prompt, responses = parse_preference_text(text)
                 vectors = self.embed([prompt, *responses])
                 rows.append(model.predict(vectors[0], vectors[1:], len(labels)))
             return np.array(rows, dtype=np.float32)
