@@ -135,6 +135,10 @@ class AnswerUpdate:
     fields: dict = field(default_factory=dict)
     increments: dict = field(default_factory=dict)
 
+    def applied_to(self, record: dict) -> dict:
+        """The record as it reads once the update is written ($set fields, $inc increments)."""
+        return {**record, **self.fields, **{key: record[key] + value for key, value in self.increments.items()}}
+
 
 def _shortcut_history(history: str, position: int, lengths: list[int], pick: Callable[[list[int]], int]) -> str:
     """Append whether the answer took the shortcut (the one option of extreme length) when the

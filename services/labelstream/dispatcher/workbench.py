@@ -158,7 +158,7 @@ class Workbench:
         if blocked:
             self.pool.release_worker(project_id, worker_id)
             failpoint("dispatcher.block_stored")
-        after = {**record, **fields, **{k: record[k] + v for k, v in update.increments.items()}}
+        after = {**update.applied_to(record), **fields}
         return [*events, quality_outgoing(worker_snapshot_event(after))]
 
     def block(self, project_id: str, worker_id: str, reason: str) -> list[Outgoing]:

@@ -108,9 +108,7 @@ def simulate(seed: int = 0, items: int = 2000, gold_items: int = 200, longest_is
             label = str(order[position] + 1)
             update = quality.record_answer(record, quality.AnswerFacts(label, labels, 8000, position,
                                                                        shown_lengths), 0.0, policy)
-            record = {**record, **update.fields}
-            for key, value in update.increments.items():
-                record[key] += value
+            record = update.applied_to(record)
             if gold is not None:
                 gold_draws += 1
                 anti_draws += gold["anti"]

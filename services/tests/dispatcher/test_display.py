@@ -36,9 +36,7 @@ def answer_many(picks: list[tuple[int, list[int]]], policy: events_pb2.WorkerPol
     for position, lengths in picks:
         update = quality.record_answer(record, quality.AnswerFacts(
             "1", ["1", "2", "3"], 5000, position, lengths), 0.0, policy)
-        record = {**record, **update.fields}
-        for key, value in update.increments.items():
-            record[key] += value
+        record = update.applied_to(record)
     return record["fraud_signals"]
 
 
