@@ -36,6 +36,7 @@ def new_record(project_id: str, worker_id: str, policy: events_pb2.WorkerPolicy)
         "project_id": project_id, "worker_id": worker_id,
         "status": QUALIFYING if policy.qualification_tasks > 0 else ACTIVE,
         "gold_correct": 0, "gold_wrong": 0, "recent_gold": "",
+        "anti_gold_correct": 0, "anti_gold_wrong": 0,
         "tasks_done": 0, "work_ms": 0, "earnings": 0.0, "fast_answers": 0,
         "last_label": "", "streak": 0, "recent_positions": "", "recent_shortcut": "", "recent_shortest": "",
         "fraud_signals": [], "flags": [], "blocked_reason": "",
@@ -76,15 +77,24 @@ def wants_gold(record: dict, policy: events_pb2.WorkerPolicy, rng: random.Random
     return rng.random() < gold_rate(record, policy)
 
 
-def record_gold(record: dict, correct: bool, policy: events_pb2.WorkerPolicy) -> dict:
-    """The fields to $set after a gold answer (status may become active or blocked)."""
+def record_gold(record: dict, correct: bool, policy: events_pb2.WorkerPolicy,
+                anti_shortcut: bool = False) -> dict:
+    """The fields to $set after a gold answer (status may become active or blocked).
+    `anti_shortcut`: the gold item is one no shortcut answers right (answers_no_shortcut)."""
     gold_correct = record["gold_correct"] + int(correct)
     gold_wrong = record["gold_wrong"] + int(not correct)
-    updated = {**record, "gold_correct": gold_correct, "gold_wrong": gold_wrong,
+    anti = {"anti_gold_correct": record.get("anti_gold_correct", 0) + int(anti_shortcut and correct),
+            "anti_gold_wrong": record.get("anti_gold_wrong", 0) + int(anti_shortcut and not correct)}
+    updated = {**record, **anti, "gold_correct": gold_correct, "gold_wrong": gold_wrong,
                "recent_gold": (record["recent_gold"] + ("1" if correct else "0"))[-RECENT_GOLD:]}
     answered = gold_correct + gold_wrong
     status, reason = record["status"], record["blocked_reason"]
-    if status == QUALIFYING and answered >= policy.qualification_tasks:
+    if status != BLOCKED and follows_shortcut(updated, policy):
+        status, reason = BLOCKED, (
+            f"gold against the shortcuts {anti['anti_gold_correct']}/{sum(anti.values())} right: the answers "
+            f"follow the first, longest or shortest option, not the content (P(accuracy < "
+            f"{SHORTCUT_BLOCK_BELOW:.2f}) above {SHORTCUT_BLOCK_CONFIDENCE:.2f} on those items)")
+    elif status == QUALIFYING and answered >= policy.qualification_tasks:
         if gold_correct / answered >= policy.qualification_accuracy:
             status = ACTIVE
         else:
@@ -94,7 +104,24 @@ def record_gold(record: dict, correct: bool, policy: events_pb2.WorkerPolicy) ->
         status, reason = BLOCKED, (f"gold accuracy {gold_correct}/{answered}: P(accuracy < "
                                    f"{policy.block_accuracy:.2f}) above {policy.block_confidence:.2f}")
     return {"gold_correct": gold_correct, "gold_wrong": gold_wrong, "recent_gold": updated["recent_gold"],
-            "status": status, "blocked_reason": reason}
+            **anti, "status": status, "blocked_reason": reason}
+
+
+# A worker who follows a shortcut answers the gold items that no shortcut answers right nearly
+# never: their accuracy there sits far under chance, where an honest worker's sits near their
+# overall accuracy. Blocking on that subset alone catches them within a few such items, and at
+# chance with 95% confidence an honest worker at 0.8 is almost never caught (0 of 4, 1 of 7...).
+SHORTCUT_BLOCK_BELOW = 0.5
+SHORTCUT_BLOCK_CONFIDENCE = 0.95
+
+
+def follows_shortcut(record: dict, policy: events_pb2.WorkerPolicy) -> bool:
+    """Confidently under chance on the gold items no shortcut answers right (in any status, so
+    that a shortcut cannot pass qualification on the gold it happens to answer right)."""
+    right, wrong = record.get("anti_gold_correct", 0), record.get("anti_gold_wrong", 0)
+    if policy.block_accuracy <= 0 or right + wrong < max(1, policy.min_gold_to_block):
+        return False
+    return float(beta.cdf(SHORTCUT_BLOCK_BELOW, PRIOR[0] + right, PRIOR[1] + wrong)) > SHORTCUT_BLOCK_CONFIDENCE
 
 
 def should_block(record: dict, policy: events_pb2.WorkerPolicy) -> bool:

@@ -36,7 +36,7 @@ from labelstream.common.batching import GroupCommit
 from labelstream.common.store import Store, insert_new, vote_key
 from labelstream.common.telemetry import now_ms, traceparent
 from labelstream.common.topics import SCHEMA_VERSION
-from labelstream.crowd.quality import gold_draw_weights
+from labelstream.crowd.quality import answers_no_shortcut, gold_draw_weights
 from labelstream.dispatcher.display import Pick, canonical_pick, display_order, shown_responses
 from labelstream.v1 import events_pb2
 
@@ -85,6 +85,7 @@ class Answered:
     response: events_pb2.HumanResponse | None = None
     traceparent: str = ""
     gold_correct: bool | None = None
+    gold_anti_shortcut: bool = False   # a gold item no shortcut answers right (quality.answers_no_shortcut)
     # what the worker saw, for the fraud signals (None: the labels in the project's order)
     position: int | None = None
     option_lengths: list[int] | None = None
@@ -579,7 +580,8 @@ class TaskPool:
         now = now_ms()
         self._answer_batches.submit(_AnswerWrite(assignment, label, now, None))
         return Answered(assignment["project_id"], list(item["labels"]), label, now - assignment["leased_at_ms"],
-                        assignment.get("pay", 0.0), gold_correct=label == item["label"], **_seen(pick))
+                        assignment.get("pay", 0.0), gold_correct=label == item["label"],
+                        gold_anti_shortcut=answers_no_shortcut(item), **_seen(pick))
 
     def _answer_batch(self, writes: Sequence[_AnswerWrite]) -> list[bool | PoolError]:
         """Record answers at once: the outbox records of real tasks first (once one exists, the

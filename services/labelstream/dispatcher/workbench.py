@@ -147,7 +147,7 @@ class Workbench:
         events: list[Outgoing] = []
         blocked = False
         if answered.gold_correct is not None:
-            gold = quality.record_gold(record, answered.gold_correct, policy)
+            gold = quality.record_gold(record, answered.gold_correct, policy, answered.gold_anti_shortcut)
             if record["status"] == quality.QUALIFYING and gold["status"] != quality.QUALIFYING:
                 fields.update(shown_gold_correct=gold["gold_correct"], shown_gold_wrong=gold["gold_wrong"])
             fields.update(gold)

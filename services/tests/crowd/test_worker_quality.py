@@ -126,3 +126,29 @@ def test_gold_draws_are_balanced_against_the_longest_response():
     assert item_shortcuts(["1", "2", "3"], ["mid size", "x", "the longest of the three"]) == {"3", "2"}
     assert item_shortcuts(["1", "2"], ["same", "size"]) == set(), "no unique longest: no shortcut"
     assert item_shortcuts(["no", "yes, entailed"]) == {"no", "yes, entailed"}, "classification: first and longest"
+
+
+def test_a_worker_who_misses_the_gold_against_the_shortcuts_is_blocked_even_while_qualifying():
+    from labelstream.crowd import quality
+
+    policy = quality.effective_policy(None)
+    policy.qualification_tasks, policy.block_accuracy = 10, 0.7
+    record = quality.new_record("p", "w", policy)
+    assert record["status"] == quality.QUALIFYING
+    for correct, anti in [(True, False), (False, True), (True, False), (False, True), (False, True)]:
+        record = {**record, **quality.record_gold(record, correct, policy, anti_shortcut=anti)}
+    assert record["status"] == quality.QUALIFYING, "three misses against the shortcut are not yet evidence"
+    record = {**record, **quality.record_gold(record, False, policy, anti_shortcut=True)}
+    assert record["status"] == quality.BLOCKED and "shortcut" in record["blocked_reason"]
+    assert (record["anti_gold_correct"], record["anti_gold_wrong"]) == (0, 4)
+
+
+def test_an_honest_worker_missing_one_in_four_against_the_shortcuts_is_not_blocked():
+    from labelstream.crowd import quality
+
+    policy = quality.effective_policy(None)
+    policy.block_accuracy = 0.7
+    record = {**quality.new_record("p", "w", policy), "status": quality.ACTIVE}
+    for correct in (False, True, True, True, False, True, True):
+        record = {**record, **quality.record_gold(record, correct, policy, anti_shortcut=True)}
+        assert record["status"] == quality.ACTIVE, record
