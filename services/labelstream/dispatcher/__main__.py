@@ -14,6 +14,7 @@ from labelstream.common.records import Incoming, decode
 from labelstream.common.runtime import Runtime, run_service
 from labelstream.common.telemetry import traceparent, tracer
 from labelstream.common.topics import Topics
+from labelstream.common.web import serving
 from labelstream.dispatcher import storage
 from labelstream.dispatcher.pool import PoolError, TaskPool, gold_doc
 from labelstream.dispatcher.publishing import OUTBOX_GRACE_MS, Publisher, response_outgoing
@@ -206,8 +207,8 @@ def register(runtime: Runtime, server: grpc.Server) -> None:
     runtime.start_background(sweep_outbox, 5.0, "outbox-sweep")
     runtime.start_background(review_pay, 30.0, "pay-review")
     if runtime.settings.http_port:
-        AnnotatorWeb(workbench, publisher.submit, runtime.settings.http_port,
-                     runtime.settings.grpc_bind_host).start(runtime.stop_event)
+        AnnotatorWeb(workbench, publisher.submit, runtime.settings.http_port, runtime.settings.grpc_bind_host,
+                     serving=serving(runtime)).start(runtime.stop_event)
 
 
 def main() -> None:

@@ -1,4 +1,5 @@
-"""The annotator web page and its small JSON API, served by the dispatcher beside its gRPC API.
+"""The annotator web page and its small JSON API, served by the dispatcher beside its gRPC API
+(Starlette on uvicorn, labelstream.common.web).
 
 Both call the same Workbench (and its accounts, records and pay), so a worker gets the same
 rules (tokens, rate limits, gold, blocking, breaks, pay) whichever way they label. The page is
@@ -9,6 +10,7 @@ one static file; the API is:
   POST /api/lease             {"project_id": ""}        -> the next task (its handle as task_id)
   POST /api/answer            {"task_id", "label"}
   POST /api/skip              {"task_id"}
+  GET  /healthz               200 while the dispatcher is SERVING, else 503 (HTTP probes)
 
 Every API call needs `Authorization: Bearer <worker token>`; refusals are
 {"error": message, "code": gRPC status name} with the matching HTTP status.
@@ -19,14 +21,28 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from http import HTTPStatus
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs
 
 from pymongo.errors import PyMongoError
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
-from labelstream.common.web import PageHandler, PageServer, finite
+from labelstream.common.web import (
+    PageServer,
+    error_response,
+    finite,
+    health_route,
+    json_response,
+    page_app,
+    page_response,
+)
 from labelstream.dispatcher.pool import PoolError
 from labelstream.dispatcher.workbench import Outcome, Workbench
 from labelstream.v1 import services_pb2
@@ -46,7 +62,10 @@ HTTP_STATUS = {
     "RESOURCE_EXHAUSTED": HTTPStatus.TOO_MANY_REQUESTS,
     "UNAVAILABLE": HTTPStatus.SERVICE_UNAVAILABLE,
 }
+PAGE_PATHS = ("/", "/index.html")
 
+# An API call: (bearer token, JSON body of a POST or the query of a GET) -> the JSON body of a 200.
+ApiCall = Callable[[str, dict], dict]
 
 
 class ApiError(Exception):
@@ -80,16 +99,18 @@ def text_field(body: dict, name: str, required: bool) -> str:
 
 
 class AnnotatorWeb:
-    """Serves the page and the API on (host, port); port 0 picks a free port (see `.port`)."""
+    """Serves the page and the API on (host, port); port 0 picks a free port (see `.port`).
+    `serving` tells /healthz whether the dispatcher is SERVING (always, when not given)."""
 
     def __init__(self, workbench: Workbench, submit: Callable[[Outcome], None], port: int,
-                 host: str = "127.0.0.1") -> None:
+                 host: str = "127.0.0.1", serving: Callable[[], bool] = lambda: True) -> None:
         self.workbench = workbench
         self.submit = submit
         self.page = PAGE_PATH.read_bytes()  # read now: a missing file fails at start, not per request
-        self.http = PageServer(handler_for(self), port, host, "annotator page")
+        self.http = PageServer(build_app(self, serving), port, host, "annotator page", "labelstream-annotator")
         self.port = self.http.port
         self.start = self.http.start
+        self.stop = self.http.stop
 
     # API calls: each returns the JSON body of a 200 or raises PoolError / ApiError.
     def me(self, token: str, query: dict[str, list[str]]) -> dict:
@@ -139,65 +160,76 @@ def parse_json(raw: bytes) -> dict:
     return body
 
 
-def handler_for(web: AnnotatorWeb) -> type[PageHandler]:
-    posts = {"/api/lease": web.lease, "/api/answer": web.answer, "/api/skip": web.skip}
+async def read_body(request: Request) -> bytes:
+    """The request's body, refused past MAX_BODY_BYTES (by its Content-Length, or as it streams in)."""
+    too_large = ApiError("INVALID_ARGUMENT", f"the request body must be under {MAX_BODY_BYTES} bytes",
+                         HTTPStatus.REQUEST_ENTITY_TOO_LARGE)
+    declared = request.headers.get("Content-Length")
+    if declared is not None:
+        try:
+            length = int(declared)
+        except ValueError as exc:
+            raise ApiError("INVALID_ARGUMENT", "Content-Length is not a number") from exc
+        if length < 0 or length > MAX_BODY_BYTES:
+            raise too_large
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
 
-    class Handler(PageHandler):
-        server_version = "labelstream-annotator"
 
-        def do_GET(self) -> None:
-            url = urlsplit(self.path)
-            if url.path in ("/", "/index.html"):
-                self.send_page(web.page)
-            elif url.path == "/api/me":
-                self._api(lambda: web.me(self._token(), parse_qs(url.query)))
-            elif url.path in posts:
-                self._fail(ApiError("UNIMPLEMENTED", f"use POST for {url.path}", HTTPStatus.METHOD_NOT_ALLOWED))
+def refusal(error: ApiError) -> Response:
+    return error_response(error.status, str(error), error.code)
+
+
+def api_endpoint(call: ApiCall) -> Callable[[Request], Awaitable[Response]]:
+    """An endpoint running `call` (blocking: the Workbench waits on the store) in the thread pool,
+    with every refusal as {"error", "code"} and its HTTP status."""
+    async def endpoint(request: Request) -> Response:
+        try:
+            token = bearer(request.headers.get("Authorization"))
+            if request.method == "POST":
+                argument: dict = parse_json(await read_body(request))
             else:
-                self._fail(ApiError("NOT_FOUND", f"no such page: {url.path}"))
+                argument = parse_qs(request.url.query)
+            return json_response(HTTPStatus.OK, await run_in_threadpool(call, token, argument))
+        except ApiError as error:
+            return refusal(error)
+        except PoolError as error:
+            return error_response(HTTP_STATUS.get(error.code, HTTPStatus.INTERNAL_SERVER_ERROR), str(error),
+                                  error.code)
+        except PyMongoError:
+            log.exception("store error serving %s %s", request.method, request.url.path)
+            return error_response(HTTPStatus.SERVICE_UNAVAILABLE,
+                                  "the task store is unavailable; retry in a few seconds", "UNAVAILABLE")
+        except Exception:
+            log.exception("failed serving %s %s", request.method, request.url.path)
+            return error_response(HTTPStatus.INTERNAL_SERVER_ERROR, "internal error", "INTERNAL")
+    return endpoint
 
-        def do_POST(self) -> None:
-            path = urlsplit(self.path).path
-            call = posts.get(path)
-            if call is None:
-                self._fail(ApiError("NOT_FOUND", f"no such API call: POST {path}"))
-                return
-            self._api(lambda: call(self._token(), parse_json(self._body())))
 
-        def _token(self) -> str:
-            return bearer(self.headers.get("Authorization"))
+def build_app(web: AnnotatorWeb, serving: Callable[[], bool]) -> Starlette:
+    posts: dict[str, ApiCall] = {"/api/lease": web.lease, "/api/answer": web.answer, "/api/skip": web.skip}
 
-        def _body(self) -> bytes:
-            try:
-                length = int(self.headers.get("Content-Length") or 0)
-            except ValueError as exc:
-                raise ApiError("INVALID_ARGUMENT", "Content-Length is not a number") from exc
-            if length < 0 or length > MAX_BODY_BYTES:
-                raise ApiError("INVALID_ARGUMENT", f"the request body must be under {MAX_BODY_BYTES} bytes",
-                               HTTPStatus.REQUEST_ENTITY_TOO_LARGE)
-            return self.rfile.read(length)
+    def page(_request: Request) -> Response:
+        return page_response(web.page)
 
-        def _api(self, call: Callable[[], dict]) -> None:
-            try:
-                status, body = HTTPStatus.OK, call()
-            except ApiError as error:
-                status, body = error.status, {"error": str(error), "code": error.code}
-            except PoolError as error:
-                status = HTTP_STATUS.get(error.code, HTTPStatus.INTERNAL_SERVER_ERROR)
-                body = {"error": str(error), "code": error.code}
-            except PyMongoError:
-                log.exception("store error serving %s %s", self.command, self.path)
-                status = HTTPStatus.SERVICE_UNAVAILABLE
-                body = {"error": "the task store is unavailable; retry in a few seconds", "code": "UNAVAILABLE"}
-            except Exception:
-                log.exception("failed serving %s %s", self.command, self.path)
-                status, body = HTTPStatus.INTERNAL_SERVER_ERROR, {"error": "internal error", "code": "INTERNAL"}
-            self._json(status, body)
+    def not_found(request: Request, _exc: HTTPException) -> Response:
+        if request.method == "POST":
+            return refusal(ApiError("NOT_FOUND", f"no such API call: POST {request.url.path}"))
+        return refusal(ApiError("NOT_FOUND", f"no such page: {request.url.path}"))
 
-        def _fail(self, error: ApiError) -> None:
-            self._json(error.status, {"error": str(error), "code": error.code})
+    def method_not_allowed(request: Request, _exc: HTTPException) -> Response:
+        path = request.url.path
+        allowed = "POST" if path in posts else "GET"
+        return refusal(ApiError("UNIMPLEMENTED", f"use {allowed} for {path}", HTTPStatus.METHOD_NOT_ALLOWED))
 
-        def _json(self, status: HTTPStatus, body: dict) -> None:
-            self.send_json(status, json.dumps(body).encode())
-
-    return Handler
+    routes = [*(Route(path, page, methods=["GET"]) for path in PAGE_PATHS),
+              Route("/api/me", api_endpoint(web.me), methods=["GET"]),
+              *(Route(path, api_endpoint(call), methods=["POST"]) for path, call in posts.items()),
+              health_route(serving)]
+    return page_app(routes, not_found, method_not_allowed)

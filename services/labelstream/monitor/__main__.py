@@ -19,6 +19,7 @@ from labelstream.common.runtime import Runtime, run_service
 from labelstream.common.store import item_key
 from labelstream.common.telemetry import MESSAGES, log_fields, now_ms
 from labelstream.common.topics import Topics
+from labelstream.common.web import serving
 from labelstream.monitor import storage
 from labelstream.monitor.dashboard_web import DashboardWeb
 from labelstream.monitor.mining import mine_project
@@ -159,8 +160,8 @@ def register(runtime: Runtime, server: grpc.Server) -> None:
     runtime.start_background(watch_quality, float(runtime.settings.quality_watch_seconds),
                              "quality-watch")
     if runtime.settings.http_port:
-        DashboardWeb(runtime.store, runtime.settings.http_port, runtime.settings.grpc_bind_host).start(
-            runtime.stop_event)
+        DashboardWeb(runtime.store, runtime.settings.http_port, runtime.settings.grpc_bind_host,
+                     serving=serving(runtime)).start(runtime.stop_event)
 
 
 def main() -> None:

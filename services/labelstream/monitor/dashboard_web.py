@@ -1,8 +1,10 @@
-"""The monitor's dashboard page and its read-only JSON API, served beside the monitor's gRPC API.
+"""The monitor's dashboard page and its read-only JSON API, served beside the monitor's gRPC API
+(Starlette on uvicorn, labelstream.common.web).
 
   GET /                              the page
   GET /api/projects                  {"projects": [project ids]}
   GET /api/dashboard?project_id=     dashboard_data() of that project
+  GET /healthz                       200 while the monitor is SERVING, else 503 (HTTP probes)
 
 No authentication: the page is a read-only operations view with no worker identities beyond ids
 and no item texts, and it listens on the configured bind host (loopback by default) like the
@@ -11,24 +13,33 @@ gRPC API. Put it behind an authenticating proxy before exposing that host to any
 
 from __future__ import annotations
 
-import json
 import logging
+from collections.abc import Awaitable, Callable
 from http import HTTPStatus
 from pathlib import Path
 from typing import Protocol
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs
 
 from pymongo.database import Database
 from pymongo.errors import PyMongoError
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
-from labelstream.common.web import PageHandler, PageServer
+from labelstream.common.web import PageServer, error_response, health_route, json_response, page_app, page_response
 from labelstream.monitor.dashboard import dashboard_data
 from labelstream.v1 import events_pb2
 
 log = logging.getLogger(__name__)
 
 PAGE_PATH = Path(__file__).parent / "static" / "dashboard.html"
+PAGE_PATHS = ("/", "/index.html")
 
+# An API call: the request's query -> the JSON body of a 200.
+ApiCall = Callable[[dict[str, list[str]]], dict]
 
 
 class ProjectStore(Protocol):
@@ -45,14 +56,17 @@ class NotFound(Exception):
 
 
 class DashboardWeb:
-    """Serves the page and the API on (host, port); port 0 picks a free port (see `.port`)."""
+    """Serves the page and the API on (host, port); port 0 picks a free port (see `.port`).
+    `serving` tells /healthz whether the monitor is SERVING (always, when not given)."""
 
-    def __init__(self, store: ProjectStore, port: int, host: str = "127.0.0.1") -> None:
+    def __init__(self, store: ProjectStore, port: int, host: str = "127.0.0.1",
+                 serving: Callable[[], bool] = lambda: True) -> None:
         self.store = store
         self.page = PAGE_PATH.read_bytes()  # read now: a missing file fails at start, not per request
-        self.http = PageServer(handler_for(self), port, host, "dashboard")
+        self.http = PageServer(build_app(self, serving), port, host, "dashboard", "labelstream-dashboard")
         self.port = self.http.port
         self.start = self.http.start
+        self.stop = self.http.stop
 
     def projects(self, _query: dict[str, list[str]]) -> dict:
         return {"projects": self.store.project_ids()}
@@ -65,36 +79,37 @@ class DashboardWeb:
         return dashboard_data(self.store.db, project_id, list(spec.labels))
 
 
-def handler_for(web: DashboardWeb) -> type[PageHandler]:
-    calls = {"/api/projects": web.projects, "/api/dashboard": web.dashboard}
+def api_endpoint(call: ApiCall) -> Callable[[Request], Awaitable[Response]]:
+    """An endpoint running `call` (blocking: it reads the store) in the thread pool."""
+    async def endpoint(request: Request) -> Response:
+        try:
+            return json_response(HTTPStatus.OK, await run_in_threadpool(call, parse_qs(request.url.query)))
+        except NotFound as error:
+            return error_response(HTTPStatus.NOT_FOUND, str(error), "NOT_FOUND")
+        except PyMongoError:
+            log.exception("store error serving %s", request.url.path)
+            return error_response(HTTPStatus.SERVICE_UNAVAILABLE, "the store is unavailable; retry in a few seconds",
+                                  "UNAVAILABLE")
+        except Exception:
+            log.exception("failed serving %s", request.url.path)
+            return error_response(HTTPStatus.INTERNAL_SERVER_ERROR, "internal error", "INTERNAL")
+    return endpoint
 
-    class Handler(PageHandler):
-        server_version = "labelstream-dashboard"
 
-        def do_GET(self) -> None:
-            url = urlsplit(self.path)
-            if url.path in ("/", "/index.html"):
-                self.send_page(web.page)
-                return
-            call = calls.get(url.path)
-            if call is None:
-                self.send_error_json(HTTPStatus.NOT_FOUND, f"no such page: {url.path}", "NOT_FOUND")
-                return
-            try:
-                # allow_nan=False: a NaN that slipped through is a 500 here, not a page that fails to parse
-                payload = json.dumps(call(parse_qs(url.query)), allow_nan=False).encode()
-            except NotFound as error:
-                self.send_error_json(HTTPStatus.NOT_FOUND, str(error), "NOT_FOUND")
-                return
-            except PyMongoError:
-                log.exception("store error serving %s", self.path)
-                self.send_error_json(HTTPStatus.SERVICE_UNAVAILABLE, "the store is unavailable; retry in a few seconds",
-                                     "UNAVAILABLE")
-                return
-            except Exception:
-                log.exception("failed serving %s", self.path)
-                self.send_error_json(HTTPStatus.INTERNAL_SERVER_ERROR, "internal error", "INTERNAL")
-                return
-            self.send_json(HTTPStatus.OK, payload)
+def build_app(web: DashboardWeb, serving: Callable[[], bool]) -> Starlette:
+    calls: dict[str, ApiCall] = {"/api/projects": web.projects, "/api/dashboard": web.dashboard}
 
-    return Handler
+    def page(_request: Request) -> Response:
+        return page_response(web.page)
+
+    def not_found(request: Request, _exc: HTTPException) -> Response:
+        return error_response(HTTPStatus.NOT_FOUND, f"no such page: {request.url.path}", "NOT_FOUND")
+
+    def method_not_allowed(request: Request, _exc: HTTPException) -> Response:
+        return error_response(HTTPStatus.METHOD_NOT_ALLOWED, f"use GET for {request.url.path}: the dashboard is "
+                              "read-only", "UNIMPLEMENTED")
+
+    routes = [*(Route(path, page, methods=["GET"]) for path in PAGE_PATHS),
+              *(Route(path, api_endpoint(call), methods=["GET"]) for path, call in calls.items()),
+              health_route(serving)]
+    return page_app(routes, not_found, method_not_allowed)

@@ -13,6 +13,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from email.message import Message
 
 import pytest
 
@@ -49,6 +50,7 @@ class StubWorkbench:
 
     def __init__(self) -> None:
         self.refusal = ""
+        self.delay_s = 0.0
         self.accounts = StubAccounts()
         self.records = StubRecords()
         self.pay_rates = StubPayRates()
@@ -56,6 +58,7 @@ class StubWorkbench:
     def lease(self, worker_id: str, project_id: str = "") -> tuple[Lease, events_pb2.ProjectSpec, str]:
         if self.refusal:
             raise PoolError(self.refusal, f"refused with {self.refusal}")
+        time.sleep(self.delay_s)
         lease = Lease(handle="t-handle", task_id="p:internal-task-id", project_id="p", text="a fine film",
                       labels=["negative", "positive"], expires_at_ms=123, gold=True)
         spec = events_pb2.ProjectSpec(project_id="p", instructions="Pick the sentiment.", content_warning="")
@@ -81,7 +84,8 @@ def served() -> Iterator[tuple[str, StubWorkbench, list[Outcome]]]:
 
 
 def call(url: str, method: str = "GET", body: bytes | None = None,
-         token: str | None = TOKEN) -> tuple[int, dict[str, str], bytes]:
+         token: str | None = TOKEN) -> tuple[int, Message, bytes]:
+    """Status, headers (looked up without regard to case, as HTTP names are) and body."""
     request = urllib.request.Request(url, data=body, method=method)
     if token is not None:
         request.add_header("Authorization", f"Bearer {token}")
@@ -89,9 +93,9 @@ def call(url: str, method: str = "GET", body: bytes | None = None,
         request.add_header("Content-Type", "application/json")
     try:
         with urllib.request.urlopen(request, timeout=5) as response:
-            return response.status, dict(response.headers), response.read()
+            return response.status, response.headers, response.read()
     except urllib.error.HTTPError as error:
-        return error.code, dict(error.headers), error.read()
+        return error.code, error.headers, error.read()
 
 
 def post(base: str, path: str, payload: object, token: str | None = TOKEN) -> tuple[int, dict]:
@@ -193,8 +197,50 @@ def test_unknown_paths_and_methods(served):
     base, _, _ = served
     status, _, raw = call(base + "/api/nothing")
     assert (status, json.loads(raw)["code"]) == (404, "NOT_FOUND")
-    status, _, _ = call(base + "/api/lease")
+    status, headers, raw = call(base + "/api/lease")
     assert status == 405
+    assert json.loads(raw) == {"error": "use POST for /api/lease", "code": "UNIMPLEMENTED"}
+    assert headers["Allow"] == "POST"
+    assert post(base, "/api/nothing", {}) == (
+        404, {"error": "no such API call: POST /api/nothing", "code": "NOT_FOUND"})
+
+
+def test_a_body_over_the_limit_is_refused_unread(served):
+    base, _, submitted = served
+    status, _, raw = call(base + "/api/answer", "POST", b" " * (64 * 1024 + 1))
+    assert (status, json.loads(raw)["code"]) == (413, "INVALID_ARGUMENT")
+    assert submitted == []
+
+
+def test_healthz_says_what_the_service_health_says():
+    up = threading.Event()
+    stop = threading.Event()
+    web = AnnotatorWeb(StubWorkbench(), lambda _outcome: None, 0, "127.0.0.1", serving=up.is_set)
+    web.start(stop)
+    try:
+        status, _, raw = call(f"http://127.0.0.1:{web.port}/healthz", token=None)
+        assert (status, json.loads(raw)) == (503, {"status": "NOT_SERVING"})
+        up.set()
+        status, headers, raw = call(f"http://127.0.0.1:{web.port}/healthz", token=None)
+        assert (status, json.loads(raw)) == (200, {"status": "SERVING"})
+        assert headers["Server"] == "labelstream-annotator"
+    finally:
+        stop.set()
+
+
+def test_stopping_lets_a_request_in_flight_finish():
+    workbench, stop = StubWorkbench(), threading.Event()
+    workbench.delay_s = 1.0
+    web = AnnotatorWeb(workbench, lambda _outcome: None, 0, "127.0.0.1")
+    web.start(stop)
+    replies: list[tuple[int, dict]] = []
+    leasing = threading.Thread(target=lambda: replies.append(post(f"http://127.0.0.1:{web.port}", "/api/lease", {})))
+    leasing.start()
+    time.sleep(0.3)  # the lease is in flight
+    stop.set()
+    leasing.join(10)
+    assert [status for status, _ in replies] == [200]
+    assert replies[0][1]["task_id"] == "t-handle"
 
 
 def test_stop_event_shuts_the_server_down():

@@ -8,6 +8,7 @@ import urllib.error
 import urllib.request
 
 import pytest
+from pymongo.errors import PyMongoError
 
 from labelstream.monitor.dashboard import (
     accuracy_curve,
@@ -248,8 +249,27 @@ def test_the_web_api_serves_the_page_projects_and_data():
         assert status == 200 and json.loads(body) == {"projects": ["other", "proj"]}
         status, body = get(base + "/api/dashboard?project_id=proj")
         assert status == 200 and json.loads(body)["project_id"] == "proj"
-        assert get(base + "/api/dashboard?project_id=missing")[0] == 404
+        assert get(base + "/api/dashboard?project_id=missing") == (
+            404, b'{"error": "no such project: \'missing\'", "code": "NOT_FOUND"}')
         assert get(base + "/api/nope")[0] == 404
+        assert get(base + "/healthz") == (200, b'{"status": "SERVING"}')
+    finally:
+        stop.set()
+
+
+def test_the_web_api_answers_503_while_the_store_is_down():
+    class DownStore(FakeStore):
+        def project_ids(self, where: dict | None = None) -> list[str]:
+            raise PyMongoError("connection refused")
+
+    stop = threading.Event()
+    web = DashboardWeb(DownStore(small_store(), {}), 0, serving=lambda: False)
+    web.start(stop)
+    base = f"http://127.0.0.1:{web.port}"
+    try:
+        status, body = get(base + "/api/projects")
+        assert (status, json.loads(body)["code"]) == (503, "UNAVAILABLE")
+        assert get(base + "/healthz") == (503, b'{"status": "NOT_SERVING"}')
     finally:
         stop.set()
 
