@@ -1,7 +1,8 @@
 """Chart and code agree: the topic Job's command and each of the six services, started with exactly
 the environment the Helm chart renders for them (helm/labelstream, ci/minimal-values.yaml), with
 only the addresses and ports rewritten to the local stack, do their job: the topics exist, every
-service becomes SERVING on the gRPC health service, and a SIGTERM stops it with exit code 0."""
+service becomes SERVING on the gRPC health service (the dispatcher and the monitor also on their web
+page's health path, which the chart's HTTP probes ask), and a SIGTERM stops it with exit code 0."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 import uuid
 from pathlib import Path
@@ -24,6 +26,7 @@ from kafka import KafkaAdminClient
 from labelstream.cli.stack import REPO_ROOT, SERVICES, StackState, grpc_serving
 from labelstream.common.settings import SETTINGS
 from labelstream.common.topics import Topics
+from labelstream.common.web import HEALTH_PATH
 
 pytestmark = pytest.mark.integration
 
@@ -83,6 +86,8 @@ def rewrite(env: dict[str, str], state: StackState, prefix: str) -> dict[str, st
         local["LABELSTREAM_GRPC_BIND_HOST"] = "127.0.0.1"
         local["LABELSTREAM_GRPC_PORT"] = str(free_port())
         local["LABELSTREAM_METRICS_PORT"] = str(free_port())
+    if "LABELSTREAM_HTTP_PORT" in env:
+        local["LABELSTREAM_HTTP_PORT"] = str(free_port())
     if "LABELSTREAM_TRITON_URL" in env:
         local["LABELSTREAM_TRITON_URL"] = f"127.0.0.1:{state.ports.triton_grpc}"
     assert set(local) == set(env)
@@ -95,6 +100,17 @@ def metrics_ok(port: str) -> bool:
             return response.status == 200 and b"labelstream_" in response.read()
     except OSError:
         return False
+
+
+def web_health(port: str) -> int:
+    """The status of GET /healthz on the web port (what the chart's readiness and liveness probes ask), 0 if none."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{HEALTH_PATH}", timeout=2) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+    except OSError:
+        return 0
 
 
 def tail(path: Path, lines: int = 30) -> str:
@@ -147,6 +163,11 @@ def test_services_serve_with_exactly_the_environment_the_chart_renders(state: St
             f"--- {s}\n{tail(processes[s][2])}" for s in waiting)
         for service, (_process, env, log) in processes.items():
             assert metrics_ok(env["LABELSTREAM_METRICS_PORT"]), f"{service} serves no /metrics\n{tail(log)}"
+        web = {service: env["LABELSTREAM_HTTP_PORT"] for service, (_p, env, _l) in processes.items()
+               if "LABELSTREAM_HTTP_PORT" in env}
+        assert set(web) == {"dispatcher", "monitor"}, "the chart gives a web port to the pods with a page"
+        for service, port in web.items():
+            assert web_health(port) == 200, f"{service}'s web page is not healthy\n{tail(processes[service][2])}"
     finally:
         for process, _env, _log in processes.values():
             if process.poll() is None:

@@ -32,6 +32,7 @@ from labelstream.cli.stack import REPO_ROOT, SERVICES
 from labelstream.common.producer import EventProducer
 from labelstream.common.settings import SETTINGS, Settings
 from labelstream.common.topics import Topics, consumer_group
+from labelstream.common.web import HEALTH_PATH
 
 CHART = REPO_ROOT / "helm" / "labelstream"
 SCENARIOS = sorted(p.name.removesuffix("-values.yaml") for p in (CHART / "ci").glob("*-values.yaml"))
@@ -44,6 +45,8 @@ KAFKA_CONNECTION = {SETTINGS[name].env for name in ("kafka_bootstrap", "kafka_to
                                                    "kafka_ssl_cafile", "kafka_sasl_mechanism", "kafka_sasl_username",
                                                    "kafka_sasl_password")}
 KAFKA_PASSWORD = SETTINGS["kafka_sasl_password"].env
+# The web page each service serves (dispatcher/web.py, monitor/dashboard_web.py), by values `web` key.
+WEB_PAGES = {"dispatcher": "annotator", "monitor": "dashboard"}
 # What a secretKeyRef stands for when a test hands a rendered environment to Settings.from_env.
 SECRET_PLACEHOLDERS = {"LABELSTREAM_MONGODB_URI": "mongodb://from-the-secret:27017"}
 
@@ -238,6 +241,13 @@ def container_requests(entry: dict[str, Any], resource: str) -> bool:
     return resource in resources.get("requests", {}) or resource in resources.get("limits", {})
 
 
+def serving_web_pages(scenario: str) -> dict[str, str]:
+    """service -> the web page it serves in the scenario (enabled in values `web`)."""
+    values = merged_values(scenario)
+    return {service: page for service, page in WEB_PAGES.items()
+            if values["services"][service]["enabled"] and values["web"][page]["enabled"]}
+
+
 @functools.cache
 def code_subscriptions() -> dict[str, tuple[str, ...]]:
     """The topics each service's code consumes: what its main() hands to run_service."""
@@ -258,7 +268,7 @@ def code_subscriptions() -> dict[str, tuple[str, ...]]:
 
 
 def test_the_issue_scenarios_exist():
-    assert {"minimal", "production-gpu", "external-tls", "keda"} <= set(SCENARIOS)
+    assert {"minimal", "production-gpu", "external-tls", "keda", "web-ingress"} <= set(SCENARIOS)
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS)
@@ -371,6 +381,18 @@ BROKEN_VALUES = [
                  id="instruct-model-id"),
     pytest.param({"securityContext": {"runAsUser": 0}}, ["/securityContext/runAsUser", "minimum"], id="root"),
     pytest.param({"replicaCount": 3}, ["'replicaCount' not allowed"], id="unknown-top-level-key"),
+    pytest.param({"ingress": {"annotator": {"host": "https://annotate.example.com/"}}},
+                 ["/ingress/annotator/host", "does not match pattern"], id="ingress-host-is-a-url"),
+    pytest.param({"ingress": {"hosts": ["annotate.example.com"]}}, ["/ingress", "'hosts' not allowed"],
+                 id="ingress-misspelt-key"),
+    pytest.param({"ingress": {"tls": {"secretName": "Web TLS"}}}, ["/ingress/tls/secretName", "does not match pattern"],
+                 id="ingress-tls-secret-name"),
+    pytest.param({"ingress": {"dashboard": {"annotations": {"nginx.ingress.kubernetes.io/auth-tls-verify-depth": 1}}}},
+                 ["/ingress/dashboard/annotations/nginx.ingress.kubernetes.io~1auth-tls-verify-depth", "want string"],
+                 id="ingress-annotation-not-a-string"),
+    pytest.param({"web": {"annotator": {"enabled": "yes"}}}, ["/web/annotator/enabled", "want boolean"],
+                 id="web-page-enabled-not-a-boolean"),
+    pytest.param({"ports": {"http": 70000}}, ["/ports/http", "maximum"], id="web-port-out-of-range"),
 ]
 
 
@@ -423,6 +445,17 @@ RULE_BREAKS = [
     pytest.param({"kafka": {"securityProtocol": "SSL"}, "keda": {"enabled": True},
                   "services": {"router": {"autoscaling": {"enabled": True, "minReplicas": 1, "maxReplicas": 3}}}},
                  "keda.enabled with kafka.securityProtocol SSL is not supported", id="keda-with-kafka-tls"),
+    pytest.param({"ingress": {"enabled": True}},
+                 "ingress.enabled is true but neither ingress.annotator.host nor ingress.dashboard.host is set",
+                 id="ingress-without-hosts"),
+    pytest.param({"ingress": {"enabled": True, "dashboard": {"host": "dashboard.example.com"}},
+                  "web": {"dashboard": {"enabled": False}}},
+                 "ingress.dashboard.host is dashboard.example.com but the dashboard page is not served: set "
+                 "web.dashboard.enabled to true", id="ingress-for-a-page-not-served"),
+    pytest.param({"ingress": {"enabled": True, "annotator": {"host": "annotate.example.com"}},
+                  "services": {"dispatcher": {"enabled": False}}},
+                 "ingress.annotator.host is annotate.example.com but services.dispatcher.enabled is false",
+                 id="ingress-for-a-service-not-deployed"),
 ]
 
 
@@ -463,12 +496,20 @@ def test_every_workload_has_probes_resources_and_a_non_root_security_context(sce
             if where.startswith("Deployment/") and entry in spec["containers"]:
                 for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
                     assert probe in entry, f"{where} has no {probe}"
+    pages = serving_web_pages(scenario)
     for name, deployment in service_deployments(manifests).items():
         entry = container(deployment)
         grpc_port = int(plain_env(entry)["LABELSTREAM_GRPC_PORT"])
         assert {"name": "grpc", "containerPort": grpc_port, "protocol": "TCP"} in entry["ports"], name
-        for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
-            assert entry[probe]["grpc"] == {"port": grpc_port}, f"{name} {probe} is not the gRPC health check"
+        assert entry["startupProbe"]["grpc"] == {"port": grpc_port}, f"{name} startupProbe is not the gRPC health check"
+        for probe in ("readinessProbe", "livenessProbe"):
+            if name in pages:  # the web page's health path, which answers what the gRPC health service says
+                http_port = int(plain_env(entry)["LABELSTREAM_HTTP_PORT"])
+                assert {"name": "http", "containerPort": http_port, "protocol": "TCP"} in entry["ports"], name
+                assert entry[probe] == {"httpGet": {"path": HEALTH_PATH, "port": "http"},
+                                        **merged_values(scenario)["probes"][probe.removesuffix("Probe")]}, name
+            else:
+                assert entry[probe]["grpc"] == {"port": grpc_port}, f"{name} {probe} is not the gRPC health check"
     for deployment in of_kind(manifests, "Deployment").values():
         if component(deployment) == "triton":
             entry = container(deployment)
@@ -490,6 +531,12 @@ def test_a_service_per_grpc_port(scenario: str):
         assert ports["grpc"]["targetPort"] == "grpc" and ports["grpc"]["port"] == grpc_port, name
         assert ports["grpc"]["appProtocol"] == "grpc"
         assert ports["metrics"]["targetPort"] == "metrics", name
+        if name in serving_web_pages(scenario):
+            http_port = int(plain_env(container(deployment))["LABELSTREAM_HTTP_PORT"])
+            assert ports["http"] == {"name": "http", "port": http_port, "targetPort": "http", "protocol": "TCP",
+                                     "appProtocol": "http"}, name
+        else:
+            assert "http" not in ports, name
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS)
@@ -539,6 +586,9 @@ def test_services_get_exactly_the_settings_the_code_reads(scenario: str):
         assert settings.mongodb_database == values["mongodb"]["database"]
         assert settings.kafka_session_timeout_ms == values["kafka"]["consumer"]["sessionTimeoutMs"]
         assert settings.grpc_bind_host == "0.0.0.0"
+        # a web page only where the chart serves one (0: none), on the port its Service and probes use
+        web_port = values["ports"]["http"] if name in serving_web_pages(scenario) else 0
+        assert settings.http_port == web_port, name
         if name == "inference":
             if values["triton"]["enabled"]:
                 host, port = settings.triton_url.rsplit(":", 1)
@@ -574,6 +624,83 @@ def test_each_service_has_its_consumer_group_and_the_topics_its_code_consumes(sc
 
 def deployments_by_name(manifests: list[Manifest]) -> dict[str, Manifest]:
     return of_kind(manifests, "Deployment")
+
+
+# --- the web pages -------------------------------------------------------------------------------
+
+
+def test_the_web_pages_are_routed_by_host_to_the_web_port_of_their_services_pods():
+    manifests = manifests_of("web-ingress")
+    values = merged_values("web-ingress")["ingress"]
+    services = of_kind(manifests, "Service")
+    deployments = service_deployments(manifests)
+    ingresses = of_kind(manifests, "Ingress")
+    assert set(ingresses) == {f"{RELEASE}-{page}" for page in WEB_PAGES.values()}
+    for name, page in WEB_PAGES.items():
+        ingress = ingresses[f"{RELEASE}-{page}"]
+        annotations = ingress["metadata"]["annotations"]
+        annotations.pop("test/template")
+        assert annotations == {**values["annotations"], **values[page]["annotations"]}, page  # the page's own win
+        spec = ingress["spec"]
+        host = values[page]["host"]
+        assert spec["ingressClassName"] == values["className"]
+        assert spec["tls"] == [{"hosts": [host], "secretName": values["tls"]["secretName"]}]
+        (rule,) = spec["rules"]
+        assert rule["host"] == host
+        (path,) = rule["http"]["paths"]
+        assert (path["path"], path["pathType"]) == ("/", "Prefix"), "the page and its /api/ calls"
+        backend = path["backend"]["service"]
+        deployment = deployments[name]
+        assert backend["name"] == deployment["metadata"]["name"]
+        service = services[backend["name"]]
+        assert labels_match(service["spec"]["selector"], deployment["spec"]["template"]["metadata"]["labels"])
+        (port,) = [p for p in service["spec"]["ports"] if p["name"] == backend["port"]["name"]]
+        entry = container(deployment)
+        (target,) = [p for p in entry["ports"] if p["name"] == port["targetPort"]]
+        assert target["containerPort"] == int(plain_env(entry)["LABELSTREAM_HTTP_PORT"]), page
+
+
+def test_no_ingress_unless_asked_and_a_page_can_be_left_out(chart: helm_python.Chart):
+    assert not of_kind(manifests_of("minimal"), "Ingress")
+    values = deep_merge(scenario_values("minimal"), {
+        "web": {"dashboard": {"enabled": False}},
+        "ingress": {"enabled": True, "annotator": {"host": "annotate.example.com"}}})
+    manifests = render(chart, values)
+    assert set(of_kind(manifests, "Ingress")) == {f"{RELEASE}-annotator"}
+    (ingress,) = of_kind(manifests, "Ingress").values()
+    assert "tls" not in ingress["spec"] and "ingressClassName" not in ingress["spec"]
+    deployments = service_deployments(manifests)
+    monitor = container(deployments["monitor"])
+    assert "LABELSTREAM_HTTP_PORT" not in plain_env(monitor)
+    assert [p["name"] for p in monitor["ports"]] == ["grpc", "metrics"]
+    assert "grpc" in monitor["readinessProbe"] and "grpc" in monitor["livenessProbe"]
+    assert {p["name"] for p in of_kind(manifests, "Service")[f"{RELEASE}-monitor"]["spec"]["ports"]} == {
+        "grpc", "metrics"}
+    assert container(deployments["dispatcher"])["readinessProbe"]["httpGet"]["path"] == HEALTH_PATH
+
+
+def test_the_autoscalers_scale_the_pods_that_serve_the_web_pages():
+    manifests = manifests_of("web-ingress")
+    autoscalers = {h["spec"]["scaleTargetRef"]["name"] for h in of_kind(manifests, "HorizontalPodAutoscaler").values()}
+    deployments = service_deployments(manifests)
+    for name in WEB_PAGES:
+        deployment = deployments[name]
+        assert deployment["metadata"]["name"] in autoscalers, f"{name} serves a page and does not autoscale"
+        assert "replicas" not in deployment["spec"], f"{name}: a fixed replica count fights the autoscaler"
+
+
+@pytest.mark.parametrize("scenario", [s for s in SCENARIOS if s != "minimal"])
+def test_only_the_pods_with_a_web_page_take_web_traffic_and_only_from_web_from(scenario: str):
+    manifests = manifests_of(scenario)
+    values = merged_values(scenario)
+    web_rule = {"ports": [{"port": values["ports"]["http"], "protocol": "TCP"}]}
+    if values["networkPolicy"]["webFrom"]:
+        web_rule["from"] = values["networkPolicy"]["webFrom"]
+    pages = serving_web_pages(scenario)
+    for name, deployment in service_deployments(manifests).items():
+        rules = of_kind(manifests, "NetworkPolicy")[deployment["metadata"]["name"]]["spec"]["ingress"]
+        web = [r for r in rules if {p["port"] for p in r["ports"]} == {values["ports"]["http"]}]
+        assert web == ([web_rule] if name in pages else []), name
 
 
 def test_keda_scales_every_service_on_consumer_lag():

@@ -80,6 +80,16 @@ aggregator: [labels.auto, responses.human, quality.events]
 monitor: [items.accepted, items.dlq, predictions, labels.auto, tasks.human, responses.human, labels.final, quality.events]
 {{- end -}}
 
+{{/*
+The web page a service serves, as its code does (dispatcher/web.py: the annotator page;
+monitor/dashboard_web.py: the dashboard), or "" when it serves none or values `web` disable it.
+Call with (dict "root" $ "name" <service>).
+*/}}
+{{- define "labelstream.webPage" -}}
+{{- $page := get (dict "dispatcher" "annotator" "monitor" "dashboard") .name -}}
+{{- if and $page (get .root.Values.web $page).enabled }}{{ $page }}{{ end -}}
+{{- end -}}
+
 {{- define "labelstream.mongodbSecretName" -}}
 {{- if .Values.mongodb.existingSecret -}}
 {{- .Values.mongodb.existingSecret -}}
@@ -163,6 +173,9 @@ Call with (dict "root" $ "name" <service> "svc" <values block>).
   "LABELSTREAM_METRICS_PORT" (toString (int $v.ports.metrics))
   "LABELSTREAM_LOG_LEVEL" $v.logLevel
 ) -}}
+{{- if include "labelstream.webPage" . -}}
+{{- $_ := set $env "LABELSTREAM_HTTP_PORT" (toString (int $v.ports.http)) -}}
+{{- end -}}
 {{- if eq .name "inference" -}}
 {{- $_ := set $env "LABELSTREAM_TRITON_URL" (include "labelstream.tritonUrl" .root) -}}
 {{- if $v.refits.enabled -}}
