@@ -61,6 +61,7 @@ class Aggregation:
         task, _ = insert_once(self.db.vote_requests, {
             "_id": response.task_id, "project_id": response.project_id, "item_id": response.item_id,
             "ingested_at_ms": response.ingested_at_ms, "task_overlap": response.task_overlap,
+            "max_answers": response.max_answers,
             "model_label": response.model_label, "model_confidence": response.model_confidence,
             "model_name": response.model_name, "model_version": response.model_version,
             "votes_needed": 0, "requested_overlap": 0, "final": False})
@@ -132,14 +133,20 @@ class Aggregation:
                 out += self.evaluate(spec, task, reason="re-fit", only_confident=True)
         return out
 
-    def decision_for(self, spec: events_pb2.ProjectSpec, task: dict,
-                     votes: list[tuple[str, str]]) -> tuple[Decision, int]:
-        """The decision on a task's valid votes, and whether the model is one of the voters."""
+    def decision_for(self, spec: events_pb2.ProjectSpec, task: dict, votes: list[tuple[str, str]],
+                     held: int = 0) -> tuple[Decision, int]:
+        """The decision on a task's valid votes, and whether the model is one of the voters.
+        `held`: excluded answers (of blocked workers), which a task with named annotators cannot
+        replace: it decides on what its annotators can still give."""
         model_vote = (task["model_label"], task["model_confidence"]) if task.get("model_label") else None
         model_votes = int(model_vote is not None)
         required = max(task["task_overlap"] or spec.overlap + model_votes, task.get("votes_needed", 0))
-        decision = decide(spec.aggregation, self.skill(spec), votes, model_vote, required,
-                          max(spec.max_overlap, spec.overlap) + model_votes, spec.posterior_bound)
+        most = max(spec.max_overlap, spec.overlap) + model_votes
+        if task.get("max_answers"):
+            most = min(most, max(1, task["max_answers"] - held) + model_votes)
+            required = min(required, most)
+        decision = decide(spec.aggregation, self.skill(spec), votes, model_vote, required, most,
+                          spec.posterior_bound)
         return decision, model_votes
 
     def evaluate(self, spec: events_pb2.ProjectSpec, task: dict, reason: str = "",
@@ -148,7 +155,7 @@ class Aggregation:
         excluded = self.excluded(task["project_id"])
         all_votes = list(self.db.votes.find({"task_id": task["_id"]}).sort("_id", 1))
         votes = [(v["worker_id"], v["label"]) for v in all_votes if v["worker_id"] not in excluded]
-        decision, model_votes = self.decision_for(spec, task, votes)
+        decision, model_votes = self.decision_for(spec, task, votes, held=len(all_votes) - len(votes))
         key = item_key(task["project_id"], task["item_id"])
         current = self.db.final_labels.find_one({"_id": key})
         if decision.label is not None:

@@ -36,6 +36,7 @@ class DeadLetterReason(StrEnum):
     EMPTY_TEXT = "empty_text"
     BAD_RESPONSES = "bad_responses"            # a preference item's responses: count, type, empty, source
     DUPLICATE_RESPONSES = "duplicate_responses"  # two responses of one item are the same text
+    BAD_ANNOTATORS = "bad_annotators"          # an item's named annotators: type, count, unsafe or repeated ids
     UNKNOWN_PROJECT = "unknown_project"
     UNKNOWN_LABEL = "unknown_label"
     BAD_PREDICTION = "bad_prediction"

@@ -47,10 +47,10 @@ GOLD_CACHE_SECONDS = 10.0
 # What an answer needs from its task, copied onto the assignment at lease time so that the
 # submit does not read the task again.
 ANSWER_FIELDS = ("item_id", "labels", "overlap", "model_label", "model_confidence", "model_name",
-                 "model_version", "traceparent", "ingested_at_ms")
+                 "model_version", "traceparent", "ingested_at_ms", "max_answers")
 # What a task holds in memory (the text and labels a lease shows, the fields an answer copies).
-TASK_FIELDS = {"_id": 1, "project_id": 1, "text": 1, "responses": 1, "priority": 1, "created_ms": 1, "partition": 1,
-               "open_slots": 1, **dict.fromkeys(ANSWER_FIELDS, 1)}
+TASK_FIELDS = {"_id": 1, "project_id": 1, "text": 1, "responses": 1, "annotators": 1, "priority": 1,
+               "created_ms": 1, "partition": 1, "open_slots": 1, **dict.fromkeys(ANSWER_FIELDS, 1)}
 
 
 class PoolError(Exception):
@@ -174,6 +174,8 @@ def task_doc(task: events_pb2.HumanTask, parent: str, partition: int) -> dict:
         "_id": task.task_id, "project_id": task.project_id, "item_id": task.item_id, "text": task.text,
         "labels": list(task.labels), "overlap": task.overlap, "open_slots": task.overlap,
         "responses": [r.text for r in task.responses],
+        # named annotators: only they may lease it, so it never takes more answers than they can give
+        "annotators": list(task.annotators), "max_answers": len(task.annotators),
         "priority": task.priority, "status": "open", "created_ms": now_ms(), "partition": partition,
         "ingested_at_ms": task.ingested_at_ms, "traceparent": parent,
         # never shown to workers: only copied onto their responses for the aggregator
@@ -313,7 +315,10 @@ class TaskPool:
                     self._raise_overlap(stored[task_id], overlap)
 
     def _raise_overlap(self, doc: dict, overlap: int) -> None:
-        """Compare-and-set on overlap, so two raises at once add their slots once."""
+        """Compare-and-set on overlap, so two raises at once add their slots once. A task with
+        named annotators never asks for more answers than they can give."""
+        if doc.get("max_answers"):
+            overlap = min(overlap, doc["max_answers"])
         while doc["overlap"] < overlap:
             added = overlap - doc["overlap"]
             if self.tasks.update_one({"_id": doc["_id"], "overlap": doc["overlap"]},
@@ -388,7 +393,8 @@ class TaskPool:
         for project in projects:
             for order in self._open.in_order(project):
                 task = self._tasks[order[2]]
-                if worker_id not in task.holders:
+                annotators = task.doc.get("annotators")
+                if worker_id not in task.holders and (not annotators or worker_id in annotators):
                     if best is None or order < best[0]:
                         best = (order, task)
                     break
@@ -552,7 +558,8 @@ class TaskPool:
             duration_ms=now - assignment["leased_at_ms"], ingested_at_ms=task.get("ingested_at_ms", 0),
             task_overlap=task["overlap"], model_label=task.get("model_label", ""),
             model_confidence=task.get("model_confidence", 0.0), model_name=task.get("model_name", ""),
-            model_version=task.get("model_version", ""), pay=assignment.get("pay", 0.0))
+            model_version=task.get("model_version", ""), pay=assignment.get("pay", 0.0),
+            max_answers=task.get("max_answers", 0))
         if pick:
             response.display_order.extend(assignment["display_order"])
             response.displayed_position = pick.position

@@ -29,6 +29,7 @@ def prediction_to_doc(prediction: events_pb2.Prediction) -> dict:
         "predicted_at_ms": prediction.predicted_at_ms, "text": prediction.text,
         "head_version": prediction.head_version,
         "responses": [{"text": r.text, "source": r.source} for r in prediction.responses],
+        "annotators": list(prediction.annotators),
     }
 
 
@@ -98,7 +99,7 @@ def predict_batch(records: Sequence[Incoming], store: Store, triton: TritonClass
                     model_version="+".join(o.model_version for o in outputs),
                     head_version="+".join(head_version(o.model_name, project_id, o.model_version) for o in outputs),
                     ingested_at_ms=item.ingested_at_ms, predicted_at_ms=at, text=item.text,
-                    responses=item.responses)
+                    responses=item.responses, annotators=item.annotators)
                 if len(outputs) > 1:
                     for output in outputs:
                         prediction.votes.add(model_name=output.model_name, model_version=output.model_version,

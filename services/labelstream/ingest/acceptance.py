@@ -22,6 +22,8 @@ def accept_item(store: Store, item: events_pb2.Item) -> tuple[list[Outgoing], bo
     }
     if item.responses:
         doc["responses"] = [{"text": r.text, "source": r.source} for r in item.responses]
+    if item.annotators:
+        doc["annotators"] = list(item.annotators)
     duplicate = False
     try:
         store.db.items.insert_one(doc)
@@ -34,7 +36,8 @@ def accept_item(store: Store, item: events_pb2.Item) -> tuple[list[Outgoing], bo
         schema_version=SCHEMA_VERSION, project_id=doc["project_id"], item_id=doc["item_id"], text=doc["text"],
         metadata=doc.get("metadata") or {}, gold_label=doc.get("gold_label", ""),
         ingested_at_ms=doc["ingested_at_ms"],
-        responses=[events_pb2.Response(**r) for r in doc.get("responses", [])])
+        responses=[events_pb2.Response(**r) for r in doc.get("responses", [])],
+        annotators=doc.get("annotators", []))
 
     def mark_published() -> None:
         store.db.items.update_one({"_id": key}, {"$set": {"published": True}})

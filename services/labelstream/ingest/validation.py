@@ -22,6 +22,7 @@ from labelstream.common.inputs import (
     PROJECT_ID_PATTERN,
     check_metadata,
     check_text,
+    id_problem,
     loads_json,
     shown,
     unsafe_character,
@@ -33,8 +34,11 @@ from labelstream.v1 import events_pb2
 
 MAX_ITEM_ID_CHARS = 200
 ITEM_ID_PATTERN = re.compile(r"^[^\s:][^\s]{0,199}\Z")
-JSON_FIELDS = {"schema_version", "project_id", "item_id", "text", "metadata", "gold_label", "prompt", "responses"}
+JSON_FIELDS = {"schema_version", "project_id", "item_id", "text", "metadata", "gold_label", "prompt", "responses",
+               "annotators"}
 MAX_SOURCE_CHARS = 200
+MAX_ANNOTATORS = 100
+MAX_WORKER_ID_CHARS = 200
 DEFAULT_MAX_RECORD_BYTES = int(SETTINGS["max_record_bytes"].default)
 
 
@@ -100,11 +104,17 @@ def item_from_json(value: bytes) -> events_pb2.Item:
             raise InvalidMessage(DeadLetterReason.BAD_FIELD_TYPE, "prompt must be a string", *ids)
         doc["text"] = doc.pop("prompt")
     responses = responses_from_json(doc.get("responses", []), ids)
+    annotators = doc.get("annotators", [])
+    if not isinstance(annotators, list) or not all(isinstance(a, str) for a in annotators):
+        raise InvalidMessage(DeadLetterReason.BAD_FIELD_TYPE, "annotators must be a list of worker ids (strings)",
+                             *ids)
     fields = {name: doc.get(name, "") for name in ("project_id", "item_id", "text", "gold_label")}
     check_item_values(**fields, metadata=metadata)  # before a protobuf message holds them
     check_responses(responses, *ids)
+    check_annotators(annotators, *ids)
     return events_pb2.Item(schema_version=SCHEMA_VERSION, **fields, metadata=metadata,
-                           responses=[events_pb2.Response(text=t, source=s) for t, s in responses])
+                           responses=[events_pb2.Response(text=t, source=s) for t, s in responses],
+                           annotators=annotators)
 
 
 def responses_from_json(value: Any, ids: tuple[str, str]) -> list[tuple[str, str]]:
@@ -146,6 +156,24 @@ def check_responses(responses: list[tuple[str, str]], project_id: str, item_id: 
                                  f"responses[{seen[normalized]}]: a comparison needs different responses",
                                  project_id, item_id)
         seen[normalized] = i
+
+
+def check_annotators(annotators: list[str], project_id: str, item_id: str) -> None:
+    """An item's named annotators: worker ids, safe, distinct, at most MAX_ANNOTATORS."""
+    if len(annotators) > MAX_ANNOTATORS:
+        raise InvalidMessage(DeadLetterReason.BAD_ANNOTATORS, f"{len(annotators)} annotators; an item names at "
+                             f"most {MAX_ANNOTATORS}", project_id, item_id)
+    seen: set[str] = set()
+    for i, worker_id in enumerate(annotators):
+        problem = ("empty" if not worker_id else f"{len(worker_id)} characters (the limit is {MAX_WORKER_ID_CHARS})"
+                   if len(worker_id) > MAX_WORKER_ID_CHARS else id_problem("worker_id", worker_id))
+        if problem:
+            raise InvalidMessage(DeadLetterReason.BAD_ANNOTATORS, f"annotators[{i}] is {problem}: name workers by "
+                                 "their ids", project_id, item_id)
+        if worker_id in seen:
+            raise InvalidMessage(DeadLetterReason.BAD_ANNOTATORS, f"annotators[{i}] repeats {worker_id!r}: a worker "
+                                 "answers an item once", project_id, item_id)
+        seen.add(worker_id)
 
 
 def item_id_problem(item_id: str) -> str | None:
@@ -194,6 +222,7 @@ def validate_item_values(item: events_pb2.Item) -> None:
     """The item's own values (`check_item_values`): call it before looking its project up."""
     check_item_values(item.project_id, item.item_id, item.text, item.gold_label, item.metadata)
     check_responses([(r.text, r.source) for r in item.responses], item.project_id, item.item_id)
+    check_annotators(list(item.annotators), item.project_id, item.item_id)
 
 
 def validate_item(item: events_pb2.Item, project: events_pb2.ProjectSpec | None, max_bytes: int) -> None:

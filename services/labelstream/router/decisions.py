@@ -91,7 +91,8 @@ class Router:
                    "decided_at_ms": now_ms()}
             if decision.deferred:  # what the release loop needs to send it later
                 doc.update(text=prediction.text, traceparent=traceparent(), deferred=True,
-                           responses=[{"text": r.text, "source": r.source} for r in prediction.responses])
+                           responses=[{"text": r.text, "source": r.source} for r in prediction.responses],
+                           annotators=list(prediction.annotators))
             stored, inserted = insert_once(self.decisions, doc)
             if inserted:
                 budget.record(decision.route == events_pb2.ROUTE_HUMAN and not decision.deferred)
@@ -143,7 +144,8 @@ class Router:
             project_id=decision.project_id, item_id=decision.item_id, labels=doc["labels"],
             probabilities=doc["probabilities"], text=doc["text"], model_name=decision.model_name,
             model_version=decision.model_version, ingested_at_ms=decision.ingested_at_ms,
-            responses=[events_pb2.Response(**r) for r in doc.get("responses", [])])
+            responses=[events_pb2.Response(**r) for r in doc.get("responses", [])],
+            annotators=doc.get("annotators", []))
         with tracer().start_as_current_span("router.release", context=context_from_traceparent(doc["traceparent"]),
                                             attributes={"labelstream.project_id": decision.project_id,
                                                         "labelstream.item_id": decision.item_id}):

@@ -99,9 +99,12 @@ def human_task(prediction: events_pb2.Prediction, decision: events_pb2.RouteDeci
     people's answers; when the model votes, it is the one vote more."""
     certainty = decision.score if decision.score else decision.confidence
     human_votes = max(1, spec.overlap_near_threshold - 1) if decision.model_votes else spec.overlap
+    if prediction.annotators:  # no more answers than the named annotators can give
+        human_votes = min(human_votes, len(prediction.annotators))
     return events_pb2.HumanTask(
         schema_version=SCHEMA_VERSION, project_id=prediction.project_id, item_id=prediction.item_id,
         task_id=task_id, text=prediction.text, labels=list(prediction.labels), overlap=human_votes,
         priority=1.0 - certainty, model_label=decision.label, model_confidence=certainty,
         ingested_at_ms=prediction.ingested_at_ms, model_votes=decision.model_votes,
-        model_name=decision.model_name, model_version=decision.model_version, responses=prediction.responses)
+        model_name=decision.model_name, model_version=decision.model_version, responses=prediction.responses,
+        annotators=prediction.annotators)

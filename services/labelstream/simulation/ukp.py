@@ -65,6 +65,20 @@ def load_pairs(path: Path = UKP_PAIRS) -> list[Pair]:
                  tuple((worker, choice) for worker, choice in r["answers"])) for r in rows]
 
 
+def replay_items(path: Path = UKP_PAIRS, limit: int | None = None) -> list[dict]:
+    """The pairs as items for the stack (items.raw JSON): the debate's topic and stance as the
+    prompt, the two arguments as responses, the five workers who judged the pair as its
+    annotators (so that the dispatcher leases it only to them) and upstream's gold label."""
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: scripts/make_demo_data.py (make_ukpconvarg1) writes it")
+    with gzip.open(path, "rt", encoding="utf-8") as handle:
+        rows = [json.loads(line) for line in handle if line.strip()][:limit]
+    return [{"item_id": r["id"], "prompt": f"{r['topic']} ({r['stance']}): which argument is more convincing?",
+             "responses": [r["arg1"]["text"], r["arg2"]["text"]],
+             "annotators": [worker for worker, _ in r["answers"]],
+             **({"gold_label": r["gold"]} if r["gold"] is not None else {})} for r in rows]
+
+
 def load_ukp(path: Path = UKP_PAIRS) -> CrowdData:
     """Every answer, by worker in the file's order; gold where upstream has it."""
     answers: dict[str, list[tuple[str, str]]] = defaultdict(list)

@@ -161,7 +161,7 @@ class Response(_message.Message):
     def __init__(self, text: _Optional[str] = ..., source: _Optional[str] = ...) -> None: ...
 
 class Item(_message.Message):
-    __slots__ = ("schema_version", "project_id", "item_id", "text", "metadata", "gold_label", "ingested_at_ms", "responses")
+    __slots__ = ("schema_version", "project_id", "item_id", "text", "metadata", "gold_label", "ingested_at_ms", "responses", "annotators")
     class MetadataEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -177,6 +177,7 @@ class Item(_message.Message):
     GOLD_LABEL_FIELD_NUMBER: _ClassVar[int]
     INGESTED_AT_MS_FIELD_NUMBER: _ClassVar[int]
     RESPONSES_FIELD_NUMBER: _ClassVar[int]
+    ANNOTATORS_FIELD_NUMBER: _ClassVar[int]
     schema_version: SchemaVersion
     project_id: str
     item_id: str
@@ -185,7 +186,8 @@ class Item(_message.Message):
     gold_label: str
     ingested_at_ms: int
     responses: _containers.RepeatedCompositeFieldContainer[Response]
-    def __init__(self, schema_version: _Optional[_Union[SchemaVersion, str]] = ..., project_id: _Optional[str] = ..., item_id: _Optional[str] = ..., text: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., gold_label: _Optional[str] = ..., ingested_at_ms: _Optional[int] = ..., responses: _Optional[_Iterable[_Union[Response, _Mapping]]] = ...) -> None: ...
+    annotators: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, schema_version: _Optional[_Union[SchemaVersion, str]] = ..., project_id: _Optional[str] = ..., item_id: _Optional[str] = ..., text: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., gold_label: _Optional[str] = ..., ingested_at_ms: _Optional[int] = ..., responses: _Optional[_Iterable[_Union[Response, _Mapping]]] = ..., annotators: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ModelVote(_message.Message):
     __slots__ = ("model_name", "model_version", "probabilities")
@@ -198,7 +200,7 @@ class ModelVote(_message.Message):
     def __init__(self, model_name: _Optional[str] = ..., model_version: _Optional[str] = ..., probabilities: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class Prediction(_message.Message):
-    __slots__ = ("schema_version", "project_id", "item_id", "labels", "probabilities", "model_name", "model_version", "ingested_at_ms", "predicted_at_ms", "text", "votes", "head_version", "responses")
+    __slots__ = ("schema_version", "project_id", "item_id", "labels", "probabilities", "model_name", "model_version", "ingested_at_ms", "predicted_at_ms", "text", "votes", "head_version", "responses", "annotators")
     SCHEMA_VERSION_FIELD_NUMBER: _ClassVar[int]
     PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
     ITEM_ID_FIELD_NUMBER: _ClassVar[int]
@@ -212,6 +214,7 @@ class Prediction(_message.Message):
     VOTES_FIELD_NUMBER: _ClassVar[int]
     HEAD_VERSION_FIELD_NUMBER: _ClassVar[int]
     RESPONSES_FIELD_NUMBER: _ClassVar[int]
+    ANNOTATORS_FIELD_NUMBER: _ClassVar[int]
     schema_version: SchemaVersion
     project_id: str
     item_id: str
@@ -225,7 +228,8 @@ class Prediction(_message.Message):
     votes: _containers.RepeatedCompositeFieldContainer[ModelVote]
     head_version: str
     responses: _containers.RepeatedCompositeFieldContainer[Response]
-    def __init__(self, schema_version: _Optional[_Union[SchemaVersion, str]] = ..., project_id: _Optional[str] = ..., item_id: _Optional[str] = ..., labels: _Optional[_Iterable[str]] = ..., probabilities: _Optional[_Iterable[float]] = ..., model_name: _Optional[str] = ..., model_version: _Optional[str] = ..., ingested_at_ms: _Optional[int] = ..., predicted_at_ms: _Optional[int] = ..., text: _Optional[str] = ..., votes: _Optional[_Iterable[_Union[ModelVote, _Mapping]]] = ..., head_version: _Optional[str] = ..., responses: _Optional[_Iterable[_Union[Response, _Mapping]]] = ...) -> None: ...
+    annotators: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, schema_version: _Optional[_Union[SchemaVersion, str]] = ..., project_id: _Optional[str] = ..., item_id: _Optional[str] = ..., labels: _Optional[_Iterable[str]] = ..., probabilities: _Optional[_Iterable[float]] = ..., model_name: _Optional[str] = ..., model_version: _Optional[str] = ..., ingested_at_ms: _Optional[int] = ..., predicted_at_ms: _Optional[int] = ..., text: _Optional[str] = ..., votes: _Optional[_Iterable[_Union[ModelVote, _Mapping]]] = ..., head_version: _Optional[str] = ..., responses: _Optional[_Iterable[_Union[Response, _Mapping]]] = ..., annotators: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class RouteDecision(_message.Message):
     __slots__ = ("schema_version", "project_id", "item_id", "route", "label", "confidence", "threshold", "reason", "model_name", "model_version", "ingested_at_ms", "strategy", "score", "target_accuracy", "accuracy_lower_bound", "calibration_method", "routing_model_version", "verified_items", "explored", "budget", "model_votes", "deferred", "head_version", "ranking")
@@ -280,7 +284,7 @@ class RouteDecision(_message.Message):
     def __init__(self, schema_version: _Optional[_Union[SchemaVersion, str]] = ..., project_id: _Optional[str] = ..., item_id: _Optional[str] = ..., route: _Optional[_Union[Route, str]] = ..., label: _Optional[str] = ..., confidence: _Optional[float] = ..., threshold: _Optional[float] = ..., reason: _Optional[str] = ..., model_name: _Optional[str] = ..., model_version: _Optional[str] = ..., ingested_at_ms: _Optional[int] = ..., strategy: _Optional[str] = ..., score: _Optional[float] = ..., target_accuracy: _Optional[float] = ..., accuracy_lower_bound: _Optional[float] = ..., calibration_method: _Optional[str] = ..., routing_model_version: _Optional[int] = ..., verified_items: _Optional[int] = ..., explored: _Optional[bool] = ..., budget: _Optional[str] = ..., model_votes: _Optional[bool] = ..., deferred: _Optional[bool] = ..., head_version: _Optional[str] = ..., ranking: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class HumanTask(_message.Message):
-    __slots__ = ("schema_version", "project_id", "item_id", "task_id", "text", "labels", "overlap", "priority", "model_label", "model_confidence", "ingested_at_ms", "model_votes", "model_name", "model_version", "responses")
+    __slots__ = ("schema_version", "project_id", "item_id", "task_id", "text", "labels", "overlap", "priority", "model_label", "model_confidence", "ingested_at_ms", "model_votes", "model_name", "model_version", "responses", "annotators")
     SCHEMA_VERSION_FIELD_NUMBER: _ClassVar[int]
     PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
     ITEM_ID_FIELD_NUMBER: _ClassVar[int]
@@ -296,6 +300,7 @@ class HumanTask(_message.Message):
     MODEL_NAME_FIELD_NUMBER: _ClassVar[int]
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
     RESPONSES_FIELD_NUMBER: _ClassVar[int]
+    ANNOTATORS_FIELD_NUMBER: _ClassVar[int]
     schema_version: SchemaVersion
     project_id: str
     item_id: str
@@ -311,10 +316,11 @@ class HumanTask(_message.Message):
     model_name: str
     model_version: str
     responses: _containers.RepeatedCompositeFieldContainer[Response]
-    def __init__(self, schema_version: _Optional[_Union[SchemaVersion, str]] = ..., project_id: _Optional[str] = ..., item_id: _Optional[str] = ..., task_id: _Optional[str] = ..., text: _Optional[str] = ..., labels: _Optional[_Iterable[str]] = ..., overlap: _Optional[int] = ..., priority: _Optional[float] = ..., model_label: _Optional[str] = ..., model_confidence: _Optional[float] = ..., ingested_at_ms: _Optional[int] = ..., model_votes: _Optional[bool] = ..., model_name: _Optional[str] = ..., model_version: _Optional[str] = ..., responses: _Optional[_Iterable[_Union[Response, _Mapping]]] = ...) -> None: ...
+    annotators: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, schema_version: _Optional[_Union[SchemaVersion, str]] = ..., project_id: _Optional[str] = ..., item_id: _Optional[str] = ..., task_id: _Optional[str] = ..., text: _Optional[str] = ..., labels: _Optional[_Iterable[str]] = ..., overlap: _Optional[int] = ..., priority: _Optional[float] = ..., model_label: _Optional[str] = ..., model_confidence: _Optional[float] = ..., ingested_at_ms: _Optional[int] = ..., model_votes: _Optional[bool] = ..., model_name: _Optional[str] = ..., model_version: _Optional[str] = ..., responses: _Optional[_Iterable[_Union[Response, _Mapping]]] = ..., annotators: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class HumanResponse(_message.Message):
-    __slots__ = ("schema_version", "project_id", "item_id", "task_id", "worker_id", "label", "answered_at_ms", "duration_ms", "ingested_at_ms", "task_overlap", "model_label", "model_confidence", "model_name", "model_version", "pay", "display_order", "displayed_position")
+    __slots__ = ("schema_version", "project_id", "item_id", "task_id", "worker_id", "label", "answered_at_ms", "duration_ms", "ingested_at_ms", "task_overlap", "model_label", "model_confidence", "model_name", "model_version", "pay", "display_order", "displayed_position", "max_answers")
     SCHEMA_VERSION_FIELD_NUMBER: _ClassVar[int]
     PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
     ITEM_ID_FIELD_NUMBER: _ClassVar[int]
@@ -332,6 +338,7 @@ class HumanResponse(_message.Message):
     PAY_FIELD_NUMBER: _ClassVar[int]
     DISPLAY_ORDER_FIELD_NUMBER: _ClassVar[int]
     DISPLAYED_POSITION_FIELD_NUMBER: _ClassVar[int]
+    MAX_ANSWERS_FIELD_NUMBER: _ClassVar[int]
     schema_version: SchemaVersion
     project_id: str
     item_id: str
@@ -349,7 +356,8 @@ class HumanResponse(_message.Message):
     pay: float
     display_order: _containers.RepeatedScalarFieldContainer[int]
     displayed_position: int
-    def __init__(self, schema_version: _Optional[_Union[SchemaVersion, str]] = ..., project_id: _Optional[str] = ..., item_id: _Optional[str] = ..., task_id: _Optional[str] = ..., worker_id: _Optional[str] = ..., label: _Optional[str] = ..., answered_at_ms: _Optional[int] = ..., duration_ms: _Optional[int] = ..., ingested_at_ms: _Optional[int] = ..., task_overlap: _Optional[int] = ..., model_label: _Optional[str] = ..., model_confidence: _Optional[float] = ..., model_name: _Optional[str] = ..., model_version: _Optional[str] = ..., pay: _Optional[float] = ..., display_order: _Optional[_Iterable[int]] = ..., displayed_position: _Optional[int] = ...) -> None: ...
+    max_answers: int
+    def __init__(self, schema_version: _Optional[_Union[SchemaVersion, str]] = ..., project_id: _Optional[str] = ..., item_id: _Optional[str] = ..., task_id: _Optional[str] = ..., worker_id: _Optional[str] = ..., label: _Optional[str] = ..., answered_at_ms: _Optional[int] = ..., duration_ms: _Optional[int] = ..., ingested_at_ms: _Optional[int] = ..., task_overlap: _Optional[int] = ..., model_label: _Optional[str] = ..., model_confidence: _Optional[float] = ..., model_name: _Optional[str] = ..., model_version: _Optional[str] = ..., pay: _Optional[float] = ..., display_order: _Optional[_Iterable[int]] = ..., displayed_position: _Optional[int] = ..., max_answers: _Optional[int] = ...) -> None: ...
 
 class FinalLabel(_message.Message):
     __slots__ = ("schema_version", "project_id", "item_id", "label", "source", "confidence", "method", "version", "workers", "model_name", "model_version", "ingested_at_ms", "finalized_at_ms", "with_model", "revision_reason", "ranking")

@@ -116,3 +116,18 @@ def test_the_router_ranks_a_best_of_n_item_by_the_models_probabilities():
                                        probabilities=[0.2, 0.7, 0.1], text="q")
     decision = route(prediction, spec)
     assert decision.label == "2" and list(decision.ranking) == ["2", "1", "3"]
+
+
+def test_named_annotators_are_worker_ids_once_each():
+    doc = {"project_id": "p", "item_id": "i-1", "prompt": "q", "responses": ["a", "b"], "annotators": ["w1", "w2"]}
+    parsed = parse_raw_item(json.dumps(doc).encode())
+    assert list(parsed.annotators) == ["w1", "w2"]
+    assert parse_raw_item(parsed.SerializeToString(), "application/x-protobuf") == parsed
+    for annotators, expected in [("w1", "bad_field_type"), ([1], "bad_field_type"), (["w1", "w1"], "bad_annotators"),
+                                 ([""], "bad_annotators"), (["w\u202e1"], "bad_annotators"),
+                                 ([f"w{i}" for i in range(101)], "bad_annotators")]:
+        assert reason(lambda a=annotators: parse_raw_item(json.dumps({**doc, "annotators": a}).encode())) \
+            == expected, annotators
+    twice = events_pb2.Item(project_id="p", item_id="i-1", text="q", annotators=["w1", "w1"],
+                            responses=[events_pb2.Response(text="a"), events_pb2.Response(text="b")])
+    assert reason(lambda: validate_item(twice, pairwise(), 10_000)) == "bad_annotators"

@@ -30,6 +30,13 @@ def test_threshold_is_inclusive_and_uncertain_goes_to_people():
     assert task.overlap == 3 and math.isclose(task.priority, 0.4, rel_tol=1e-6)
 
 
+def test_a_task_with_named_annotators_asks_no_more_answers_than_they_can_give():
+    named = prediction([0.6, 0.4])
+    named.annotators.extend(["w1", "w2"])
+    task = human_task(named, route(named, SPEC), SPEC, "p:1")
+    assert task.overlap == 2 and list(task.annotators) == ["w1", "w2"]
+
+
 def test_majority_waits_for_required_votes():
     assert majority_vote(["a", "a"], ["a", "b"], required=3, max_overlap=5).label is None
     outcome = majority_vote(["a", "b", "a"], ["a", "b"], required=3, max_overlap=5)
