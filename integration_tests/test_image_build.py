@@ -11,11 +11,13 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 import socket
 import subprocess
 import sys
 import time
+import tomllib
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -57,9 +59,21 @@ def _require_tools() -> None:
 
 
 def llama_cpp_requirement() -> str:
-    (line,) = [r for r in (REPO_ROOT / "requirements.txt").read_text().splitlines()
-               if r.startswith("llama-cpp-python==")]
-    return line
+    lock = tomllib.loads((REPO_ROOT / "uv.lock").read_text())
+    (version,) = [package["version"] for package in lock["package"] if package["name"] == "llama-cpp-python"]
+    return f"llama-cpp-python=={version}"
+
+
+def _name(dist: str) -> str:
+    return re.sub(r"[-_.]+", "-", dist).lower()
+
+
+def runtime_set() -> set[str]:
+    """The packages of uv.lock the image should hold: labelstream's dependencies and its models extra."""
+    argv = [str(Path(sys.executable).parent / "uv"), "export", "--frozen", "--no-emit-project", "--no-hashes",
+            "--no-annotate", "--no-header", "--extra=models"]
+    lines = _check(subprocess.run(argv, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120), "uv export")
+    return {_name(line.split("==")[0]) for line in lines.stdout.splitlines() if "==" in line}
 
 
 def _check(result: subprocess.CompletedProcess, what: str) -> subprocess.CompletedProcess:
@@ -122,6 +136,13 @@ def test_the_image_is_non_root_and_its_command_picks_what_runs(built: Built):
     assert "--partitions" in _check(built.run(ENTRYPOINT, "create-topics", "--help"), "create-topics").stdout
     assert "LABELSTREAM_KAFKA_BOOTSTRAP" in _check(built.run(ENTRYPOINT, "settings"), "settings").stdout
     assert built.run("touch", "/opt/labelstream/x").returncode != 0  # the app's files are not writable
+
+
+def test_the_image_holds_the_runtime_set_of_the_lock_and_nothing_else(built: Built):
+    listed = _check(built.run("/opt/venv/bin/python", "-m", "pip", "list", "--format=freeze"), "pip list").stdout
+    installed = {_name(line.split("==")[0]) for line in listed.splitlines() if "==" in line}
+    assert installed - {"pip", "setuptools", "labelstream"} == runtime_set()
+    assert not {"crowd-kit", "transformers", "torch", "pytest"} & installed
 
 
 @pytest.mark.parametrize("service", SERVICES)
