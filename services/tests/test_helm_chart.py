@@ -27,6 +27,7 @@ import numpy as np
 import pytest
 import yaml
 from kubernetes_validate.utils import SchemaNotFoundError
+from opentelemetry.sdk import environment_variables as otel_environment
 
 from labelstream.cli.stack import REPO_ROOT, SERVICES
 from labelstream.common.producer import EventProducer
@@ -39,6 +40,8 @@ SCENARIOS = sorted(p.name.removesuffix("-values.yaml") for p in (CHART / "ci").g
 KUBERNETES_VERSION = "1.30.0"
 RELEASE, NAMESPACE = "labelstream", "labeling"
 SETTING_NAMES = {s.env for s in SETTINGS.values()}
+# The standard variables the OpenTelemetry SDK and its OTLP exporter read (the chart's `telemetry`).
+OTEL_VARIABLES = {value for name, value in vars(otel_environment).items() if name.startswith("OTEL_")}
 GPU = "nvidia.com/gpu"
 # How every Kafka client connects (the services and the topic Job must agree on all of them).
 KAFKA_CONNECTION = {SETTINGS[name].env for name in ("kafka_bootstrap", "kafka_topic_prefix", "kafka_security_protocol",
@@ -575,7 +578,8 @@ def test_services_get_exactly_the_settings_the_code_reads(scenario: str):
         entry = container(deployment)
         names = [e["name"] for e in entry["env"]]
         assert len(names) == len(set(names)), f"{name}: an env variable is set twice"
-        assert set(names) <= SETTING_NAMES, f"{name}: not in the settings table: {set(names) - SETTING_NAMES}"
+        unknown = set(names) - SETTING_NAMES - OTEL_VARIABLES
+        assert not unknown, f"{name}: neither in the settings table nor an OpenTelemetry variable: {unknown}"
         env = plain_env(entry)
         assert ("LABELSTREAM_TRITON_URL" in env) == (name == "inference"), name
         # The rendered environment is one the service accepts (placeholders stand for the Secrets' values).
@@ -1591,3 +1595,17 @@ def test_the_instruction_model_fits_its_prompts_into_the_context():
         classifier.prompts({"labels": ["a", "b"], "instructions": " ".join(["word"] * 200)})
     with pytest.raises(ValueError, match="distinct"):
         classifier.prompts({"labels": ["a", "a"]})
+
+
+def test_traces_go_to_the_collector_only_when_an_endpoint_is_set():
+    for name, deployment in service_deployments(manifests_of("minimal")).items():
+        assert not [key for key in plain_env(container(deployment)) if key.startswith("OTEL_")], name
+    for name, deployment in service_deployments(manifests_of("production-gpu")).items():
+        env = plain_env(container(deployment))
+        assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://otel-collector.observability:4317", name
+        assert env["OTEL_SERVICE_NAME"] == f"labelstream-{name}"
+        assert (env["OTEL_TRACES_SAMPLER"], env["OTEL_TRACES_SAMPLER_ARG"]) == ("parentbased_traceidratio", "0.1")
+        assert env["OTEL_RESOURCE_ATTRIBUTES"] == "deployment.environment=production"
+        assert env["LABELSTREAM_OTEL_INSTRUMENT"] == "grpc,pymongo" and env["OTEL_EXPORTER_OTLP_INSECURE"] == "true"
+        headers = secret_refs(container(deployment))["OTEL_EXPORTER_OTLP_HEADERS"]
+        assert headers == {"name": "labelstream-otlp-headers", "key": "headers"}

@@ -176,6 +176,25 @@ Call with (dict "root" $ "name" <service> "svc" <values block>).
 {{- if include "labelstream.webPage" . -}}
 {{- $_ := set $env "LABELSTREAM_HTTP_PORT" (toString (int $v.ports.http)) -}}
 {{- end -}}
+{{- with $v.telemetry -}}
+{{- if .otlpEndpoint -}}
+{{- $_ := merge $env (dict
+  "OTEL_EXPORTER_OTLP_ENDPOINT" .otlpEndpoint
+  "OTEL_EXPORTER_OTLP_INSECURE" (toString .insecure)
+  "OTEL_SERVICE_NAME" (printf "labelstream-%s" $.name)
+  "OTEL_TRACES_SAMPLER" "parentbased_traceidratio"
+  "OTEL_TRACES_SAMPLER_ARG" (toString .samplerRatio)
+  "LABELSTREAM_OTEL_INSTRUMENT" .instrument
+) -}}
+{{- if .resourceAttributes -}}
+{{- $pairs := list -}}
+{{- range $key := keys .resourceAttributes | sortAlpha -}}
+{{- $pairs = append $pairs (printf "%s=%s" $key (get $.root.Values.telemetry.resourceAttributes $key)) -}}
+{{- end -}}
+{{- $_ := set $env "OTEL_RESOURCE_ATTRIBUTES" (join "," $pairs) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
 {{- if eq .name "inference" -}}
 {{- $_ := set $env "LABELSTREAM_TRITON_URL" (include "labelstream.tritonUrl" .root) -}}
 {{- if $v.refits.enabled -}}
@@ -195,6 +214,15 @@ Call with (dict "root" $ "name" <service> "svc" <values block>).
       name: {{ include "labelstream.mongodbSecretName" .root }}
       key: {{ .root.Values.mongodb.existingSecretKey }}
 {{- include "labelstream.kafkaSecretEnv" .root }}
+{{- with .root.Values.telemetry }}
+{{- if and .otlpEndpoint .headersSecret }}
+- name: OTEL_EXPORTER_OTLP_HEADERS
+  valueFrom:
+    secretKeyRef:
+      name: {{ .headersSecret }}
+      key: headers
+{{- end }}
+{{- end }}
 {{- end -}}
 
 {{/* Volumes and mounts every service container gets: a writable /tmp (the root filesystem is read-only), the MongoDB CA and the Kafka CA. */}}
