@@ -92,7 +92,7 @@ def make_project(state: StackState, project_id: str, **overrides) -> events_pb2.
     spec.project_id = project_id
     for name, value in overrides.items():
         setattr(spec, name, value)
-    client.apply_project(state.grpc_address("ingest"), spec)
+    client.apply_project(state.grpc_target("ingest"), spec)
     return spec
 
 

@@ -40,7 +40,7 @@ def workbench(state: StackState) -> Iterator[Workbench]:
     """A Workbench on the stack's store, for what an admin and the router would do: a worker
     account and tasks in the pool. The page itself is served by the stack's dispatcher."""
     store = Store(Settings.from_env({"LABELSTREAM_MONGODB_URI": state.mongodb_uri}))
-    yield Workbench(store, TaskPool(store, 60), admin_token="", requests_per_minute=600)
+    yield Workbench(store, TaskPool(store, 60), requests_per_minute=600)
     store.close()
 
 
@@ -141,7 +141,7 @@ def test_a_worker_compares_responses_shown_in_their_own_order(state: StackState,
 
     spec = events_pb2.ProjectSpec(schema_version=SCHEMA_VERSION, project_id=PAIRWISE, task="pairwise",
                                   allow_ties=True, name="Which answer is better?")
-    client.apply_project(state.grpc_address("ingest"), spec)
+    client.apply_project(state.grpc_target("ingest"), spec)
     task_ids = [f"{PAIRWISE}:pair-{i}" for i in range(len(PROMPTS))]
     client.publish_human_tasks(state.kafka_bootstrap, [events_pb2.HumanTask(
         schema_version=SCHEMA_VERSION, project_id=PAIRWISE, item_id=f"pair-{i}", task_id=task_ids[i],

@@ -12,6 +12,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from integration_tests.conftest import make_project
 from labelstream.cli.stack import SERVICES, grpc_serving
+from labelstream.common.channels import open_channel
 from labelstream.v1 import events_pb2, services_pb2, services_pb2_grpc
 
 pytestmark = pytest.mark.integration
@@ -94,7 +95,7 @@ def test_malformed_input_goes_to_the_dead_letter_topic(state):
     assert "16384" in by_reason["too_large"].detail
     assert all(x.service == "ingest" and x.detail for x in by_reason.values())
     for service in SERVICES:
-        assert grpc_serving(state.grpc_address(service)), f"{service} stopped serving after bad input"
+        assert grpc_serving(state.grpc_target(service, token="")), f"{service} stopped serving after bad input"
 
 
 @pytest.mark.parametrize(("item", "reason"), [
@@ -105,7 +106,8 @@ def test_malformed_input_goes_to_the_dead_letter_topic(state):
 ])
 def test_grpc_submit_rejects_bad_items_with_invalid_argument(state, item, reason):
     make_project(state, "dlq")
-    with grpc.insecure_channel(state.grpc_address("ingest")) as channel, pytest.raises(grpc.RpcError) as error:
+    ingest = state.grpc_target("ingest", token=state.service_token)
+    with open_channel(ingest) as channel, pytest.raises(grpc.RpcError) as error:
         services_pb2_grpc.IngestServiceStub(channel).Submit(services_pb2.SubmitRequest(item=item), timeout=10)
     assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert error.value.details().startswith(reason)
@@ -114,7 +116,7 @@ def test_grpc_submit_rejects_bad_items_with_invalid_argument(state, item, reason
 def test_grpc_submit_accepts_and_deduplicates(state):
     make_project(state, "dlq")
     item = events_pb2.Item(project_id="dlq", item_id="g-ok", text="a fine film")
-    with grpc.insecure_channel(state.grpc_address("ingest")) as channel:
+    with open_channel(state.grpc_target("ingest", token=state.service_token)) as channel:
         stub = services_pb2_grpc.IngestServiceStub(channel)
         first = stub.Submit(services_pb2.SubmitRequest(item=item), timeout=10)
         second = stub.Submit(services_pb2.SubmitRequest(item=item), timeout=10)
@@ -123,7 +125,7 @@ def test_grpc_submit_accepts_and_deduplicates(state):
 
 def test_every_service_answers_health_and_serves_metrics(state):
     for service in SERVICES:
-        assert grpc_serving(state.grpc_address(service), f"labelstream.{service}")
+        assert grpc_serving(state.grpc_target(service, token=""), f"labelstream.{service}")
         port = state.ports.metrics[service]
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
             body = response.read().decode()

@@ -43,8 +43,8 @@ def test_sigkill_mid_run_loses_nothing_and_duplicates_nothing(stack, state, db, 
     items = demo_items[500:800]
     make_project(state, PROJECT)
     gold_by_text = {i["text"]: i["gold_label"] for i in items}
-    monitor = state.grpc_address("monitor")
-    with Workforce(state.grpc_address("dispatcher"), state.admin_token, PROJECT, gold_by_text, count=6,
+    monitor = state.grpc_target("monitor")
+    with Workforce(state.grpc_target("dispatcher"), PROJECT, gold_by_text, count=6,
                    profile=WorkerProfile(accuracy=0.85, answer_ms=40)):
         client.publish_json_items(state.kafka_bootstrap, PROJECT, items)
         client.wait_for_final_labels(monitor, PROJECT, len(items) // 4, timeout_s=300)

@@ -28,10 +28,10 @@ def labeled(state: StackState, demo_items: list[dict]) -> list[dict]:
     items = demo_items[440:560]
     make_project(state, PROJECT, auto_accept_threshold=0.8)
     gold_by_text = {i["text"]: i["gold_label"] for i in items}
-    with Workforce(state.grpc_address("dispatcher"), state.admin_token, PROJECT, gold_by_text, count=WORKERS,
+    with Workforce(state.grpc_target("dispatcher"), PROJECT, gold_by_text, count=WORKERS,
                    profile=WorkerProfile(accuracy=0.85, answer_ms=10)):
         client.publish_json_items(state.kafka_bootstrap, PROJECT, items)
-        client.wait_for_final_labels(state.grpc_address("monitor"), PROJECT, len(items), timeout_s=300)
+        client.wait_for_final_labels(state.grpc_target("monitor"), PROJECT, len(items), timeout_s=300)
     return items
 
 

@@ -20,12 +20,12 @@ def labeled(state, demo_items):
     items = demo_items[:500]
     make_project(state, PROJECT)
     gold_by_text = {i["text"]: i["gold_label"] for i in items}
-    with Workforce(state.grpc_address("dispatcher"), state.admin_token, PROJECT, gold_by_text, count=8,
+    with Workforce(state.grpc_target("dispatcher"), PROJECT, gold_by_text, count=8,
                    profile=WorkerProfile(accuracy=0.85, answer_ms=20)):
         client.publish_json_items(state.kafka_bootstrap, PROJECT, items)
-        stats = client.wait_for_final_labels(state.grpc_address("monitor"), PROJECT, len(items), timeout_s=600)
+        stats = client.wait_for_final_labels(state.grpc_target("monitor"), PROJECT, len(items), timeout_s=600)
     time.sleep(1.0)  # let the monitor catch up with any trailing duplicate
-    return items, client.project_stats(state.grpc_address("monitor"), PROJECT), stats
+    return items, client.project_stats(state.grpc_target("monitor"), PROJECT), stats
 
 
 def test_every_item_has_exactly_one_final_label(labeled, state, db):

@@ -12,6 +12,7 @@ import pytest
 
 from integration_tests.conftest import eventually, make_project
 from labelstream.cli import client
+from labelstream.common.channels import open_channel
 from labelstream.common.store import item_key
 from labelstream.v1 import events_pb2, services_pb2, services_pb2_grpc
 
@@ -29,7 +30,7 @@ def bearer(token: str) -> tuple[tuple[str, str], ...]:
 
 @pytest.fixture(scope="module")
 def dispatcher(state):
-    with grpc.insecure_channel(state.grpc_address("dispatcher")) as channel:
+    with open_channel(state.grpc_target("dispatcher", token="")) as channel:
         yield services_pb2_grpc.DispatcherServiceStub(channel)
 
 
@@ -38,7 +39,7 @@ def project(state, demo_items, dispatcher):
     """Six items, all to people (two answers each), and twenty hidden gold items."""
     spec = make_project(state, PROJECT, auto_accept_threshold=1.0, overlap=2, max_overlap=4, pay_per_answer=0.05)
     spec.workers.CopyFrom(POLICY)
-    client.apply_project(state.grpc_address("ingest"), spec)
+    client.apply_project(state.grpc_target("ingest"), spec)
     gold = demo_items[600:620]
     added = dispatcher.AddGold(services_pb2.AddGoldRequest(project_id=PROJECT, items=[
         services_pb2.GoldItem(item_id=g["item_id"], text=g["text"], label=g["gold_label"]) for g in gold]),

@@ -24,7 +24,7 @@ def test_killing_triton_mid_stream_loses_no_item(stack, state, db, demo_items):
     project = "outage"
     items = demo_items[:300]
     make_project(state, project, auto_accept_threshold=0.01)  # all auto: the model is the only worker
-    monitor, inference = state.grpc_address("monitor"), state.grpc_address("inference")
+    monitor, inference = state.grpc_target("monitor"), state.grpc_target("inference", token="")
     client.publish_json_items(state.kafka_bootstrap, project, items)
     assert eventually(lambda: db.predictions.count_documents({"project_id": project}) > 0, timeout_s=60)
     stack.signal_service("triton", signal.SIGKILL)
@@ -65,10 +65,10 @@ def test_refit_head_is_served_as_a_new_version_while_requests_continue(stack, st
     asker.start()
     gold = {i["text"]: i["gold_label"] for i in first + later}
     try:
-        with Workforce(state.grpc_address("dispatcher"), state.admin_token, project, gold, count=6,
+        with Workforce(state.grpc_target("dispatcher"), project, gold, count=6,
                        profile=WorkerProfile(accuracy=1.0, answer_ms=5)):
             client.publish_json_items(state.kafka_bootstrap, project, first)
-            client.wait_for_final_labels(state.grpc_address("monitor"), project, len(first), timeout_s=300)
+            client.wait_for_final_labels(state.grpc_target("monitor"), project, len(first), timeout_s=300)
             served = stack.served_models / "encoder_fewshot"
             assert eventually(lambda: triton.ready("encoder_fewshot") and (served / "2").is_dir(), timeout_s=60)
             training = json.loads(Path(served / "2" / "training" / f"{project}.json").read_text())
@@ -78,10 +78,10 @@ def test_refit_head_is_served_as_a_new_version_while_requests_continue(stack, st
             client.publish_json_items(state.kafka_bootstrap, project, later)
             client.publish_json_items(state.kafka_bootstrap, "pinned", later)
             client.publish_json_items(state.kafka_bootstrap, "bystander", later)
-            client.wait_for_final_labels(state.grpc_address("monitor"), project, len(first) + len(later),
+            client.wait_for_final_labels(state.grpc_target("monitor"), project, len(first) + len(later),
                                          timeout_s=300)
-            client.wait_for_final_labels(state.grpc_address("monitor"), "pinned", len(later), timeout_s=300)
-            client.wait_for_final_labels(state.grpc_address("monitor"), "bystander", len(later), timeout_s=300)
+            client.wait_for_final_labels(state.grpc_target("monitor"), "pinned", len(later), timeout_s=300)
+            client.wait_for_final_labels(state.grpc_target("monitor"), "bystander", len(later), timeout_s=300)
     finally:
         stop.set()
         asker.join(timeout=10)

@@ -12,6 +12,7 @@ import pytest
 
 from integration_tests.conftest import eventually, make_project
 from labelstream.cli import client
+from labelstream.common.channels import open_channel
 from labelstream.common.store import item_key
 from labelstream.v1 import services_pb2, services_pb2_grpc
 
@@ -32,7 +33,7 @@ def assignments(state) -> int:
 def answer_all(state, token, truth: dict[str, str], wrong: bool, until) -> None:
     """Lease and answer (rightly, or always wrongly) until `until()` holds."""
     def step():
-        with grpc.insecure_channel(state.grpc_address("dispatcher")) as channel:
+        with open_channel(state.grpc_target("dispatcher", token="")) as channel:
             stub = services_pb2_grpc.DispatcherServiceStub(channel)
             try:
                 task = stub.LeaseTask(services_pb2.LeaseTaskRequest(project_id=PROJECT), metadata=token, timeout=10)
@@ -55,7 +56,7 @@ def test_a_block_stored_before_a_crash_is_published_after_it(stack, state, db, d
     truth = {i["text"]: i["gold_label"] for i in items}
     make_project(state, PROJECT, auto_accept_threshold=1.0, overlap=1, max_overlap=3)
     admin = bearer(state.admin_token)
-    with grpc.insecure_channel(state.grpc_address("dispatcher")) as channel:
+    with open_channel(state.grpc_target("dispatcher", token="")) as channel:
         stub = services_pb2_grpc.DispatcherServiceStub(channel)
         bad = bearer(stub.CreateWorker(services_pb2.CreateWorkerRequest(worker_id="careless", rotate_token=True),
                                        metadata=admin).token)
@@ -76,7 +77,7 @@ def test_a_block_stored_before_a_crash_is_published_after_it(stack, state, db, d
     joined = assignments(state)
     stack.start_service("dispatcher")
     assert eventually(lambda: assignments(state) > joined, timeout_s=90), "the dispatcher never got its partitions"
-    with grpc.insecure_channel(state.grpc_address("dispatcher")) as channel, pytest.raises(grpc.RpcError) as died:
+    with open_channel(state.grpc_target("dispatcher", token="")) as channel, pytest.raises(grpc.RpcError) as died:
         services_pb2_grpc.DispatcherServiceStub(channel).BlockWorker(services_pb2.BlockWorkerRequest(
             project_id=PROJECT, worker_id="careless", reason="every answer wrong"), metadata=admin, timeout=30)
     assert died.value.code() == grpc.StatusCode.UNAVAILABLE

@@ -151,13 +151,13 @@ def test_poison_on_every_consumed_topic_is_dead_lettered_and_the_streams_go_on(s
     poison = [p for topic in CONSUMED for p in poison_for(topic, items[0]["item_id"], rng)]
     partitions = 3
     gold_by_text = {i["text"]: i["gold_label"] for i in items}
-    with Workforce(state.grpc_address("dispatcher"), state.admin_token, PROJECT, gold_by_text, count=4,
+    with Workforce(state.grpc_target("dispatcher"), PROJECT, gold_by_text, count=4,
                    profile=WorkerProfile(accuracy=0.9, answer_ms=30)):
         started = time.monotonic()
         publish_poison(state.kafka_bootstrap, poison, partitions)  # at the heads of the partitions
         published_ms = time.time() * 1000
         client.publish_json_items(state.kafka_bootstrap, PROJECT, items)
-        client.wait_for_final_labels(state.grpc_address("monitor"), PROJECT, len(items), timeout_s=420)
+        client.wait_for_final_labels(state.grpc_target("monitor"), PROJECT, len(items), timeout_s=420)
         all_final_s = time.monotonic() - started
 
     # every valid item: exactly one final label, stored once and published with one (label, version)

@@ -46,8 +46,8 @@ def test_pairs_are_judged_compared_by_people_and_exported_for_dpo(state, db, tmp
 
     spec = events_pb2.ProjectSpec(schema_version=SCHEMA_VERSION, project_id=PROJECT, task="pairwise",
                                   auto_accept_threshold=1.0, overlap=2, pay_per_answer=0.05)
-    client.apply_project(state.grpc_address("ingest"), spec)
-    stored = client.get_project(state.grpc_address("ingest"), PROJECT)
+    client.apply_project(state.grpc_target("ingest"), spec)
+    stored = client.get_project(state.grpc_target("ingest"), PROJECT)
     assert (list(stored.labels), stored.responses_per_item, stored.model) == (["1", "2"], 2, "causal_lm")
     rows = items()
     bad = [{"item_id": "three", "prompt": "q", "responses": ["a", "b", "c"]},
@@ -64,9 +64,9 @@ def test_pairs_are_judged_compared_by_people_and_exported_for_dpo(state, db, tmp
         assert doc["labels"] == ["1", "2"] and abs(sum(doc["probabilities"]) - 1) < 1e-4
         assert doc["model_name"] == "causal_lm" and len(doc["responses"]) == 2
 
-    with Workforce(state.grpc_address("dispatcher"), state.admin_token, PROJECT, gold_by_text(rows), count=4,
+    with Workforce(state.grpc_target("dispatcher"), PROJECT, gold_by_text(rows), count=4,
                    profile=WorkerProfile(accuracy=1.0, answer_ms=5), prefix="pref") as force:
-        client.wait_for_final_labels(state.grpc_address("monitor"), PROJECT, len(rows), timeout_s=120)
+        client.wait_for_final_labels(state.grpc_target("monitor"), PROJECT, len(rows), timeout_s=120)
     assert force.counters.answers >= 2 * len(rows) and force.counters.correct == force.counters.answers
 
     # Once on a fresh-clone CI run, labels.final read just after the monitor counted 8 final items
@@ -103,7 +103,7 @@ def test_a_worker_who_always_picks_the_first_shown_response_is_flagged(state, db
     project = "preference-position-bias"
     spec = events_pb2.ProjectSpec(schema_version=SCHEMA_VERSION, project_id=project, task="pairwise",
                                   overlap=2, workers=events_pb2.WorkerPolicy(max_position_share=0.8))
-    client.apply_project(state.grpc_address("ingest"), spec)
+    client.apply_project(state.grpc_target("ingest"), spec)
     pairs = [(f"Question {i}: which answer is right?", f"The right answer to {i}.", f"A wrong answer to {i}, longer.")
              for i in range(30)]
     client.publish_human_tasks(state.kafka_bootstrap, [events_pb2.HumanTask(
@@ -116,10 +116,10 @@ def test_a_worker_who_always_picks_the_first_shown_response_is_flagged(state, db
     profiles = {"first": WorkerProfile(answer_ms=2, behaviour="first_option"), "honest": WorkerProfile(
         accuracy=0.95, answer_ms=2)}
     for name, profile in profiles.items():
-        with Workforce(state.grpc_address("dispatcher"), state.admin_token, project, known, count=1,
+        with Workforce(state.grpc_target("dispatcher"), project, known, count=1,
                        profile=profile, prefix=name) as force:
             assert eventually(lambda force=force: force.counters.answers >= 25, timeout_s=60)
-    workers = client.list_workers(state.grpc_address("dispatcher"), state.admin_token, project)
+    workers = client.list_workers(state.grpc_target("dispatcher"), project)
     by_worker = {w.worker_id.split("-")[0]: list(w.fraud_signals) for w in workers}
     assert "position_bias" in by_worker["first"], by_worker
     assert "position_bias" not in by_worker["honest"], by_worker

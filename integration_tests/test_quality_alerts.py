@@ -3,11 +3,11 @@ alerts as quality events, and the dispatcher puts those workers under more gold.
 
 from __future__ import annotations
 
-import grpc
 import pytest
 
 from integration_tests.conftest import eventually, make_project
 from labelstream.cli import client
+from labelstream.common.channels import open_channel
 from labelstream.simulation.workforce import WorkerProfile, Workforce
 from labelstream.v1 import events_pb2, services_pb2, services_pb2_grpc
 
@@ -19,13 +19,12 @@ def test_random_workers_raise_agreement_and_worker_accuracy_alerts(state, demo_i
     spec = make_project(state, PROJECT, auto_accept_threshold=1.0, overlap=2, max_overlap=2)
     # gold checks without blocking, so the degraded crowd keeps working and the monitor sees it
     spec.workers.CopyFrom(events_pb2.WorkerPolicy(gold_rate_new=0.4, gold_rate_trusted=0.4, gold_rate_suspect=0.6))
-    client.apply_project(state.grpc_address("ingest"), spec)
+    client.apply_project(state.grpc_target("ingest"), spec)
     gold, items = demo_items[700:730], demo_items[730:790]
-    with grpc.insecure_channel(state.grpc_address("dispatcher")) as channel:
+    with open_channel(state.grpc_target("dispatcher")) as channel:
         services_pb2_grpc.DispatcherServiceStub(channel).AddGold(services_pb2.AddGoldRequest(
             project_id=PROJECT, items=[services_pb2.GoldItem(item_id=g["item_id"], text=g["text"],
-                                                             label=g["gold_label"]) for g in gold]),
-            metadata=(("authorization", f"Bearer {state.admin_token}"),))
+                                                             label=g["gold_label"]) for g in gold]))
     truth = {i["text"]: i["gold_label"] for i in gold + items}
 
     def alerts() -> dict[str, set[str]]:
@@ -34,7 +33,7 @@ def test_random_workers_raise_agreement_and_worker_accuracy_alerts(state, demo_i
             found.setdefault(event.kind, set()).add(event.worker_id)
         return found if {"low_agreement", "low_worker_accuracy"} <= set(found) else {}
 
-    with Workforce(state.grpc_address("dispatcher"), state.admin_token, PROJECT, truth, count=4,
+    with Workforce(state.grpc_target("dispatcher"), PROJECT, truth, count=4,
                    profile=WorkerProfile(behaviour="random", answer_ms=5), prefix="degraded"):
         client.publish_json_items(state.kafka_bootstrap, PROJECT, items)
         raised = eventually(alerts, timeout_s=120, interval_s=2.0)

@@ -30,12 +30,12 @@ def test_dawid_skene_finalizes_at_the_posterior_bound_with_fewer_votes(state, de
     make_project(state, project, auto_accept_threshold=1.0, overlap=2, max_overlap=MAX_OVERLAP,
                  aggregation="dawid_skene", posterior_bound=0.95)
     truth = {i["text"]: i["gold_label"] for i in items}
-    with Workforce(state.grpc_address("dispatcher"), state.admin_token, project, truth, count=5,
+    with Workforce(state.grpc_target("dispatcher"), project, truth, count=5,
                    profile=WorkerProfile(accuracy=0.92, answer_ms=150), prefix="ds-good"), \
-            Workforce(state.grpc_address("dispatcher"), state.admin_token, project, truth, count=2,
+            Workforce(state.grpc_target("dispatcher"), project, truth, count=2,
                       profile=WorkerProfile(behaviour="random", answer_ms=150), prefix="ds-noisy"):
         client.publish_json_items(state.kafka_bootstrap, project, items)
-        client.wait_for_final_labels(state.grpc_address("monitor"), project, len(items), timeout_s=300)
+        client.wait_for_final_labels(state.grpc_target("monitor"), project, len(items), timeout_s=300)
     finals = client.read_final_labels(state.kafka_bootstrap, project)
     assert set(finals) == {i["item_id"] for i in items}
     assert {f.method for f in finals.values()} == {"dawid_skene"}

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import grpc
 import pytest
 
 from integration_tests.conftest import eventually, make_project
 from labelstream.cli import client
+from labelstream.common.channels import open_channel
 from labelstream.simulation.workforce import WorkerProfile, Workforce
 from labelstream.v1 import events_pb2, services_pb2, services_pb2_grpc
 
@@ -19,8 +19,8 @@ def test_router_recalibrates_from_quality_events(state, db, demo_items):
                  refit_every=20)
     first, second = demo_items[:100], demo_items[100:120]
     gold_by_text = {i["text"]: i["gold_label"] for i in first + second}
-    monitor = state.grpc_address("monitor")
-    with Workforce(state.grpc_address("dispatcher"), state.admin_token, PROJECT, gold_by_text, count=6,
+    monitor = state.grpc_target("monitor")
+    with Workforce(state.grpc_target("dispatcher"), PROJECT, gold_by_text, count=6,
                    profile=WorkerProfile(accuracy=0.9, answer_ms=10)):
         client.publish_json_items(state.kafka_bootstrap, PROJECT, first)
         stats = client.wait_for_final_labels(monitor, PROJECT, len(first), timeout_s=300)
@@ -39,7 +39,7 @@ def test_router_recalibrates_from_quality_events(state, db, demo_items):
         client.publish_json_items(state.kafka_bootstrap, PROJECT, second)
         client.wait_for_final_labels(monitor, PROJECT, len(first) + len(second), timeout_s=300)
     current = db.routing_models.find_one({"project_id": PROJECT})
-    with grpc.insecure_channel(state.grpc_address("router")) as channel:
+    with open_channel(state.grpc_target("router")) as channel:
         decision = services_pb2_grpc.RouterServiceStub(channel).Explain(
             services_pb2.ExplainRequest(project_id=PROJECT, item_id=second[-1]["item_id"]), timeout=10)
     assert decision.strategy == "calibrated"

@@ -15,9 +15,9 @@ def test_capped_items_wait_and_are_released_when_the_cap_lifts(state, db, demo_i
     project = "capped"
     items = demo_items[200:320]
     make_project(state, project, auto_accept_threshold=0.7, human_fraction_cap=0.3, overflow="wait")
-    monitor = state.grpc_address("monitor")
+    monitor = state.grpc_target("monitor")
     gold_by_text = {i["text"]: i["gold_label"] for i in items}
-    with Workforce(state.grpc_address("dispatcher"), state.admin_token, project, gold_by_text, count=6,
+    with Workforce(state.grpc_target("dispatcher"), project, gold_by_text, count=6,
                    profile=WorkerProfile(accuracy=0.9, answer_ms=10)):
         client.publish_json_items(state.kafka_bootstrap, project, items)
         # right after the resilience tests restart Triton, routing 120 items took over 30 s in CI
@@ -40,10 +40,10 @@ def test_near_threshold_items_are_labeled_by_the_model_and_one_person(state, db,
     items = demo_items[320:420]
     make_project(state, project, auto_accept_threshold=0.75, overlap_margin=0.2, overlap_near_threshold=2)
     gold_by_text = {i["text"]: i["gold_label"] for i in items}
-    with Workforce(state.grpc_address("dispatcher"), state.admin_token, project, gold_by_text, count=6,
+    with Workforce(state.grpc_target("dispatcher"), project, gold_by_text, count=6,
                    profile=WorkerProfile(accuracy=0.9, answer_ms=10)):
         client.publish_json_items(state.kafka_bootstrap, project, items)
-        client.wait_for_final_labels(state.grpc_address("monitor"), project, len(items), timeout_s=300)
+        client.wait_for_final_labels(state.grpc_target("monitor"), project, len(items), timeout_s=300)
     with_model = list(db.final_labels.find({"project_id": project, "method": "majority_vote_with_model"}))
     assert with_model, "no item near the threshold was labeled by the model and people together"
     assert min(len(f["workers"]) for f in with_model) == 1  # agreement of one person and the model suffices

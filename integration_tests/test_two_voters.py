@@ -17,7 +17,7 @@ def test_both_models_vote_and_the_prediction_is_their_mean(state, db, demo_items
     spec = make_project(state, project, auto_accept_threshold=0.01)
     del spec.models[:]
     spec.models.extend(["encoder_fewshot", "causal_lm"])
-    client.apply_project(state.grpc_address("ingest"), spec)
+    client.apply_project(state.grpc_target("ingest"), spec)
     client.publish_json_items(state.kafka_bootstrap, project, items)
     # 15 s alone; late in the suite the inference service still works through earlier tests' items
     assert eventually(lambda: db.predictions.count_documents({"project_id": project}) == len(items), timeout_s=420)
@@ -27,4 +27,4 @@ def test_both_models_vote_and_the_prediction_is_their_mean(state, db, demo_items
         votes = np.array([v["probabilities"] for v in doc["votes"]])
         np.testing.assert_allclose(votes.sum(axis=1), 1.0, atol=1e-4)
         np.testing.assert_allclose(doc["probabilities"], votes.mean(axis=0) / votes.mean(axis=0).sum(), atol=1e-5)
-    client.wait_for_final_labels(state.grpc_address("monitor"), project, len(items), timeout_s=120)
+    client.wait_for_final_labels(state.grpc_target("monitor"), project, len(items), timeout_s=120)

@@ -39,7 +39,7 @@ def project(bench: Workbench, policy: events_pb2.WorkerPolicy, pay: float = 0.05
 
 
 def test_a_worker_over_the_rate_limit_is_told_to_slow_down(store):
-    bench = Workbench(store, TaskPool(store, 60), admin_token="admin", requests_per_minute=6)  # a burst of 1
+    bench = Workbench(store, TaskPool(store, 60), requests_per_minute=6)  # a burst of 1
     token = bench.accounts.create_worker(f"fast-{uuid.uuid4().hex[:6]}")
     bench.accounts.authenticate(token)
     with pytest.raises(PoolError) as refused:
@@ -48,7 +48,7 @@ def test_a_worker_over_the_rate_limit_is_told_to_slow_down(store):
 
 
 def test_long_work_gets_a_reminder_then_a_required_break(store):
-    bench = Workbench(store, TaskPool(store, 60), admin_token="admin", requests_per_minute=600)
+    bench = Workbench(store, TaskPool(store, 60), requests_per_minute=600)
     project_id = project(bench, events_pb2.WorkerPolicy(max_continuous_minutes=60, break_minutes=10))
     worker = f"steady-{uuid.uuid4().hex[:6]}"
     record = bench.records.get(project_id, worker)
@@ -68,7 +68,7 @@ def test_long_work_gets_a_reminder_then_a_required_break(store):
 @pytest.mark.parametrize("pay_policy", ["raise", "alert"])
 def test_pay_rises_to_the_minimum_wage_or_the_project_is_alerted(store, pay_policy):
     outbox = Outbox(store, None, f"welfare_{pay_policy}")
-    bench = Workbench(store, TaskPool(store, 60), admin_token="admin", requests_per_minute=600, outbox=outbox)
+    bench = Workbench(store, TaskPool(store, 60), requests_per_minute=600, outbox=outbox)
     project_id = project(bench, events_pb2.WorkerPolicy(min_hourly_wage=15.0, pay_policy=pay_policy), pay=0.05)
     for i, seconds in enumerate((30, 30, 20)):  # 0.05 an answer at 30 s is 6.00 an hour
         record = bench.records.get(project_id, f"w{i}")
@@ -79,7 +79,7 @@ def test_pay_rises_to_the_minimum_wage_or_the_project_is_alerted(store, pay_poli
     (stored,) = [d for d in outbox.collection.find({}) if d["_id"].startswith(f"low_pay|{project_id}|")]
     assert stored["published"] is False, "the event is in the outbox before anyone publishes it"
     expected = 0.125 if pay_policy == "raise" else 0.05
-    elsewhere = Workbench(store, TaskPool(store, 60), "admin", 600)  # another process: no cached pay
+    elsewhere = Workbench(store, TaskPool(store, 60), 600)  # another process: no cached pay
     assert elsewhere.pay_rates.per_answer(project_id) == pytest.approx(expected)
     if pay_policy == "raise":
         assert [e for e in bench.review_pay() if e.message.project_id == project_id] == [], "at the new pay it is fair"
@@ -87,7 +87,7 @@ def test_pay_rises_to_the_minimum_wage_or_the_project_is_alerted(store, pay_poli
 
 
 def test_every_answer_sends_the_worker_s_record_as_a_snapshot(store):
-    bench = Workbench(store, TaskPool(store, 60), admin_token="admin", requests_per_minute=600)
+    bench = Workbench(store, TaskPool(store, 60), requests_per_minute=600)
     project_id = project(bench, events_pb2.WorkerPolicy(), pay=0.05)
     worker = f"snap-{uuid.uuid4().hex[:6]}"
     for _ in range(2):

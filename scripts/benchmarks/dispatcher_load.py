@@ -63,6 +63,7 @@ from rich.table import Table
 from labelstream.cli.client import publish_human_tasks
 from labelstream.cli.projects import load_items
 from labelstream.cli.stack import REPO_ROOT, SERVICES, LocalStack, StackState, free_port_block
+from labelstream.common.channels import GrpcTarget
 from labelstream.common.producer import EventProducer, Outgoing
 from labelstream.common.settings import Settings
 from labelstream.common.store import Store
@@ -415,14 +416,14 @@ class Feeder(threading.Thread):
         self.producer.close()
 
 
-def sign_up_workers(address: str, admin_token: str, count: int) -> list[str]:
+def sign_up_workers(dispatcher: GrpcTarget, count: int) -> list[str]:
     ids = [f"bench-w{i:05d}" for i in range(count)]
     tokens: list[str] = []
     with Progress(TextColumn("sign-up"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()) as bar:
         progress = bar.add_task("sign-up", total=count)
         for start in range(0, count, 100):
             part = ids[start:start + 100]
-            signed = sign_up(address, admin_token, part)
+            signed = sign_up(dispatcher, part)
             tokens.extend(signed[w] for w in part)
             bar.advance(progress, len(part))
     return tokens
@@ -489,7 +490,7 @@ def profile_store_ops(state: StackState, tokens: list[str], overlap: int, pairs:
         pool.load()
         pool.add_many(backlog(first_index, math.ceil((pairs + len(workers)) / overlap) + 10, overlap, texts))
         open_tasks = pool.open_tasks(PROJECT)
-        workbench = Workbench(store, pool, state.admin_token, int(NO_RATE_LIMIT))
+        workbench = Workbench(store, pool, int(NO_RATE_LIMIT))
 
         def one_pair(token: str, counted: bool) -> float:
             started = time.perf_counter()
@@ -734,7 +735,7 @@ def run(options: argparse.Namespace, run_dir: Path, texts: list[str]) -> dict[st
         try:
             store.put_project(project_spec(PROJECT, options.overlap))
             preload(state, store, backlog(0, options.backlog, options.overlap, texts), "tasks")
-            tokens = sign_up_workers(address, state.admin_token, options.workers)
+            tokens = sign_up_workers(state.grpc_target("dispatcher"), options.workers)
 
             def start_feeder(progress: Any) -> Feeder:
                 feeder = Feeder(state, options.overlap, texts, options.backlog, progress)

@@ -54,7 +54,7 @@ def main() -> None:
         stack.start()
         try:
             state = stack.state
-            client.apply_project(state.grpc_address("ingest"), spec)
+            client.apply_project(state.grpc_target("ingest"), spec)
             triton = TritonClassifier(f"127.0.0.1:{state.ports.triton_grpc}", timeout_s=120,
                                       max_concurrency=concurrency)
             triton.predict(spec.model, ["warm-up"], spec)  # fits the project's head once, as the service would

@@ -1,4 +1,5 @@
-"""What an outside client does: apply projects, publish items, wait, read final labels."""
+"""What an outside client does: apply projects, publish items, wait, read final labels. gRPC calls
+go to a GrpcTarget (address, bearer token, TLS; StackState.grpc_target gives the local stack's)."""
 
 from __future__ import annotations
 
@@ -11,35 +12,43 @@ import urllib.request
 from collections.abc import Callable, Iterable
 from typing import Any
 
-import grpc
 from google.protobuf.message import DecodeError, Message
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
+from labelstream.common.channels import GrpcTarget, open_channel
 from labelstream.common.producer import EventProducer, Outgoing
 from labelstream.common.settings import Settings
 from labelstream.common.topics import Topics
 from labelstream.v1 import events_pb2, services_pb2, services_pb2_grpc
 
 
-def apply_project(ingest_address: str, spec: events_pb2.ProjectSpec) -> bool:
-    with grpc.insecure_channel(ingest_address) as channel:
+def apply_project(ingest: GrpcTarget, spec: events_pb2.ProjectSpec) -> bool:
+    """Needs the admin's or the project owner's token."""
+    with open_channel(ingest) as channel:
         reply = services_pb2_grpc.IngestServiceStub(channel).ApplyProject(
             services_pb2.ApplyProjectRequest(project=spec), timeout=30)
     return reply.created
 
 
-def get_project(ingest_address: str, project_id: str) -> events_pb2.ProjectSpec:
+def get_project(ingest: GrpcTarget, project_id: str) -> events_pb2.ProjectSpec:
     """The project as ingest stored it (resolved: every default filled in)."""
-    with grpc.insecure_channel(ingest_address) as channel:
+    with open_channel(ingest) as channel:
         return services_pb2_grpc.IngestServiceStub(channel).GetProject(
             services_pb2.GetProjectRequest(project_id=project_id), timeout=30)
 
 
-def list_workers(dispatcher_address: str, admin_token: str, project_id: str) -> list[services_pb2.WorkerStats]:
-    with grpc.insecure_channel(dispatcher_address) as channel:
+def create_project_owner(ingest: GrpcTarget, project_id: str, owner_id: str, rotate: bool = False) -> str:
+    """A project owner's token (needs the admin token); shown once, only its hash is stored."""
+    with open_channel(ingest) as channel:
+        return services_pb2_grpc.IngestServiceStub(channel).CreateProjectOwner(
+            services_pb2.CreateProjectOwnerRequest(project_id=project_id, owner_id=owner_id, rotate_token=rotate),
+            timeout=30).token
+
+
+def list_workers(dispatcher: GrpcTarget, project_id: str) -> list[services_pb2.WorkerStats]:
+    with open_channel(dispatcher) as channel:
         reply = services_pb2_grpc.DispatcherServiceStub(channel).ListWorkers(
-            services_pb2.ListWorkersRequest(project_id=project_id),
-            metadata=(("authorization", f"Bearer {admin_token}"),), timeout=30)
+            services_pb2.ListWorkersRequest(project_id=project_id), timeout=30)
     return list(reply.workers)
 
 
@@ -108,18 +117,18 @@ def publish_human_tasks(bootstrap: str, tasks: Iterable[events_pb2.HumanTask], t
         producer.close()
 
 
-def project_stats(monitor_address: str, project_id: str) -> services_pb2.ProjectStats:
-    with grpc.insecure_channel(monitor_address) as channel:
+def project_stats(monitor: GrpcTarget, project_id: str) -> services_pb2.ProjectStats:
+    with open_channel(monitor) as channel:
         return services_pb2_grpc.MonitorServiceStub(channel).GetProjectStats(
             services_pb2.GetProjectStatsRequest(project_id=project_id), timeout=30)
 
 
-def wait_for_final_labels(monitor_address: str, project_id: str, expected: int, timeout_s: float,
+def wait_for_final_labels(monitor: GrpcTarget, project_id: str, expected: int, timeout_s: float,
                           on_progress: Callable[[services_pb2.ProjectStats], None] = lambda _s: None,
                           ) -> services_pb2.ProjectStats:
     deadline = time.monotonic() + timeout_s
     while True:
-        stats = project_stats(monitor_address, project_id)
+        stats = project_stats(monitor, project_id)
         on_progress(stats)
         if stats.final_labels >= expected:
             return stats
@@ -227,10 +236,10 @@ def report_dict(stats: services_pb2.ProjectStats, elapsed_s: float | None = None
     return report
 
 
-def add_gold(address: str, admin_token: str, project_id: str, rows: list[dict]) -> tuple[int, int]:
-    with grpc.insecure_channel(address) as channel:
+def add_gold(dispatcher: GrpcTarget, project_id: str, rows: list[dict]) -> tuple[int, int]:
+    with open_channel(dispatcher) as channel:
         added = services_pb2_grpc.DispatcherServiceStub(channel).AddGold(services_pb2.AddGoldRequest(
             project_id=project_id, items=[services_pb2.GoldItem(item_id=r["item_id"], text=r["text"],
                                                                 label=r["gold_label"]) for r in rows]),
-            metadata=(("authorization", f"Bearer {admin_token}"),), timeout=30)
+            timeout=30)
     return added.added, added.total

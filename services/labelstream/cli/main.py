@@ -80,9 +80,12 @@ def _print_endpoints(state: StackState) -> None:
 
 @app.command()
 def up(base_port: Annotated[int, typer.Option(help="First of 30 consecutive ports the stack uses")] = 19000,
+       tls: Annotated[bool, typer.Option(help="gRPC over TLS, with a CA and certificates made at start")] = False,
+       mutual_tls: Annotated[bool, typer.Option(help="TLS with client certificates too (implies --tls)")] = False,
        ) -> None:
-    """Start broker, store, Triton and the six services; return when all are ready."""
-    stack = LocalStack(_new_run_dir(), base_port, progress=console.log)
+    """Start broker, store, Triton and the six services; return when all are ready. It makes an
+    admin and a service token (kept in the run folder's stack.json, which later commands read)."""
+    stack = LocalStack(_new_run_dir(), base_port, progress=console.log, tls=tls, mutual_tls=mutual_tls)
     try:
         state = stack.start()
     except StackError as exc:
@@ -108,7 +111,7 @@ def status(run_dir: RunDir = None) -> None:
     state = _state(run_dir)
     _print_endpoints(state)
     for service in SERVICES:
-        ok = grpc_serving(state.grpc_address(service))
+        ok = grpc_serving(state.grpc_target(service, token=""))
         console.print(f"{service:<11} {'[green]SERVING' if ok else '[red]NOT SERVING'}")
 
 
@@ -124,7 +127,7 @@ def project_apply(file: Path, run_dir: RunDir = None) -> None:
     state = _state(run_dir)
     try:
         spec = load_project(file)
-        created = client.apply_project(state.grpc_address("ingest"), spec)
+        created = client.apply_project(state.grpc_target("ingest"), spec)
     except InputFileError as exc:
         raise _fail(str(exc)) from exc
     except grpc.RpcError as exc:
@@ -150,7 +153,7 @@ def _wait_with_progress(state: StackState, project_id: str, expected: int, timeo
             progress.update(task, completed=stats.final_labels, auto=stats.auto_path.final_labels,
                             human=stats.human_path.final_labels)
 
-        return client.wait_for_final_labels(state.grpc_address("monitor"), project_id, expected, timeout_s, show)
+        return client.wait_for_final_labels(state.grpc_target("monitor"), project_id, expected, timeout_s, show)
 
 
 @app.command()
@@ -180,7 +183,7 @@ def wait(project: Annotated[str, typer.Option()], count: Annotated[int, typer.Op
 @app.command()
 def report(project: Annotated[str, typer.Option()], run_dir: RunDir = None) -> None:
     """Print the project's figures as JSON."""
-    typer.echo(json.dumps(client.report_dict(client.project_stats(_state(run_dir).grpc_address("monitor"),
+    typer.echo(json.dumps(client.report_dict(client.project_stats(_state(run_dir).grpc_target("monitor"),
                                                                    project)), indent=2))
 
 
@@ -226,8 +229,8 @@ def write_export(state: StackState, project: str, out: Path, fmt: ExportFormat =
     as DPO pairs, and its datasheet beside them (`<out>.datasheet.md` and `.json`); returns the
     datasheet (with the DPO counts under "dpo")."""
     labels = client.read_final_labels(state.kafka_bootstrap, project)
-    spec = client.get_project(state.grpc_address("ingest"), project)
-    workers = client.list_workers(state.grpc_address("dispatcher"), state.admin_token, project)
+    spec = client.get_project(state.grpc_target("ingest"), project)
+    workers = client.list_workers(state.grpc_target("dispatcher"), project)
     out.parent.mkdir(parents=True, exist_ok=True)
     sheet = datasheet.datasheet(spec, list(labels.values()), workers)
     if fmt == ExportFormat.DPO:
@@ -312,7 +315,7 @@ def workers(project: Annotated[str, typer.Option()],
         profile = WorkerProfile(accuracy, answer_ms, behaviour=behaviour, fatigue=fatigue)
     except ValueError as exc:
         raise _fail(str(exc)) from exc
-    with Workforce(state.grpc_address("dispatcher"), state.admin_token, project, known, count,
+    with Workforce(state.grpc_target("dispatcher"), project, known, count,
                    profile) as force:
         time.sleep(duration)
     console.print(f"{force.counters.answers} answers, {force.counters.correct} correct, "
@@ -348,10 +351,23 @@ def create_worker(worker_id: str, rotate: bool = False, run_dir: RunDir = None) 
     """Create an annotator account and print its token (shown once; only its hash is stored)."""
     state = _state(run_dir)
     try:
-        token = sign_up(state.grpc_address("dispatcher"), state.admin_token, [worker_id], rotate)[worker_id]
+        token = sign_up(state.grpc_target("dispatcher"), [worker_id], rotate)[worker_id]
     except grpc.RpcError as exc:
         raise _fail(f"cannot create worker {worker_id!r}: {exc.details()}") from exc
     console.print(f"worker {worker_id}: sign in at {state.web_url('dispatcher')} with this token:")
+    print(token)  # noqa: T201 - the token is the command's output
+
+
+@app.command("create-owner")
+def create_owner(project: str, owner_id: str, rotate: bool = False, run_dir: RunDir = None) -> None:
+    """Make a token for an owner of one project (it may apply the project, submit its items, read its
+    stats and decisions, manage its gold and workers); shown once, only its hash is stored."""
+    state = _state(run_dir)
+    try:
+        token = client.create_project_owner(state.grpc_target("ingest"), project, owner_id, rotate)
+    except grpc.RpcError as exc:
+        raise _fail(f"cannot create owner {owner_id!r} of {project!r}: {exc.details()}") from exc
+    console.print(f"owner {owner_id} of project {project}: send 'authorization: Bearer <token>' with this token:")
     print(token)  # noqa: T201 - the token is the command's output
 
 
@@ -368,7 +384,7 @@ def add_gold(project: Annotated[str, typer.Option()],
     if not rows:
         raise _fail(f"{items}: no item has a gold_label; gold tasks need their true label")
     try:
-        added, total = client.add_gold(state.grpc_address("dispatcher"), state.admin_token, project, rows)
+        added, total = client.add_gold(state.grpc_target("dispatcher"), project, rows)
     except grpc.RpcError as exc:
         raise _fail(f"cannot add gold to {project!r}: {exc.details()}") from exc
     console.print(f"{added} gold tasks added; project {project} has {total}")
@@ -426,7 +442,7 @@ def _stream_in_waves(state: StackState, project_id: str, rows: list[dict], wave_
             wave_rows = rows[start:start + wave_size]
             client.publish_json_items(state.kafka_bootstrap, project_id, wave_rows)
             done += len(wave_rows)
-            after = client.wait_for_final_labels(state.grpc_address("monitor"), project_id, done, timeout_s, show)
+            after = client.wait_for_final_labels(state.grpc_target("monitor"), project_id, done, timeout_s, show)
             wave = payoff.wave_between(before, after, len(wave_rows))
             waves.append(wave)
             before = after
@@ -498,16 +514,16 @@ def demo(items: Annotated[int, typer.Option(help="How many items to label")] = 2
     try:
         state = stack.start()
         _print_endpoints(state)
-        client.apply_project(state.grpc_address("ingest"), spec)
-        spec = client.get_project(state.grpc_address("ingest"), spec.project_id)
-        with Workforce(state.grpc_address("dispatcher"), state.admin_token, spec.project_id, gold_by_text(rows),
+        client.apply_project(state.grpc_target("ingest"), spec)
+        spec = client.get_project(state.grpc_target("ingest"), spec.project_id)
+        with Workforce(state.grpc_target("dispatcher"), spec.project_id, gold_by_text(rows),
                        worker_count, WorkerProfile(worker_accuracy, answer_ms)):
             waves = _stream_in_waves(state, spec.project_id, rows, wave_size, timeout_s=900)
-        stats = client.project_stats(state.grpc_address("monitor"), spec.project_id)
+        stats = client.project_stats(state.grpc_target("monitor"), spec.project_id)
         data = client.report_dict(stats, elapsed_s=time.monotonic() - started)
         print_report(data)
         run_dir = Path(state.run_dir)
-        workers = client.list_workers(state.grpc_address("dispatcher"), state.admin_token, spec.project_id)
+        workers = client.list_workers(state.grpc_target("dispatcher"), spec.project_id)
         summary = client.dashboard(state.web_url("monitor"), spec.project_id)["summary"]
         model_seconds = client.model_compute_seconds(f"127.0.0.1:{state.ports.triton_grpc}",
                                                      list(spec.models) or [spec.model])

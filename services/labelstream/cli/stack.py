@@ -1,15 +1,15 @@
 """The local stack: a Kafka-protocol broker, a MongoDB-protocol server, Triton and the six
 services as processes on this machine (shared/STACK.md says how each part runs here).
 
-`LocalStack.start()` waits until every part is ready; its state (pids, ports) is kept in
-RUN_DIR/stack.json so `labelstream down` can stop it from another process.
+`LocalStack.start()` waits until every part is ready; its state (pids, ports, the admin and
+service tokens it made, and with TLS on the certificates it made) is kept in RUN_DIR/stack.json so
+that `labelstream down` can stop it and every other command can call it from another process.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import secrets
 import shutil
 import signal
 import socket
@@ -24,6 +24,11 @@ from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from labelstream.common import certificates
+from labelstream.common.auth import Role, new_token
+from labelstream.common.certificates import CertificateFiles
+from labelstream.common.channels import ClientTls, GrpcTarget, open_channel
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 SERVICES = ("ingest", "inference", "router", "dispatcher", "aggregator", "monitor")
@@ -59,7 +64,11 @@ class StackState:
     run_dir: str
     ports: Ports
     pids: dict[str, int] = field(default_factory=dict)
-    admin_token: str = field(default_factory=lambda: "lsa_" + secrets.token_urlsafe(24))
+    admin_token: str = field(default_factory=lambda: new_token(Role.ADMIN))
+    service_token: str = field(default_factory=lambda: new_token(Role.SERVICE))
+    # gRPC over TLS: the certificates made at start (mutual: services and clients show theirs too)
+    tls: CertificateFiles | None = None
+    mutual_tls: bool = False
 
     def save(self) -> None:
         path = Path(self.run_dir, "stack.json")  # holds the admin token: readable by its owner only
@@ -74,7 +83,9 @@ class StackState:
             raise StackError(f"no stack state in {run_dir}; start one with: labelstream up")
         doc = json.loads(path.read_text())
         return cls(run_dir=doc["run_dir"], ports=Ports(**doc["ports"]), pids=doc["pids"],
-                   admin_token=doc["admin_token"])
+                   admin_token=doc["admin_token"], service_token=doc.get("service_token", ""),
+                   tls=CertificateFiles(**doc["tls"]) if doc.get("tls") else None,
+                   mutual_tls=doc.get("mutual_tls", False))
 
     @property
     def kafka_bootstrap(self) -> str:
@@ -86,6 +97,20 @@ class StackState:
 
     def grpc_address(self, service: str) -> str:
         return f"127.0.0.1:{self.ports.grpc[service]}"
+
+    @property
+    def client_tls(self) -> ClientTls | None:
+        if self.tls is None:
+            return None
+        if self.mutual_tls:
+            return ClientTls(self.tls.ca, self.tls.client_cert, self.tls.client_key)
+        return ClientTls(self.tls.ca)
+
+    def grpc_target(self, service: str, token: str | None = None) -> GrpcTarget:
+        """How a client calls a service: with the admin token unless another `token` is given
+        ("" for none), over TLS when the stack runs it."""
+        return GrpcTarget(self.grpc_address(service), self.admin_token if token is None else token,
+                          self.client_tls)
 
     def web_url(self, service: str) -> str:
         return f"http://127.0.0.1:{self.ports.web[service]}/"
@@ -165,19 +190,32 @@ def service_env(state: StackState, service: str, extra: dict[str, str] | None = 
         "LABELSTREAM_KAFKA_HEARTBEAT_INTERVAL_MS": "500",
         "LABELSTREAM_TRACE_FILE": str(Path(state.run_dir) / "traces" / f"{service}.jsonl"),
         "LABELSTREAM_ADMIN_TOKEN": state.admin_token,
+        "LABELSTREAM_SERVICE_TOKEN": state.service_token,
         "LABELSTREAM_HTTP_PORT": str(state.ports.web.get(service, 0)),
         "PYTHONUNBUFFERED": "1",
     })
+    if state.tls is not None:
+        env.update({"LABELSTREAM_GRPC_TLS_CERT_FILE": state.tls.server_cert,
+                    "LABELSTREAM_GRPC_TLS_KEY_FILE": state.tls.server_key,
+                    "LABELSTREAM_GRPC_TLS_CA_FILE": state.tls.ca})
+        if state.mutual_tls:
+            env.update({"LABELSTREAM_GRPC_TLS_CLIENT_CA_FILE": state.tls.ca,
+                        "LABELSTREAM_GRPC_TLS_CLIENT_CERT_FILE": state.tls.client_cert,
+                        "LABELSTREAM_GRPC_TLS_CLIENT_KEY_FILE": state.tls.client_key})
     env.update(extra or {})
     return env
 
 
 class LocalStack:
     def __init__(self, run_dir: Path, base_port: int, model_repository: Path = DEFAULT_MODEL_REPOSITORY,
-                 progress: Callable[[str], None] = lambda _msg: None) -> None:
+                 progress: Callable[[str], None] = lambda _msg: None, tls: bool = False,
+                 mutual_tls: bool = False) -> None:
+        """`tls`: the services' gRPC over TLS, with certificates made at start (a CA of the run's
+        own); `mutual_tls`: clients and services show client certificates too."""
         self.run_dir = run_dir.resolve()
         self.model_repository = model_repository
-        self.state = StackState(str(self.run_dir), Ports.from_base(base_port))
+        self.state = StackState(str(self.run_dir), Ports.from_base(base_port), mutual_tls=mutual_tls)
+        self.want_tls = tls or mutual_tls
         self.progress = progress
         self.service_env_overrides: dict[str, dict[str, str]] = {}
         self.processes: dict[str, subprocess.Popen] = {}  # the ones this process started
@@ -187,6 +225,7 @@ class LocalStack:
         state = StackState.load(run_dir)
         stack = cls(Path(state.run_dir), state.ports.kafka)
         stack.state = state
+        stack.want_tls = state.tls is not None
         return stack
 
     # -- processes -------------------------------------------------------------------------
@@ -221,6 +260,9 @@ class LocalStack:
         if busy:
             raise StackError(f"ports {busy} are in use (another stack running?); stop it with "
                              "'labelstream down' or choose another --base-port")
+        if self.want_tls and self.state.tls is None:
+            self.progress("making a CA and certificates for gRPC over TLS")
+            self.state.tls = certificates.generate(self.run_dir / "tls")
         self.state.save()
         try:
             self._start_broker()
@@ -286,7 +328,7 @@ class LocalStack:
             self.wait_service(service)
 
     def wait_service(self, service: str, timeout_s: float = 60) -> None:
-        self._wait(service, lambda: grpc_serving(self.state.grpc_address(service)), timeout_s)
+        self._wait(service, lambda: grpc_serving(self.state.grpc_target(service, token="")), timeout_s)
 
     def signal_service(self, name: str, sig: signal.Signals) -> None:
         pid = self.state.pids[name]
@@ -346,9 +388,10 @@ def http_ok(url: str) -> bool:
         return False
 
 
-def grpc_serving(address: str, service: str = "") -> bool:
+def grpc_serving(target: GrpcTarget | str, service: str = "") -> bool:
+    """Whether the health service at `target` (an address: plaintext) says SERVING."""
     try:
-        with grpc.insecure_channel(address) as channel:
+        with open_channel(target if isinstance(target, GrpcTarget) else GrpcTarget(target)) as channel:
             reply = health_pb2_grpc.HealthStub(channel).Check(
                 health_pb2.HealthCheckRequest(service=service), timeout=1)
             return reply.status == health_pb2.HealthCheckResponse.SERVING

@@ -16,6 +16,8 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from labelstream.common.auth import AuthInterceptor, TokenDirectory
+from labelstream.common.channels import server_credentials
 from labelstream.common.consumer import AssignmentListener, BatchHandler, ConsumerLoop
 from labelstream.common.outbox import Outbox
 from labelstream.common.producer import EventProducer
@@ -41,6 +43,9 @@ class Runtime:
     producer: EventProducer
     stop_event: threading.Event = field(default_factory=threading.Event)
     health: health.HealthServicer = field(default_factory=lambda: health.HealthServicer())
+    # Who a bearer token names (admin, service, owners, workers): the gRPC interceptor asks it, and
+    # so may a service's own door (the annotator page).
+    tokens: TokenDirectory | None = None
 
     loop: ConsumerLoop | None = None
     # Hears the partitions the consumer group gives this process (set by a service whose state
@@ -113,6 +118,19 @@ class Runtime:
         return thread
 
 
+def grpc_server(settings: Settings, tokens: TokenDirectory) -> grpc.Server:
+    """A gRPC server whose every call passes the access rules (labelstream.common.auth)."""
+    return grpc.server(futures.ThreadPoolExecutor(max_workers=settings.grpc_threads),
+                       interceptors=[AuthInterceptor(tokens)])
+
+
+def bind(server: grpc.Server, settings: Settings) -> int:
+    """Bind the gRPC port, with TLS when a server certificate is set; the port (0: not bound)."""
+    address = f"{settings.grpc_bind_host}:{settings.grpc_port}"
+    credentials = server_credentials(settings)
+    return server.add_secure_port(address, credentials) if credentials else server.add_insecure_port(address)
+
+
 def run_service(
     name: str,
     topics: Sequence[str],
@@ -138,13 +156,18 @@ def run_service(
     store.wait_ready()
     store.ensure_indexes(collections)
     producer = EventProducer(settings, name)
-    runtime = Runtime(name, settings, store, producer)
+    runtime = Runtime(name, settings, store, producer,
+                      tokens=TokenDirectory(store, settings.admin_token, settings.service_token))
     runtime.probes.update(store=store.ping, broker=producer.connected)
 
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=settings.grpc_threads))
+    server = grpc_server(settings, runtime.tokens)
     health_pb2_grpc.add_HealthServicer_to_server(runtime.health, server)
     register(runtime, server)
-    bound = server.add_insecure_port(f"{settings.grpc_bind_host}:{settings.grpc_port}")
+    try:
+        bound = bind(server, settings)
+    except ValueError as exc:
+        logger.error(str(exc))
+        sys.exit(2)
     if bound == 0:
         logger.error(f"cannot bind gRPC port {settings.grpc_port}; set LABELSTREAM_GRPC_PORT to a free port")
         sys.exit(2)
@@ -168,7 +191,9 @@ def run_service(
     if on_start:
         on_start(runtime)
     runtime.set_serving(not runtime.unhealthy)
-    logger.info("serving", extra=log_fields(grpc_port=settings.grpc_port, metrics_port=settings.metrics_port))
+    logger.info("serving", extra=log_fields(grpc_port=settings.grpc_port, metrics_port=settings.metrics_port,
+                                            grpc_tls=bool(settings.grpc_tls_cert_file),
+                                            mutual_tls=bool(settings.grpc_tls_client_ca_file)))
     try:
         if loop:
             loop.run()

@@ -108,6 +108,19 @@ class Settings(BaseSettings):
     grpc_threads: Positive = Field(192, description=(
         "Threads serving gRPC calls; calls waiting on the store share its round trips, so more threads "
         "make larger store batches"))
+    grpc_tls_cert_file: str = Field("", description=(
+        "PEM certificate (chain) of this service's gRPC server; with LABELSTREAM_GRPC_TLS_KEY_FILE the server "
+        "speaks TLS only (empty: plaintext)"))
+    grpc_tls_key_file: str = Field("", description="PEM private key of LABELSTREAM_GRPC_TLS_CERT_FILE")
+    grpc_tls_client_ca_file: str = Field("", description=(
+        "Mutual TLS: the server requires client certificates signed by this PEM CA (empty: no client "
+        "certificate asked)"))
+    grpc_tls_ca_file: str = Field("", description=(
+        "PEM CA this service's gRPC clients verify servers with (empty: plaintext clients)"))
+    grpc_tls_client_cert_file: str = Field("", description=(
+        "PEM certificate this service's gRPC clients present for mutual TLS (with "
+        "LABELSTREAM_GRPC_TLS_CLIENT_KEY_FILE)"))
+    grpc_tls_client_key_file: str = Field("", description="PEM private key of LABELSTREAM_GRPC_TLS_CLIENT_CERT_FILE")
     store_gather_ms: NonNegative = Field(2, description=(
         "How long a store batch with few requests waits for more (dispatcher); each store command costs a "
         "fixed amount of CPU, so bigger batches cost less per request; 0: at once"))
@@ -136,7 +149,11 @@ class Settings(BaseSettings):
         60, description="How long a worker holds a leased task before it is reassigned")
     project_cache_seconds: Positive = Field(5, description="How long services cache a project's spec")
     admin_token: str = Field("", description=(
-        "Token for the dispatcher's admin calls (worker accounts, gold, blocking); empty: admin calls are refused"))
+        "The admin's bearer token on every service's gRPC API (projects, owners, worker accounts, gold, blocking); "
+        "give it from a Secret; empty: no admin calls"))
+    service_token: str = Field("", description=(
+        "The services' own bearer token: calls between services and from upstream systems feeding items; give "
+        "it from a Secret; empty: no service calls"))
     worker_requests_per_minute: Positive = Field(
         600, description="Per-worker rate limit on the dispatcher's calls")
     http_port: Port = Field(0, description=(
@@ -152,6 +169,23 @@ class Settings(BaseSettings):
         if value >= info.data.get("kafka_session_timeout_ms", math.inf):
             raise PydanticCustomError(CROSS_FIELD, "LABELSTREAM_KAFKA_HEARTBEAT_INTERVAL_MS must be smaller than "
                                       "LABELSTREAM_KAFKA_SESSION_TIMEOUT_MS (a third of it is usual)")
+        return value
+
+    @field_validator("grpc_tls_key_file", "grpc_tls_client_key_file")
+    @classmethod
+    def _certificate_with_key(cls, value: str, info: ValidationInfo) -> str:
+        cert = "grpc_tls_cert_file" if info.field_name == "grpc_tls_key_file" else "grpc_tls_client_cert_file"
+        if bool(info.data.get(cert)) != bool(value):
+            raise PydanticCustomError(CROSS_FIELD, f"LABELSTREAM_{cert.upper()} and "
+                                      f"LABELSTREAM_{str(info.field_name).upper()} go together: set both or neither")
+        return value
+
+    @field_validator("grpc_tls_client_ca_file")
+    @classmethod
+    def _mutual_tls_needs_tls(cls, value: str, info: ValidationInfo) -> str:
+        if value and not info.data.get("grpc_tls_key_file"):
+            raise PydanticCustomError(CROSS_FIELD, "LABELSTREAM_GRPC_TLS_CLIENT_CA_FILE (mutual TLS) needs the "
+                                      "server's own LABELSTREAM_GRPC_TLS_CERT_FILE and LABELSTREAM_GRPC_TLS_KEY_FILE")
         return value
 
     @field_validator("kafka_sasl_password")
@@ -187,7 +221,7 @@ class Settings(BaseSettings):
     def redacted(self) -> dict[str, Any]:
         """The effective settings for the start-up log, with credentials in URIs hidden."""
         shown = self.model_dump()
-        for secret in ("kafka_sasl_password", "admin_token"):
+        for secret in ("kafka_sasl_password", "admin_token", "service_token"):
             if shown[secret]:
                 shown[secret] = "***"
         uri = shown["mongodb_uri"]

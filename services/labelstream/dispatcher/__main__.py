@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 
 import grpc
 
+from labelstream.common.auth import caller
 from labelstream.common.consumer import by_topic, per_record
 from labelstream.common.producer import Outgoing
 from labelstream.common.projects import QualityEventKind, is_preference
@@ -37,8 +38,8 @@ def make_workbench(runtime: Runtime) -> Workbench:
         # owns nothing until the consumer group assigns it tasks.human partitions
         pool = TaskPool(runtime.store, runtime.settings.lease_seconds, owned=(), gather_s=gather_s)
         runtime.on_assigned = lambda owned: pool.own(owned.get(Topics.TASKS_HUMAN, set()))
-        return Workbench(runtime.store, pool, runtime.settings.admin_token,
-                         runtime.settings.worker_requests_per_minute, gather_s=gather_s, outbox=runtime.outbox())
+        return Workbench(runtime.store, pool, runtime.settings.worker_requests_per_minute, gather_s=gather_s,
+                         outbox=runtime.outbox(), tokens=runtime.tokens)
     return runtime.component("workbench", build)
 
 
@@ -79,13 +80,6 @@ def make_handler(runtime: Runtime):
                      Topics.QUALITY_EVENTS: per_record(handle_quality, runtime.name)})
 
 
-def bearer(context: grpc.ServicerContext) -> str:
-    for key, value in context.invocation_metadata():
-        if key == "authorization" and value.startswith("Bearer "):
-            return value.removeprefix("Bearer ").strip()
-    return ""
-
-
 def refusing(context: grpc.ServicerContext, call: Callable):
     try:
         return call()
@@ -106,11 +100,10 @@ class DispatcherServicer(services_pb2_grpc.DispatcherServiceServicer):
         self.workbench = workbench
         self.publisher = publisher
 
+    # Who may call what is the interceptor's (labelstream.common.auth.RULES): the worker calls get
+    # a worker, the admin calls an admin or the project's owner. Here: which worker, and their rate.
     def _worker(self, context: grpc.ServicerContext) -> str:
-        return refusing(context, lambda: self.workbench.accounts.authenticate(bearer(context)))
-
-    def _admin(self, context: grpc.ServicerContext) -> None:
-        refusing(context, lambda: self.workbench.accounts.require_admin(bearer(context)))
+        return refusing(context, lambda: self.workbench.accounts.admit(caller().name))
 
     def LeaseTask(self, request: services_pb2.LeaseTaskRequest, context: grpc.ServicerContext):
         worker_id = self._worker(context)
@@ -141,13 +134,11 @@ class DispatcherServicer(services_pb2_grpc.DispatcherServiceServicer):
         return stats[0]
 
     def CreateWorker(self, request: services_pb2.CreateWorkerRequest, context: grpc.ServicerContext):
-        self._admin(context)
         accounts = self.workbench.accounts
         token = refusing(context, lambda: accounts.create_worker(request.worker_id, request.rotate_token))
         return services_pb2.CreateWorkerResponse(worker_id=request.worker_id, token=token)
 
     def AddGold(self, request: services_pb2.AddGoldRequest, context: grpc.ServicerContext):
-        self._admin(context)
         spec = self.workbench.store.get_project(request.project_id)
         if spec is None:
             context.abort(grpc.StatusCode.NOT_FOUND, f"project {request.project_id!r} does not exist")
@@ -167,15 +158,12 @@ class DispatcherServicer(services_pb2_grpc.DispatcherServiceServicer):
         return services_pb2.AddGoldResponse(added=added, total=total)
 
     def GetWorker(self, request: services_pb2.GetWorkerRequest, context: grpc.ServicerContext):
-        self._admin(context)
         return refusing(context, lambda: self.workbench.records.worker_stats(request.project_id, request.worker_id))
 
     def ListWorkers(self, request: services_pb2.ListWorkersRequest, context: grpc.ServicerContext):
-        self._admin(context)
         return services_pb2.ListWorkersResponse(workers=self.workbench.records.list_workers(request.project_id))
 
     def BlockWorker(self, request: services_pb2.BlockWorkerRequest, context: grpc.ServicerContext):
-        self._admin(context)
         for event in self.workbench.block(request.project_id, request.worker_id,
                                           request.reason or "blocked by an admin"):
             self.publisher.pending.put(event)

@@ -1,32 +1,21 @@
-"""Who is calling: worker accounts (the `workers` collection, which keeps only a hash of each
-token), the admin token, and the per-worker rate limit. Kept apart from the work so that every
-request passes the same door, whether it comes over gRPC or from the annotator page; every
-refusal is a PoolError naming its gRPC status."""
+"""Worker accounts (the `workers` collection, which keeps only a hash of each token) and the
+per-worker rate limit. Who a token names is decided in one place for every service
+(labelstream.common.auth: the gRPC interceptor and its TokenDirectory); this is the worker's door
+on top of it, the same whether a request comes over gRPC or from the annotator page. Every refusal
+is a PoolError naming its gRPC status."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import secrets
 import threading
 import time
 
-from cachetools import TTLCache
 from pymongo.errors import DuplicateKeyError
 
+from labelstream.common.auth import AuthError, Role, TokenDirectory, hash_token, new_token
 from labelstream.common.inputs import unsafe_character
 from labelstream.common.store import Store
 from labelstream.common.telemetry import now_ms
 from labelstream.dispatcher.pool import PoolError
-
-# Every request authenticates: a token is looked up in the store at most this often, so a
-# rotated token still works here for up to this long.
-TOKEN_CACHE_SECONDS = 30.0
-TOKEN_CACHE_SIZE = 65_536  # far more workers than one dispatcher serves; an evicted one is looked up again
-
-
-def hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 class RateLimiter:
@@ -51,41 +40,29 @@ class RateLimiter:
 
 
 class Accounts:
-    def __init__(self, store: Store, admin_token: str, requests_per_minute: int) -> None:
+    def __init__(self, store: Store, requests_per_minute: int, tokens: TokenDirectory | None = None) -> None:
+        """`tokens`: the process's directory (shared with its gRPC interceptor, so that a rotation
+        here takes effect there at once); without one, a directory of the store's tokens."""
         self.workers = store.db.workers
-        self.admin_token_hash = hash_token(admin_token) if admin_token else ""
+        self.tokens = tokens or TokenDirectory(store)
         self.limiter = RateLimiter(requests_per_minute)
-        # token digest -> worker id
-        self._tokens: TTLCache[str, str] = TTLCache(maxsize=TOKEN_CACHE_SIZE, ttl=TOKEN_CACHE_SECONDS)
-        self._lock = threading.Lock()
 
     def authenticate(self, token: str) -> str:
-        """The worker a token belongs to; UNAUTHENTICATED when missing or unknown."""
-        if not token:
-            raise PoolError("UNAUTHENTICATED", "sign in: send 'authorization: Bearer <your worker token>'")
-        digest = hash_token(token)
-        with self._lock:
-            worker_id = self._tokens.get(digest)
-        if worker_id is None:
-            doc = self.workers.find_one({"token_sha256": digest}, {"_id": 1})
-            if doc is None:
-                raise PoolError("UNAUTHENTICATED", "this token is not valid (it may have been rotated); "
-                                                   "ask your project admin for a new one")
-            worker_id = doc["_id"]
-            with self._lock:
-                self._tokens[digest] = worker_id
+        """The worker a token belongs to (UNAUTHENTICATED when missing or unknown, PERMISSION_DENIED
+        when it is no worker's), within the worker's rate limit."""
+        try:
+            principal = self.tokens.identify(token)
+        except AuthError as refusal:
+            raise PoolError(refusal.code.name, str(refusal)) from None
+        if principal.role != Role.WORKER:
+            raise PoolError("PERMISSION_DENIED", f"this needs a worker token; yours is of role {principal.role}")
+        return self.admit(principal.name)
+
+    def admit(self, worker_id: str) -> str:
+        """The worker, unless over their rate limit (RESOURCE_EXHAUSTED)."""
         if not self.limiter.allow(worker_id):
             raise PoolError("RESOURCE_EXHAUSTED", "too many requests; slow down and retry in a few seconds")
         return worker_id
-
-    def require_admin(self, token: str) -> None:
-        if not self.admin_token_hash:
-            raise PoolError("PERMISSION_DENIED", "admin calls are disabled: set LABELSTREAM_ADMIN_TOKEN "
-                                                 "on the dispatcher")
-        if not token:
-            raise PoolError("UNAUTHENTICATED", "admin calls need 'authorization: Bearer <admin token>'")
-        if not hmac.compare_digest(hash_token(token), self.admin_token_hash):
-            raise PoolError("PERMISSION_DENIED", "this call needs the admin token")
 
     def create_worker(self, worker_id: str, rotate: bool = False) -> str:
         """A new worker account, or with `rotate` a new token for an existing one; the token
@@ -94,7 +71,7 @@ class Accounts:
             raise PoolError("INVALID_ARGUMENT", "worker_id must be 1-128 characters without '|', ':' or spaces")
         if (unsafe := unsafe_character(worker_id, identifier=True)) is not None:
             raise PoolError("INVALID_ARGUMENT", f"worker_id contains {unsafe}: use printable characters only")
-        token = "lsw_" + secrets.token_urlsafe(24)
+        token = new_token(Role.WORKER)
         doc = {"_id": worker_id, "token_sha256": hash_token(token), "created_ms": now_ms()}
         try:
             self.workers.insert_one(doc)
@@ -103,6 +80,5 @@ class Accounts:
                 raise PoolError("ALREADY_EXISTS", f"worker {worker_id!r} exists; pass rotate_token to issue "
                                                   "a new token") from exc
             self.workers.update_one({"_id": worker_id}, {"$set": {"token_sha256": doc["token_sha256"]}})
-            with self._lock:
-                self._tokens.clear()
+            self.tokens.forget()
         return token

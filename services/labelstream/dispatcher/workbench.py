@@ -14,6 +14,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
+from labelstream.common.auth import TokenDirectory
 from labelstream.common.failpoints import failpoint
 from labelstream.common.outbox import Outbox
 from labelstream.common.producer import Outgoing
@@ -48,14 +49,15 @@ class Outcome:
 
 
 class Workbench:
-    def __init__(self, store: Store, pool: TaskPool, admin_token: str, requests_per_minute: int,
-                 seed: int | None = None, gather_s: float = 0.0, outbox: Outbox | None = None) -> None:
+    def __init__(self, store: Store, pool: TaskPool, requests_per_minute: int, seed: int | None = None,
+                 gather_s: float = 0.0, outbox: Outbox | None = None, tokens: TokenDirectory | None = None) -> None:
         """Quality events (a worker blocked, pay below the floor) are stored in `outbox` before
-        they take effect; without one (tests of other rules) they are only returned."""
+        they take effect; without one (tests of other rules) they are only returned. `tokens`: the
+        process's token directory (labelstream.common.auth), shared with its gRPC interceptor."""
         self.store = store
         self.pool = pool
         self.outbox = outbox
-        self.accounts = Accounts(store, admin_token, requests_per_minute)
+        self.accounts = Accounts(store, requests_per_minute, tokens)
         self.records = WorkerRecords(store, gather_s=gather_s)
         self.pay_rates = PayRates(store, self.records)
         self.rng = random.Random(seed)

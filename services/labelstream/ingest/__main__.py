@@ -19,6 +19,7 @@ from labelstream.common.telemetry import log_fields, tracer
 from labelstream.common.topics import Topics
 from labelstream.ingest import storage
 from labelstream.ingest.acceptance import accept_item
+from labelstream.ingest.owners import OwnerError, create_owner
 from labelstream.ingest.validation import parse_raw_item, validate_item, validate_item_values
 from labelstream.v1 import events_pb2, services_pb2, services_pb2_grpc
 
@@ -111,6 +112,17 @@ class IngestServicer(services_pb2_grpc.IngestServiceServicer):
             context.abort(grpc.StatusCode.NOT_FOUND, f"project {request.project_id!r} does not exist")
         return spec
 
+    def CreateProjectOwner(self, request: services_pb2.CreateProjectOwnerRequest, context: grpc.ServicerContext):
+        _reject_undecodable(request, context)
+        try:
+            token = create_owner(self.runtime.store, request.project_id, request.owner_id, request.rotate_token)
+        except OwnerError as error:
+            context.abort(getattr(grpc.StatusCode, error.code), str(error))
+        log.info("project owner token issued", extra=log_fields(
+            project_id=request.project_id, owner_id=request.owner_id, rotated=request.rotate_token))
+        return services_pb2.CreateProjectOwnerResponse(project_id=request.project_id, owner_id=request.owner_id,
+                                                       token=token)
+
 
 def register(runtime: Runtime, server: grpc.Server) -> None:
     """The generated add_IngestServiceServicer_to_server, with request deserializers that never raise."""
@@ -125,6 +137,9 @@ def register(runtime: Runtime, server: grpc.Server) -> None:
         "GetProject": grpc.unary_unary_rpc_method_handler(
             servicer.GetProject, request_deserializer=_lenient(services_pb2.GetProjectRequest),
             response_serializer=events_pb2.ProjectSpec.SerializeToString),
+        "CreateProjectOwner": grpc.unary_unary_rpc_method_handler(
+            servicer.CreateProjectOwner, request_deserializer=_lenient(services_pb2.CreateProjectOwnerRequest),
+            response_serializer=services_pb2.CreateProjectOwnerResponse.SerializeToString),
     }
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
     server.add_registered_method_handlers(SERVICE, handlers)

@@ -1,4 +1,5 @@
-"""The collections ingest owns: the projects (their resolved specs) and the accepted items."""
+"""The collections ingest owns: the projects (their resolved specs), the accepted items, and the
+projects' owners (hashes of their tokens; every service reads them to authenticate)."""
 
 from __future__ import annotations
 
@@ -10,4 +11,5 @@ from labelstream.common.store import Collections, Index
 COLLECTIONS: Collections = {
     "projects": [],
     "items": [Index([("project_id", ASCENDING), ("item_id", ASCENDING)], unique=True)],
+    "project_owners": [Index([("token_sha256", ASCENDING)], unique=True)],
 }

@@ -12,11 +12,13 @@ import math
 import random
 import threading
 import time
-from collections.abc import Mapping
+from collections import deque
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import grpc
 
+from labelstream.common.channels import GrpcTarget, open_channel
 from labelstream.common.projects import TIE, response_index
 from labelstream.v1 import services_pb2, services_pb2_grpc
 
@@ -84,22 +86,22 @@ class WorkforceCounters:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-def sign_up(address: str, admin_token: str, worker_ids: list[str], rotate: bool = True) -> dict[str, str]:
-    """Worker accounts through the admin API (rotate: a new token for an existing id)."""
-    with grpc.insecure_channel(address) as channel:
+def sign_up(dispatcher: GrpcTarget, worker_ids: list[str], rotate: bool = True) -> dict[str, str]:
+    """Worker accounts through the admin API (`dispatcher` carries the admin token; rotate: a new
+    token for an existing id)."""
+    with open_channel(dispatcher) as channel:
         admin = services_pb2_grpc.DispatcherServiceStub(channel)
-        metadata = (("authorization", f"Bearer {admin_token}"),)
         return {w: admin.CreateWorker(services_pb2.CreateWorkerRequest(worker_id=w, rotate_token=rotate),
-                                      metadata=metadata, timeout=10).token for w in worker_ids}
+                                      timeout=10).token for w in worker_ids}
 
 
 class SimulatedWorker(threading.Thread):
-    def __init__(self, worker_id: str, token: str, address: str, project_id: str, gold_by_text: Mapping[str, str],
+    def __init__(self, worker_id: str, dispatcher: GrpcTarget, project_id: str, gold_by_text: Mapping[str, str],
                  profile: WorkerProfile, stop: threading.Event, counters: WorkforceCounters, seed: int) -> None:
+        """`dispatcher` carries the worker's token."""
         super().__init__(name=worker_id, daemon=True)
         self.worker_id = worker_id
-        self.metadata = (("authorization", f"Bearer {token}"),)
-        self.address = address
+        self.dispatcher = dispatcher
         self.project_id = project_id
         self.gold_by_text = gold_by_text
         self.profile = profile
@@ -109,12 +111,12 @@ class SimulatedWorker(threading.Thread):
         self.answered = 0
 
     def run(self) -> None:
-        with grpc.insecure_channel(self.address) as channel:
+        with open_channel(self.dispatcher) as channel:
             dispatcher = services_pb2_grpc.DispatcherServiceStub(channel)
             while not self.stop_event.is_set():
                 try:
                     task = dispatcher.LeaseTask(services_pb2.LeaseTaskRequest(project_id=self.project_id),
-                                                metadata=self.metadata, timeout=10)
+                                                timeout=10)
                 except grpc.RpcError as error:
                     if error.code() == grpc.StatusCode.PERMISSION_DENIED:  # blocked from the project
                         with self.counters.lock:
@@ -131,7 +133,7 @@ class SimulatedWorker(threading.Thread):
                                      list(task.responses) or None)
                 try:
                     dispatcher.SubmitAnswer(services_pb2.SubmitAnswerRequest(task_id=task.task_id, label=label),
-                                            metadata=self.metadata, timeout=10)
+                                            timeout=10)
                 except grpc.RpcError:
                     with self.counters.lock:
                         self.counters.refused += 1
@@ -145,14 +147,15 @@ class SimulatedWorker(threading.Thread):
 class Workforce:
     """N simulated workers running until stopped (use as a context manager)."""
 
-    def __init__(self, address: str, admin_token: str, project_id: str, gold_by_text: Mapping[str, str],
+    def __init__(self, dispatcher: GrpcTarget, project_id: str, gold_by_text: Mapping[str, str],
                  count: int, profile: WorkerProfile, seed: int = 0, prefix: str = "sim") -> None:
+        """`dispatcher` carries the admin token, which signs the workers up; each works with its own."""
         self.stop_event = threading.Event()
         self.counters = WorkforceCounters()
         ids = [f"{prefix}-{seed}-{i:03d}" for i in range(count)]
-        tokens = sign_up(address, admin_token, ids)
+        tokens = sign_up(dispatcher, ids)
         self.workers = [
-            SimulatedWorker(worker_id, tokens[worker_id], address, project_id, gold_by_text, profile,
+            SimulatedWorker(worker_id, dispatcher.with_token(tokens[worker_id]), project_id, gold_by_text, profile,
                             self.stop_event, self.counters, seed * 1000 + i)
             for i, worker_id in enumerate(ids)]
 
@@ -180,3 +183,96 @@ def gold_by_text(items: list[dict]) -> dict[str, str]:
         index = response_index(item["gold_label"]) if responses else None
         known[text] = responses[index] if index is not None else item["gold_label"]
     return known
+
+
+def recorded_answer(canonical: list[str], label: str, shown: list[str]) -> str:
+    """A recorded preference answer ("1".."N" over the canonical responses, or "tie") as the
+    position its response has in the order this worker was shown."""
+    if label == TIE:
+        return TIE
+    return str(shown.index(canonical[int(label) - 1]) + 1)
+
+
+class ReplayWorkforce:
+    """Real workers answering exactly as they did: `answers` maps each worker to their recorded
+    answers, keyed by the item's responses (canonical order) and giving the canonical choice.
+    Items name their annotators, so the dispatcher leases each one only to the workers who
+    answered it; `threads` threads play the workers in turn, each leasing a worker's tasks until
+    none is open, until every recorded answer is given. A worker leased an item they never
+    answered (which the annotators rule forbids) is a failure, not a skip."""
+
+    def __init__(self, dispatcher: GrpcTarget, project_id: str,
+                 answers: Mapping[str, Mapping[tuple[str, ...], str]], threads: int = 8) -> None:
+        """`dispatcher` carries the admin token, which signs the workers up."""
+        self.dispatcher, self.project_id, self.threads = dispatcher.with_token(""), project_id, threads
+        self.answers = answers
+        self.tokens = sign_up(dispatcher, sorted(answers))
+        self.remaining = {worker: len(recorded) for worker, recorded in answers.items()}
+        self.counters = WorkforceCounters()
+        self.unexpected: list[str] = []
+        self._queue: deque[str] = deque(sorted(answers))
+        self._lock = threading.Lock()
+
+    def run(self, timeout_s: float, on_progress: Callable[[int, int], None] = lambda _done, _total: None) -> int:
+        """Play every worker until all recorded answers are in or `timeout_s` passes; returns the
+        answers given. Progress: (answers given, answers recorded)."""
+        total = sum(self.remaining.values())
+        deadline = time.monotonic() + timeout_s
+        with open_channel(self.dispatcher) as channel:
+            dispatcher = services_pb2_grpc.DispatcherServiceStub(channel)
+            players = [threading.Thread(target=self._play, args=(dispatcher, deadline), daemon=True)
+                       for _ in range(self.threads)]
+            for player in players:
+                player.start()
+            while any(p.is_alive() for p in players):
+                on_progress(self.counters.answers, total)
+                time.sleep(0.5)
+        on_progress(self.counters.answers, total)
+        return self.counters.answers
+
+    def _play(self, dispatcher: services_pb2_grpc.DispatcherServiceStub, deadline: float) -> None:
+        while time.monotonic() < deadline:
+            with self._lock:
+                if not self._queue:
+                    return
+                worker = self._queue.popleft()
+            answered = self._answer_open_tasks(dispatcher, worker)
+            with self._lock:
+                if self.remaining[worker] > 0:
+                    self._queue.append(worker)   # their other items are not open yet
+            if not answered:   # nothing open for them: let the pipeline catch up rather than spin
+                time.sleep(0.01 if len(self._queue) > self.threads else 0.2)
+
+    def _answer_open_tasks(self, dispatcher: services_pb2_grpc.DispatcherServiceStub, worker: str) -> int:
+        """Lease and answer this worker's open tasks; how many were answered."""
+        answered = 0
+        metadata = (("authorization", f"Bearer {self.tokens[worker]}"),)
+        while self.remaining[worker] > 0:
+            try:
+                task = dispatcher.LeaseTask(services_pb2.LeaseTaskRequest(project_id=self.project_id),
+                                            metadata=metadata, timeout=10)
+            except grpc.RpcError as error:
+                if error.code() in RETRY_CODES:
+                    return answered
+                raise
+            shown = list(task.responses)
+            canonical = next((key for key in self.answers[worker] if set(key) == set(shown)), None)
+            if canonical is None:
+                with self.counters.lock:
+                    self.unexpected.append(f"{worker} was leased an item they never answered")
+                dispatcher.SkipTask(services_pb2.SkipTaskRequest(task_id=task.task_id), metadata=metadata,
+                                    timeout=10)
+                continue
+            label = recorded_answer(list(canonical), self.answers[worker][canonical], shown)
+            try:
+                dispatcher.SubmitAnswer(services_pb2.SubmitAnswerRequest(task_id=task.task_id, label=label),
+                                        metadata=metadata, timeout=10)
+            except grpc.RpcError:
+                with self.counters.lock:
+                    self.counters.refused += 1
+                continue
+            with self.counters.lock:
+                self.counters.answers += 1
+            self.remaining[worker] -= 1
+            answered += 1
+        return answered

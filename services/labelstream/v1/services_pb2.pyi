@@ -41,6 +41,26 @@ class GetProjectRequest(_message.Message):
     project_id: str
     def __init__(self, project_id: _Optional[str] = ...) -> None: ...
 
+class CreateProjectOwnerRequest(_message.Message):
+    __slots__ = ("project_id", "owner_id", "rotate_token")
+    PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    OWNER_ID_FIELD_NUMBER: _ClassVar[int]
+    ROTATE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    project_id: str
+    owner_id: str
+    rotate_token: bool
+    def __init__(self, project_id: _Optional[str] = ..., owner_id: _Optional[str] = ..., rotate_token: _Optional[bool] = ...) -> None: ...
+
+class CreateProjectOwnerResponse(_message.Message):
+    __slots__ = ("project_id", "owner_id", "token")
+    PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    OWNER_ID_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    project_id: str
+    owner_id: str
+    token: str
+    def __init__(self, project_id: _Optional[str] = ..., owner_id: _Optional[str] = ..., token: _Optional[str] = ...) -> None: ...
+
 class PredictRequest(_message.Message):
     __slots__ = ("project_id", "texts")
     PROJECT_ID_FIELD_NUMBER: _ClassVar[int]

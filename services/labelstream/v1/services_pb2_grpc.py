@@ -50,6 +50,11 @@ class IngestServiceStub:
                 request_serializer=labelstream_dot_v1_dot_services__pb2.GetProjectRequest.SerializeToString,
                 response_deserializer=labelstream_dot_v1_dot_events__pb2.ProjectSpec.FromString,
                 _registered_method=True)
+        self.CreateProjectOwner = channel.unary_unary(
+                '/labelstream.v1.IngestService/CreateProjectOwner',
+                request_serializer=labelstream_dot_v1_dot_services__pb2.CreateProjectOwnerRequest.SerializeToString,
+                response_deserializer=labelstream_dot_v1_dot_services__pb2.CreateProjectOwnerResponse.FromString,
+                _registered_method=True)
 
 
 class IngestServiceServicer:
@@ -74,6 +79,14 @@ class IngestServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateProjectOwner(self, request, context):
+        """Admin: a token for an owner of one project (the project need not exist yet); shown once, only
+        its hash is stored. ALREADY_EXISTS for a known owner unless rotate_token.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_IngestServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -91,6 +104,11 @@ def add_IngestServiceServicer_to_server(servicer, server):
                     servicer.GetProject,
                     request_deserializer=labelstream_dot_v1_dot_services__pb2.GetProjectRequest.FromString,
                     response_serializer=labelstream_dot_v1_dot_events__pb2.ProjectSpec.SerializeToString,
+            ),
+            'CreateProjectOwner': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateProjectOwner,
+                    request_deserializer=labelstream_dot_v1_dot_services__pb2.CreateProjectOwnerRequest.FromString,
+                    response_serializer=labelstream_dot_v1_dot_services__pb2.CreateProjectOwnerResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -174,6 +192,33 @@ class IngestService:
             '/labelstream.v1.IngestService/GetProject',
             labelstream_dot_v1_dot_services__pb2.GetProjectRequest.SerializeToString,
             labelstream_dot_v1_dot_events__pb2.ProjectSpec.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateProjectOwner(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/labelstream.v1.IngestService/CreateProjectOwner',
+            labelstream_dot_v1_dot_services__pb2.CreateProjectOwnerRequest.SerializeToString,
+            labelstream_dot_v1_dot_services__pb2.CreateProjectOwnerResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -331,7 +376,7 @@ class RouterService:
 
 class DispatcherServiceStub:
     """Workers authenticate with `authorization: Bearer <worker token>` metadata; the admin calls
-    need the admin token. Refusals: UNAUTHENTICATED (no or bad token), PERMISSION_DENIED (not
+    need the admin token (or, for one project's gold and workers, its owner's). Refusals: UNAUTHENTICATED (no or bad token), PERMISSION_DENIED (not
     leased to you, blocked, admin only), ALREADY_EXISTS (answered twice), RESOURCE_EXHAUSTED
     (rate limit, break time), FAILED_PRECONDITION (lease expired), INVALID_ARGUMENT.
     """
@@ -391,7 +436,7 @@ class DispatcherServiceStub:
 
 class DispatcherServiceServicer:
     """Workers authenticate with `authorization: Bearer <worker token>` metadata; the admin calls
-    need the admin token. Refusals: UNAUTHENTICATED (no or bad token), PERMISSION_DENIED (not
+    need the admin token (or, for one project's gold and workers, its owner's). Refusals: UNAUTHENTICATED (no or bad token), PERMISSION_DENIED (not
     leased to you, blocked, admin only), ALREADY_EXISTS (answered twice), RESOURCE_EXHAUSTED
     (rate limit, break time), FAILED_PRECONDITION (lease expired), INVALID_ARGUMENT.
     """
@@ -424,7 +469,7 @@ class DispatcherServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def CreateWorker(self, request, context):
-        """Admin (admin token): worker accounts, gold, blocking.
+        """Admin: worker accounts; admin or the project's owner: gold, workers' records, blocking.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -512,7 +557,7 @@ def add_DispatcherServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class DispatcherService:
     """Workers authenticate with `authorization: Bearer <worker token>` metadata; the admin calls
-    need the admin token. Refusals: UNAUTHENTICATED (no or bad token), PERMISSION_DENIED (not
+    need the admin token (or, for one project's gold and workers, its owner's). Refusals: UNAUTHENTICATED (no or bad token), PERMISSION_DENIED (not
     leased to you, blocked, admin only), ALREADY_EXISTS (answered twice), RESOURCE_EXHAUSTED
     (rate limit, break time), FAILED_PRECONDITION (lease expired), INVALID_ARGUMENT.
     """
