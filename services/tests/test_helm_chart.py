@@ -504,7 +504,11 @@ def test_every_workload_has_probes_resources_and_a_non_root_security_context(sce
         entry = container(deployment)
         grpc_port = int(plain_env(entry)["LABELSTREAM_GRPC_PORT"])
         assert {"name": "grpc", "containerPort": grpc_port, "protocol": "TCP"} in entry["ports"], name
-        assert entry["startupProbe"]["grpc"] == {"port": grpc_port}, f"{name} startupProbe is not the gRPC health check"
+        # with TLS on the gRPC port, the probes (which speak no TLS) ask the plaintext health-only port
+        probe_port = int(plain_env(entry).get("LABELSTREAM_GRPC_HEALTH_PORT") or grpc_port)
+        if probe_port != grpc_port:
+            assert {"name": "grpc-health", "containerPort": probe_port, "protocol": "TCP"} in entry["ports"], name
+        assert entry["startupProbe"]["grpc"] == {"port": probe_port}, f"{name} startupProbe is no gRPC health check"
         for probe in ("readinessProbe", "livenessProbe"):
             if name in pages:  # the web page's health path, which answers what the gRPC health service says
                 http_port = int(plain_env(entry)["LABELSTREAM_HTTP_PORT"])
@@ -512,7 +516,7 @@ def test_every_workload_has_probes_resources_and_a_non_root_security_context(sce
                 assert entry[probe] == {"httpGet": {"path": HEALTH_PATH, "port": "http"},
                                         **merged_values(scenario)["probes"][probe.removesuffix("Probe")]}, name
             else:
-                assert entry[probe]["grpc"] == {"port": grpc_port}, f"{name} {probe} is not the gRPC health check"
+                assert entry[probe]["grpc"] == {"port": probe_port}, f"{name} {probe} is not the gRPC health check"
     for deployment in of_kind(manifests, "Deployment").values():
         if component(deployment) == "triton":
             entry = container(deployment)
@@ -1609,3 +1613,49 @@ def test_traces_go_to_the_collector_only_when_an_endpoint_is_set():
         assert env["LABELSTREAM_OTEL_INSTRUMENT"] == "grpc,pymongo" and env["OTEL_EXPORTER_OTLP_INSECURE"] == "true"
         headers = secret_refs(container(deployment))["OTEL_EXPORTER_OTLP_HEADERS"]
         assert headers == {"name": "labelstream-otlp-headers", "key": "headers"}
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_the_api_tokens_and_grpc_tls_come_from_secrets(scenario: str):
+    """The admin and service tokens only through secretKeyRef; with grpcTls the certificate Secret is
+    mounted and every service serves TLS, verifies the CA as a client and (mutual) shows its certificate."""
+    manifests = manifests_of(scenario)
+    values = merged_values(scenario)
+    auth, tls = values["auth"], values["grpcTls"]
+    for name, deployment in service_deployments(manifests).items():
+        entry = container(deployment)
+        env = {e["name"]: e for e in entry["env"]}
+        for variable, key, given in (("LABELSTREAM_ADMIN_TOKEN", auth["adminTokenKey"], auth["adminToken"]),
+                                     ("LABELSTREAM_SERVICE_TOKEN", auth["serviceTokenKey"], auth["serviceToken"])):
+            if auth["existingSecret"] or given:
+                assert env[variable]["valueFrom"]["secretKeyRef"] == {
+                    "name": auth["existingSecret"] or f"{RELEASE}-auth", "key": key}, name
+            else:
+                assert variable not in env, name
+        settings = Settings.from_env(env_with_placeholders(entry))
+        assert bool(settings.grpc_tls_cert_file) == tls["enabled"], name
+        assert bool(settings.grpc_tls_client_ca_file) == (tls["enabled"] and tls["mutual"]), name
+        mounts = {m["name"]: m for m in entry["volumeMounts"]}
+        if tls["enabled"]:
+            assert settings.grpc_tls_ca_file and settings.grpc_health_port == tls["healthPort"], name
+            assert mounts["grpc-tls"]["mountPath"] == "/etc/labelstream/grpc-tls", name
+            volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
+            assert volumes["grpc-tls"]["secret"]["secretName"] == tls["secret"], name
+            assert settings.grpc_tls_cert_file.startswith(mounts["grpc-tls"]["mountPath"]), name
+        else:
+            assert "grpc-tls" not in mounts and settings.grpc_health_port == 0, name
+
+
+def test_the_production_scenario_authenticates_and_uses_mutual_tls():
+    values = merged_values("production-gpu")
+    assert values["auth"]["existingSecret"] and values["grpcTls"]["enabled"] and values["grpcTls"]["mutual"]
+
+
+def test_tokens_given_in_values_go_into_a_secret_of_the_chart(chart: helm_python.Chart):
+    values = deep_merge(scenario_values("minimal"), {"auth": {"adminToken": "lsa_x1", "serviceToken": "lss_y2"}})
+    manifests = render(chart, values)
+    secret = of_kind(manifests, "Secret")[f"{RELEASE}-auth"]
+    assert {k: base64.b64decode(v).decode() for k, v in secret["data"].items()} == {
+        "admin-token": "lsa_x1", "service-token": "lss_y2"}
+    for where, spec in pod_specs(manifests).items():
+        assert "lsa_x1" not in json.dumps(spec) and "lss_y2" not in json.dumps(spec), where

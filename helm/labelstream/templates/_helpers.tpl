@@ -98,6 +98,33 @@ Call with (dict "root" $ "name" <service>).
 {{- end -}}
 {{- end -}}
 
+{{- define "labelstream.authSecretName" -}}
+{{- if .Values.auth.existingSecret -}}
+{{- .Values.auth.existingSecret -}}
+{{- else -}}
+{{- printf "%s-auth" (include "labelstream.fullname" .) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The port the kubelet's gRPC probes ask: the plaintext health port when the gRPC port speaks TLS. */}}
+{{- define "labelstream.grpcProbePort" -}}
+{{- if .Values.grpcTls.enabled }}{{ .Values.grpcTls.healthPort }}{{ else }}{{ .Values.ports.grpc }}{{ end -}}
+{{- end -}}
+
+{{/* The API tokens of labelstream.common.auth, only ever through secretKeyRef (env list entries). */}}
+{{- define "labelstream.authSecretEnv" -}}
+{{- $auth := .Values.auth -}}
+{{- range $variable, $key := dict "LABELSTREAM_ADMIN_TOKEN" (list $auth.adminTokenKey $auth.adminToken) "LABELSTREAM_SERVICE_TOKEN" (list $auth.serviceTokenKey $auth.serviceToken) }}
+{{- if or $auth.existingSecret (last $key) }}
+- name: {{ $variable }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "labelstream.authSecretName" $ }}
+      key: {{ first $key }}
+{{- end }}
+{{- end }}
+{{- end -}}
+
 {{- define "labelstream.tritonUrl" -}}
 {{- if .Values.triton.enabled -}}
 {{- printf "%s:%d" (include "labelstream.componentName" (dict "root" . "component" "triton")) 8001 -}}
@@ -176,6 +203,22 @@ Call with (dict "root" $ "name" <service> "svc" <values block>).
 {{- if include "labelstream.webPage" . -}}
 {{- $_ := set $env "LABELSTREAM_HTTP_PORT" (toString (int $v.ports.http)) -}}
 {{- end -}}
+{{- if $v.grpcTls.enabled -}}
+{{- $tls := "/etc/labelstream/grpc-tls" -}}
+{{- $_ := merge $env (dict
+  "LABELSTREAM_GRPC_TLS_CERT_FILE" (printf "%s/tls.crt" $tls)
+  "LABELSTREAM_GRPC_TLS_KEY_FILE" (printf "%s/tls.key" $tls)
+  "LABELSTREAM_GRPC_TLS_CA_FILE" (printf "%s/ca.crt" $tls)
+  "LABELSTREAM_GRPC_HEALTH_PORT" (toString (int $v.grpcTls.healthPort))
+) -}}
+{{- if $v.grpcTls.mutual -}}
+{{- $_ := merge $env (dict
+  "LABELSTREAM_GRPC_TLS_CLIENT_CA_FILE" (printf "%s/ca.crt" $tls)
+  "LABELSTREAM_GRPC_TLS_CLIENT_CERT_FILE" (printf "%s/tls.crt" $tls)
+  "LABELSTREAM_GRPC_TLS_CLIENT_KEY_FILE" (printf "%s/tls.key" $tls)
+) -}}
+{{- end -}}
+{{- end -}}
 {{- with $v.telemetry -}}
 {{- if .otlpEndpoint -}}
 {{- $_ := merge $env (dict
@@ -214,6 +257,7 @@ Call with (dict "root" $ "name" <service> "svc" <values block>).
       name: {{ include "labelstream.mongodbSecretName" .root }}
       key: {{ .root.Values.mongodb.existingSecretKey }}
 {{- include "labelstream.kafkaSecretEnv" .root }}
+{{- include "labelstream.authSecretEnv" .root }}
 {{- with .root.Values.telemetry }}
 {{- if and .otlpEndpoint .headersSecret }}
 - name: OTEL_EXPORTER_OTLP_HEADERS
@@ -239,6 +283,15 @@ Call with (dict "root" $ "name" <service> "svc" <values block>).
         path: ca.crt
 {{- end }}
 {{- include "labelstream.kafkaCaVolume" . }}
+{{- if .Values.grpcTls.enabled }}
+- name: grpc-tls
+  secret:
+    secretName: {{ required "grpcTls.enabled: set grpcTls.secret (a Secret with tls.crt, tls.key and ca.crt)" .Values.grpcTls.secret }}
+    items:
+      - {key: tls.crt, path: tls.crt}
+      - {key: tls.key, path: tls.key}
+      - {key: ca.crt, path: ca.crt}
+{{- end }}
 {{- end -}}
 
 {{- define "labelstream.volumeMounts" -}}
@@ -250,6 +303,11 @@ Call with (dict "root" $ "name" <service> "svc" <values block>).
   readOnly: true
 {{- end }}
 {{- include "labelstream.kafkaCaVolumeMount" . }}
+{{- if .Values.grpcTls.enabled }}
+- name: grpc-tls
+  mountPath: /etc/labelstream/grpc-tls
+  readOnly: true
+{{- end }}
 {{- end -}}
 
 {{/* The Kafka CA (kafka.tls.caSecret) at /etc/labelstream/kafka-tls/ca.crt, for every Kafka client: services and topic Job. */}}

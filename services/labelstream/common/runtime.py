@@ -131,6 +131,20 @@ def bind(server: grpc.Server, settings: Settings) -> int:
     return server.add_secure_port(address, credentials) if credentials else server.add_insecure_port(address)
 
 
+def health_server(servicer: health.HealthServicer, settings: Settings) -> grpc.Server | None:
+    """The health service alone on LABELSTREAM_GRPC_HEALTH_PORT, plaintext (probes that speak no TLS);
+    None when that port is 0. It says what the API port's health service says."""
+    if not settings.grpc_health_port:
+        return None
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
+    if server.add_insecure_port(f"{settings.grpc_bind_host}:{settings.grpc_health_port}") == 0:
+        raise SettingsError(f"cannot bind the gRPC health port {settings.grpc_health_port}; set "
+                            "LABELSTREAM_GRPC_HEALTH_PORT to a free port, or 0")
+    server.start()
+    return server
+
+
 def run_service(
     name: str,
     topics: Sequence[str],
@@ -172,6 +186,11 @@ def run_service(
         logger.error(f"cannot bind gRPC port {settings.grpc_port}; set LABELSTREAM_GRPC_PORT to a free port")
         sys.exit(2)
     server.start()
+    try:
+        probes = health_server(runtime.health, settings)
+    except SettingsError as exc:
+        logger.error(str(exc))
+        sys.exit(2)
 
     handler = make_handler(runtime) if topics else None
     loop = ConsumerLoop(settings, name, topics, handler, producer, runtime.on_assigned,
@@ -201,6 +220,8 @@ def run_service(
             runtime.stop_event.wait()
     finally:
         server.stop(grace=5).wait()
+        if probes:
+            probes.stop(grace=1).wait()
         producer.close()
         store.close()
         tracer_provider.shutdown()

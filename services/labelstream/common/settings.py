@@ -108,6 +108,9 @@ class Settings(BaseSettings):
     grpc_threads: Positive = Field(192, description=(
         "Threads serving gRPC calls; calls waiting on the store share its round trips, so more threads "
         "make larger store batches"))
+    grpc_health_port: Port = Field(0, description=(
+        "A second, plaintext port serving only the gRPC health service, for probes that speak no TLS "
+        "(Kubernetes gRPC probes) when the API port uses TLS; 0: none"))
     grpc_tls_cert_file: str = Field("", description=(
         "PEM certificate (chain) of this service's gRPC server; with LABELSTREAM_GRPC_TLS_KEY_FILE the server "
         "speaks TLS only (empty: plaintext)"))

@@ -4,6 +4,7 @@ served; with a client CA (mutual TLS) a client without a certificate is refused 
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from labelstream.common import certificates
 from labelstream.common.auth import TokenDirectory
 from labelstream.common.channels import ClientTls, GrpcTarget, open_channel, service_target
-from labelstream.common.runtime import bind, grpc_server
+from labelstream.common.runtime import bind, grpc_server, health_server
 from labelstream.common.settings import Settings
 from labelstream.v1 import services_pb2, services_pb2_grpc
 
@@ -90,3 +91,25 @@ def test_a_service_calls_with_its_token_and_client_certificate(files, mutual_add
 def test_certificates_are_readable_by_their_owner_only(files):
     for path in (files.server_key, files.client_key):
         assert Path(path).stat().st_mode & 0o077 == 0
+
+
+def test_probes_get_a_plaintext_health_port_beside_the_tls_api(files):
+    servicer = health.HealthServicer()
+    settings = Settings.from_env({"LABELSTREAM_GRPC_BIND_HOST": "127.0.0.1", "LABELSTREAM_GRPC_HEALTH_PORT": "0"})
+    assert health_server(servicer, settings) is None
+    port = free_port()
+    settings = Settings.from_env({"LABELSTREAM_GRPC_BIND_HOST": "127.0.0.1", "LABELSTREAM_GRPC_HEALTH_PORT": str(port)})
+    server = health_server(servicer, settings)
+    try:
+        assert health_code(GrpcTarget(f"127.0.0.1:{port}")) == grpc.StatusCode.OK
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel, pytest.raises(grpc.RpcError) as error:
+            services_pb2_grpc.IngestServiceStub(channel).GetProject(services_pb2.GetProjectRequest(), timeout=5)
+        assert error.value.code() == grpc.StatusCode.UNIMPLEMENTED, "the health port serves health only"
+    finally:
+        server.stop(0)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
