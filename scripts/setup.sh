@@ -27,7 +27,7 @@ echo "setup: creating .venv and installing the packages of uv.lock (a few minute
 # llama-cpp-python wheel, the CPU torch file and the cap on torch, should anything ever ask for torch).
 "$PYTHON" scripts/uv_pin.py uv.lock > .venv/uv-requirement.txt
 .venv/bin/pip install --quiet --require-hashes -r .venv/uv-requirement.txt 2>&1 | grep -v "^WARNING: Location" || true
-.venv/bin/uv export --quiet --frozen --no-emit-project --all-extras -o .venv/requirements.lock.txt
+.venv/bin/uv export --quiet --frozen --no-emit-project --all-extras --group build -o .venv/requirements.lock.txt
 # llama-cpp-python (for the causal_lm Triton model) is a source build, about 6 minutes on 2 cores
 # the first time (pip caches the wheel). Build it CPU-only, for AVX2 rather than -march=native, so
 # the wheel runs on any x86-64-v3 machine; no OpenMP (llama.cpp's own threads inside Triton), no curl.

@@ -86,10 +86,12 @@ def test_the_runtime_set_has_no_test_package():
 
 
 def test_the_lock_matches_the_pins_of_pyproject():
-    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
+    pyproject = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
+    project = pyproject["project"]
     lock = tomllib.loads((REPO_ROOT / "uv.lock").read_text())
     versions = {package["name"]: package["version"] for package in lock["package"] if "version" in package}
-    pins = [*project["dependencies"], *(r for extra in project["optional-dependencies"].values() for r in extra)]
+    pins = [*project["dependencies"], *(r for extra in project["optional-dependencies"].values() for r in extra),
+            *(r for group in pyproject["dependency-groups"].values() for r in group)]
     for pin in pins:
         name, version = re.fullmatch(r"([A-Za-z0-9_.-]+)(?:\[[^]]*\])?==(\S+)", pin).groups()
         assert versions.get(_name(name)) == version, pin
