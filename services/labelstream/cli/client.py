@@ -125,16 +125,26 @@ def project_stats(monitor: GrpcTarget, project_id: str) -> services_pb2.ProjectS
 
 def wait_for_final_labels(monitor: GrpcTarget, project_id: str, expected: int, timeout_s: float,
                           on_progress: Callable[[services_pb2.ProjectStats], None] = lambda _s: None,
-                          ) -> services_pb2.ProjectStats:
-    deadline = time.monotonic() + timeout_s
+                          stall_s: float | None = None) -> services_pb2.ProjectStats:
+    """Wait until `expected` items have a final label. `timeout_s` bounds the whole wait; with
+    `stall_s`, the wait also ends after that long without one new final label, so a slow model on a
+    CPU is given its time while a stuck stream is still reported early."""
+    started = last_progress = time.monotonic()
+    seen = -1
     while True:
         stats = project_stats(monitor, project_id)
         on_progress(stats)
         if stats.final_labels >= expected:
             return stats
-        if time.monotonic() > deadline:
+        now = time.monotonic()
+        if stats.final_labels > seen:
+            seen, last_progress = stats.final_labels, now
+        if now - started > timeout_s:
             raise TimeoutError(f"only {stats.final_labels} of {expected} items have a final label after "
                                f"{timeout_s:.0f}s; see the services' logs")
+        if stall_s is not None and now - last_progress > stall_s:
+            raise TimeoutError(f"no new final label for {stall_s:.0f}s ({stats.final_labels} of {expected} "
+                               f"final); the stream is stuck: see the services' logs")
         time.sleep(0.5)
 
 

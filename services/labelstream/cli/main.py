@@ -417,7 +417,7 @@ def print_report(data: dict) -> None:
 
 
 def _stream_in_waves(state: StackState, project_id: str, rows: list[dict], wave_size: int,
-                     timeout_s: float) -> list[payoff.Wave]:
+                     stall_s: float) -> list[payoff.Wave]:
     """Publish the items a wave at a time, each wave once the one before has its final labels, so
     that every routing decision sees what people verified before it, as in a stream that runs for
     days; one line per wave shows the human fraction falling."""
@@ -442,7 +442,8 @@ def _stream_in_waves(state: StackState, project_id: str, rows: list[dict], wave_
             wave_rows = rows[start:start + wave_size]
             client.publish_json_items(state.kafka_bootstrap, project_id, wave_rows)
             done += len(wave_rows)
-            after = client.wait_for_final_labels(state.grpc_target("monitor"), project_id, done, timeout_s, show)
+            after = client.wait_for_final_labels(state.grpc_target("monitor"), project_id, done,
+                                                 timeout_s=float("inf"), on_progress=show, stall_s=stall_s)
             wave = payoff.wave_between(before, after, len(wave_rows))
             waves.append(wave)
             before = after
@@ -518,7 +519,7 @@ def demo(items: Annotated[int, typer.Option(help="How many items to label")] = 2
         spec = client.get_project(state.grpc_target("ingest"), spec.project_id)
         with Workforce(state.grpc_target("dispatcher"), spec.project_id, gold_by_text(rows),
                        worker_count, WorkerProfile(worker_accuracy, answer_ms)):
-            waves = _stream_in_waves(state, spec.project_id, rows, wave_size, timeout_s=900)
+            waves = _stream_in_waves(state, spec.project_id, rows, wave_size, stall_s=600)
         stats = client.project_stats(state.grpc_target("monitor"), spec.project_id)
         data = client.report_dict(stats, elapsed_s=time.monotonic() - started)
         print_report(data)
