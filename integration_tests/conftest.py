@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 import socket
 import subprocess
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, sync_playwright
@@ -18,15 +16,26 @@ from pymongo.database import Database
 from labelstream.cli import client
 from labelstream.cli.projects import load_items, load_project
 from labelstream.cli.stack import REPO_ROOT, LocalStack, StackState, free_port_block, store_command
+from labelstream.common.otlp_receiver import OtlpReceiver
 from labelstream.v1 import events_pb2
 
 DEMO = REPO_ROOT / "deploy" / "examples" / "sst2"
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+def otlp() -> Iterator[OtlpReceiver]:
+    """The collector the stack's services send their traces to over OTLP/gRPC."""
+    receiver = OtlpReceiver().start()
+    yield receiver
+    receiver.stop()
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory, otlp: OtlpReceiver) -> Iterator[LocalStack]:
     run_dir = tmp_path_factory.mktemp("stack")
     local = LocalStack(run_dir, free_port_block(), progress=print)
+    # the standard variables, as a deployment sets them (the chart's `telemetry`)
+    local.common_env = {"OTEL_EXPORTER_OTLP_ENDPOINT": otlp.endpoint, "OTEL_EXPORTER_OTLP_INSECURE": "true"}
     local.start()
     yield local
     local.stop()
@@ -94,13 +103,6 @@ def make_project(state: StackState, project_id: str, **overrides) -> events_pb2.
         setattr(spec, name, value)
     client.apply_project(state.grpc_target("ingest"), spec)
     return spec
-
-
-def spans(state: StackState) -> list[dict]:
-    found = []
-    for path in Path(state.run_dir, "traces").glob("*.jsonl"):
-        found += [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return found
 
 
 def eventually(condition, timeout_s: float = 30.0, interval_s: float = 0.5):

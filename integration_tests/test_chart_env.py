@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,7 +22,7 @@ import pytest
 import yaml
 from kafka import KafkaAdminClient
 
-from labelstream.cli.stack import REPO_ROOT, SERVICES, StackState, grpc_serving
+from labelstream.cli.stack import REPO_ROOT, SERVICES, StackState, free_ports, grpc_serving
 from labelstream.common.settings import SETTINGS
 from labelstream.common.topics import Topics
 from labelstream.common.web import HEALTH_PATH
@@ -69,12 +68,6 @@ def resolve_env(container: dict[str, Any], secrets: dict[str, str]) -> dict[str,
     return env
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def rewrite(env: dict[str, str], state: StackState, prefix: str) -> dict[str, str]:
     """Addresses and ports only: the cluster's names become the local stack's, each pod's fixed ports
     become free ports here, and the topic prefix keeps this test's topics apart from the session's."""
@@ -84,10 +77,13 @@ def rewrite(env: dict[str, str], state: StackState, prefix: str) -> dict[str, st
     if "LABELSTREAM_MONGODB_URI" in env:
         local["LABELSTREAM_MONGODB_URI"] = state.mongodb_uri
         local["LABELSTREAM_GRPC_BIND_HOST"] = "127.0.0.1"
-        local["LABELSTREAM_GRPC_PORT"] = str(free_port())
-        local["LABELSTREAM_METRICS_PORT"] = str(free_port())
-    if "LABELSTREAM_HTTP_PORT" in env:
-        local["LABELSTREAM_HTTP_PORT"] = str(free_port())
+        grpc_port, metrics_port, http_port = free_ports(3)
+        local["LABELSTREAM_GRPC_PORT"] = str(grpc_port)
+        local["LABELSTREAM_METRICS_PORT"] = str(metrics_port)
+        if "LABELSTREAM_HTTP_PORT" in env:
+            local["LABELSTREAM_HTTP_PORT"] = str(http_port)
+    elif "LABELSTREAM_HTTP_PORT" in env:
+        local["LABELSTREAM_HTTP_PORT"] = str(free_ports(1)[0])
     if "LABELSTREAM_TRITON_URL" in env:
         local["LABELSTREAM_TRITON_URL"] = f"127.0.0.1:{state.ports.triton_grpc}"
     assert set(local) == set(env)

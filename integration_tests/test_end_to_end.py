@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from integration_tests.conftest import make_project, spans
+from integration_tests.conftest import make_project
 from labelstream.cli import client
 from labelstream.common.store import item_key
 from labelstream.simulation.workforce import WorkerProfile, Workforce
@@ -60,12 +60,13 @@ def test_accuracy_matches_the_report(labeled, state):
     assert correct / len(items) > 0.85
 
 
-def test_one_trace_follows_an_item_from_ingest_to_final_label(labeled, state, db):
+def test_one_trace_follows_an_item_from_ingest_to_final_label_received_over_otlp(labeled, otlp, db):
+    """The spans are what an OpenTelemetry collector received from the services over OTLP/gRPC."""
     human = db.final_labels.find_one({"project_id": PROJECT, "method": "majority_vote"})
     auto = db.final_labels.find_one({"project_id": PROJECT, "method": "model_threshold"})
     deadline = time.monotonic() + 10
     while True:
-        recorded = spans(state)
+        recorded = otlp.spans()
         by_item = {}
         for span in recorded:
             attributes = span["attributes"]
@@ -84,3 +85,8 @@ def test_one_trace_follows_an_item_from_ingest_to_final_label(labeled, state, db
     assert services[auto["item_id"]] >= {f"labelstream-{s}" for s in ("ingest", "inference", "router", "aggregator")}
     assert len(traces[human["item_id"]]) == 1, "the human-path item's spans span several traces"
     assert len(traces[auto["item_id"]]) == 1, "the auto-path item's spans span several traces"
+    # the instrumentation packages' spans: gRPC servers and clients, and pymongo's commands
+    received = otlp.spans()
+    names = {s["name"] for s in received}
+    assert any(name.endswith("labelstream.v1.DispatcherService/LeaseTask") for name in names), sorted(names)[:20]
+    assert any(s["attributes"].get("db.system") == "mongodb" for s in received)

@@ -13,7 +13,6 @@ import logging
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -26,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from labelstream.cli.projects import load_project
-from labelstream.cli.stack import REPO_ROOT, SERVICES, http_ok
+from labelstream.cli.stack import REPO_ROOT, SERVICES, free_ports, http_ok
 from labelstream.inference.triton import TritonClassifier
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
@@ -159,14 +158,8 @@ def test_each_service_entrypoint_prints_its_settings(built: Built, service: str)
     assert bad.returncode == 2 and "LABELSTREAM_METRICS_PORT='nine'" in bad.stderr
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_triton_in_the_image_serves_the_baked_model_repository(built: Built, tmp_path: Path):
-    grpc_port, http_port, metrics_port = _free_port(), _free_port(), _free_port()
+    grpc_port, http_port, metrics_port = free_ports(3)
     argv = [*built.buildah, "run", "--isolation", "chroot", "--env=TRITON_INSTANCE_KIND=KIND_CPU",
             "--env=TRITON_INSTANCE_COUNT=2", built.container, "--", ENTRYPOINT, "triton",
             f"--grpc-port={grpc_port}", f"--http-port={http_port}", f"--metrics-port={metrics_port}",

@@ -8,6 +8,7 @@ that `labelstream down` can stop it and every other command can call it from ano
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -151,6 +152,18 @@ def free_port_block(size: int = 30, start: int = 20000, end: int = 60000) -> int
     raise StackError("no free block of ports found")
 
 
+def free_ports(count: int) -> list[int]:
+    """`count` distinct free ports, chosen by the kernel. Every socket stays bound until all are
+    chosen: bound one at a time and closed, the kernel may hand the same port out twice."""
+    with contextlib.ExitStack() as sockets:
+        ports = []
+        for _ in range(count):
+            sock = sockets.enter_context(socket.socket())
+            sock.bind(("127.0.0.1", 0))
+            ports.append(int(sock.getsockname()[1]))
+        return ports
+
+
 def _port_free(port: int) -> bool:
     with socket.socket() as sock:
         try:
@@ -217,6 +230,8 @@ class LocalStack:
         self.state = StackState(str(self.run_dir), Ports.from_base(base_port), mutual_tls=mutual_tls)
         self.want_tls = tls or mutual_tls
         self.progress = progress
+        # variables every service gets (e.g. OTEL_EXPORTER_OTLP_ENDPOINT), then one service's own
+        self.common_env: dict[str, str] = {}
         self.service_env_overrides: dict[str, dict[str, str]] = {}
         self.processes: dict[str, subprocess.Popen] = {}  # the ones this process started
 
@@ -320,7 +335,7 @@ class LocalStack:
 
     def start_service(self, service: str, wait: bool = True) -> None:
         self.progress(f"starting {service} (gRPC {self.state.grpc_address(service)})")
-        env = service_env(self.state, service, self.service_env_overrides.get(service))
+        env = service_env(self.state, service, {**self.common_env, **self.service_env_overrides.get(service, {})})
         if service == "inference":
             env.setdefault("LABELSTREAM_TRITON_MODEL_REPOSITORY", str(self.served_models))
         self._spawn(service, [sys.executable, "-m", f"labelstream.{service}"], env)

@@ -3,31 +3,8 @@ the opentelemetry-proto service definitions gets them, with the service's name."
 
 from __future__ import annotations
 
-import socket
-from concurrent import futures
-
-import grpc
-from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
-
 from labelstream.common import telemetry
-
-
-class Receiver(trace_service_pb2_grpc.TraceServiceServicer):
-    def __init__(self) -> None:
-        self.spans: list[tuple[str, str]] = []
-
-    def Export(self, request, context):  # noqa: N802 - the OTLP service's method name
-        for resource_spans in request.resource_spans:
-            service = next(a.value.string_value for a in resource_spans.resource.attributes
-                           if a.key == "service.name")
-            self.spans += [(service, span.name) for scope in resource_spans.scope_spans for span in scope.spans]
-        return trace_service_pb2.ExportTraceServiceResponse()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+from labelstream.common.otlp_receiver import OtlpReceiver
 
 
 def test_otlp_is_configured_by_the_standard_variables():
@@ -39,13 +16,8 @@ def test_otlp_is_configured_by_the_standard_variables():
 
 
 def test_spans_reach_an_otlp_receiver_over_the_wire(monkeypatch):
-    port = free_port()
-    receiver = Receiver()
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
-    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(receiver, server)
-    server.add_insecure_port(f"127.0.0.1:{port}")
-    server.start()
-    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{port}")
+    receiver = OtlpReceiver().start()
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint)
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_INSECURE", "true")
     try:
         # instrument="none": the libraries of the test process stay as they are
@@ -53,7 +25,7 @@ def test_spans_reach_an_otlp_receiver_over_the_wire(monkeypatch):
         with provider.get_tracer("test").start_as_current_span("labelstream.test-span"):
             pass
         assert provider.force_flush(10_000)
-        assert ("labelstream-unit", "labelstream.test-span") in receiver.spans
+        assert [(s["service"], s["name"]) for s in receiver.spans()] == [("labelstream-unit", "labelstream.test-span")]
         provider.shutdown()
     finally:
-        server.stop(grace=None)
+        receiver.stop()

@@ -4,7 +4,6 @@ served; with a client CA (mutual TLS) a client without a certificate is refused 
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from labelstream.cli.stack import free_ports
 from labelstream.common import certificates
 from labelstream.common.auth import TokenDirectory
 from labelstream.common.channels import ClientTls, GrpcTarget, open_channel, service_target
@@ -97,7 +97,7 @@ def test_probes_get_a_plaintext_health_port_beside_the_tls_api(files):
     servicer = health.HealthServicer()
     settings = Settings.from_env({"LABELSTREAM_GRPC_BIND_HOST": "127.0.0.1", "LABELSTREAM_GRPC_HEALTH_PORT": "0"})
     assert health_server(servicer, settings) is None
-    port = free_port()
+    port, = free_ports(1)
     settings = Settings.from_env({"LABELSTREAM_GRPC_BIND_HOST": "127.0.0.1", "LABELSTREAM_GRPC_HEALTH_PORT": str(port)})
     server = health_server(servicer, settings)
     try:
@@ -107,9 +107,3 @@ def test_probes_get_a_plaintext_health_port_beside_the_tls_api(files):
         assert error.value.code() == grpc.StatusCode.UNIMPLEMENTED, "the health port serves health only"
     finally:
         server.stop(0)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
