@@ -21,6 +21,7 @@ from labelstream.common.failures import describe, is_transient
 from labelstream.common.producer import EventProducer, Outgoing
 from labelstream.common.records import Incoming, dead_letter
 from labelstream.common.settings import Settings
+from labelstream.common.sizing import TimeBudgetSizer
 from labelstream.common.telemetry import HANDLE_SECONDS, MESSAGES, log_fields
 from labelstream.common.topics import Topics, consumer_group
 
@@ -86,6 +87,15 @@ def by_topic(handlers: dict[str, BatchHandler]) -> BatchHandler:
 
     return handle_batch
 
+
+BATCH_SHARE_OF_POLL_INTERVAL = 1 / 3
+
+
+def batch_sizer(settings: Settings) -> TimeBudgetSizer:
+    """A batch sized to a third of the poll interval from the measured seconds per record, so a slow
+    handler (a causal LM on a CPU) is not evicted from its group mid-batch and made to redo it."""
+    return TimeBudgetSizer(settings.kafka_max_poll_interval_ms / 1000 * BATCH_SHARE_OF_POLL_INTERVAL,
+                           first=settings.kafka_poll_max_records, most=settings.kafka_poll_max_records)
 
 
 class Stopped(Exception):
@@ -288,6 +298,7 @@ class ConsumerLoop:
                                     max_record_bytes=settings.max_record_bytes, probe=probe, on_health=on_health,
                                     stop=self._stop)
         self.batches_committed = 0
+        self.batch_sizer = batch_sizer(settings)
         self._consumer = KafkaConsumer(
             **settings.kafka_client_options(),
             group_id=consumer_group(settings, service),
@@ -322,9 +333,10 @@ class ConsumerLoop:
         self._paused.clear()
 
     def _poll_batch(self) -> dict[TopicPartition, list]:
-        """Up to kafka_poll_max_records records, waiting at most kafka_batch_wait_ms after the
-        first one for the batch to fill (micro-batching by size and time)."""
-        limit = self._settings.kafka_poll_max_records
+        """Up to kafka_poll_max_records records (fewer when the handler is slow: `batch_sizer`),
+        waiting at most kafka_batch_wait_ms after the first one for the batch to fill
+        (micro-batching by size and time)."""
+        limit = self.batch_sizer.size()
         polled: dict[TopicPartition, list] = {}
         count = 0
         deadline = None
@@ -363,12 +375,14 @@ class ConsumerLoop:
                 ]
                 if not records:
                     continue
+                started = time.monotonic()
                 try:
                     with HANDLE_SECONDS.labels(self._service).time():
                         self.policy.handle(records)
                 except Stopped:
                     self._rewind(polled)  # the next owner (or this process restarted) handles it
                     break
+                self.batch_sizer.observe("", len(records), time.monotonic() - started)
                 self._commit()
         finally:
             self._consumer.close(autocommit=False)

@@ -12,6 +12,7 @@ import tritonclient.grpc as triton_grpc
 from tritonclient.utils import InferenceServerException
 
 from labelstream.common.failures import retry_passing_failures
+from labelstream.common.sizing import TimeBudgetSizer
 from labelstream.models.contract import project_payload
 from labelstream.v1 import events_pb2
 
@@ -39,35 +40,19 @@ def worth_retrying(error: BaseException) -> bool:
     return isinstance(error, InferenceServerException) and any(s in str(error.status()) for s in RETRIED_STATUSES)
 
 
-class RequestSizer:
-    """Rows per request, per model, from the seconds per row measured so far.
-
-    A request that outlives the client's timeout is abandoned by the client but not by Triton
-    (the Python backend has no cancellation): the retry queues the same work again behind it.
-    With a slow model on a slow machine (the causal LM, 64 rows, more than 30 s) every try timed
-    out and the work piled up. Sizing each request to a quarter of the timeout from the measured
-    speed keeps requests well inside it; a fast model still gets full batches."""
+class RequestSizer(TimeBudgetSizer):
+    """Rows per request, per model, sized to a quarter of the client's timeout from the model's
+    measured speed (labelstream.common.sizing). With a slow model on a slow machine (the causal LM,
+    64 rows, more than 30 s) every try timed out and the work piled up; a fast model still gets
+    full batches."""
 
     def __init__(self, timeout_s: float, smoothing: float = 0.3) -> None:
+        super().__init__(timeout_s * REQUEST_SHARE_OF_TIMEOUT, FIRST_ROWS_PER_REQUEST, MAX_ROWS_PER_REQUEST,
+                         smoothing)
         self.timeout_s = timeout_s
-        self.smoothing = smoothing
-        self.seconds_per_row: dict[str, float] = {}
-        self._lock = threading.Lock()
 
     def rows(self, model: str) -> int:
-        with self._lock:
-            per_row = self.seconds_per_row.get(model)
-        if per_row is None:
-            return FIRST_ROWS_PER_REQUEST
-        fitting = int(self.timeout_s * REQUEST_SHARE_OF_TIMEOUT / max(per_row, 1e-6))
-        return max(1, min(MAX_ROWS_PER_REQUEST, fitting))
-
-    def observe(self, model: str, rows: int, seconds: float) -> None:
-        measured = seconds / max(1, rows)
-        with self._lock:
-            current = self.seconds_per_row.get(model)
-            self.seconds_per_row[model] = measured if current is None else \
-                (1 - self.smoothing) * current + self.smoothing * measured
+        return self.size(model)
 
 
 class TritonClassifier:
