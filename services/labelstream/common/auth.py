@@ -15,6 +15,10 @@ test enumerates the generated service descriptors so none stays without one. The
 service stays open (`OPEN`), for probes. A rule that admits owners names the request field
 holding the project id: an owner passes only for their own project.
 
+The web pages' JSON APIs follow the same roles: `WEB_RULES` maps each API path to its rule, checked
+by the same `TokenDirectory.identify` and `authorize` (the "request" there is the query, a dict);
+`HTTP_STATUS` turns a refusal's gRPC status into the page's HTTP status.
+
 The interceptor makes the caller known to the handler through `caller()`.
 """
 
@@ -24,10 +28,11 @@ import hashlib
 import hmac
 import secrets
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from enum import StrEnum
+from http import HTTPStatus
 from typing import Any
 
 import grpc
@@ -79,6 +84,11 @@ class Rule:
     project: str = ""
 
 
+# A rule's `project` for a call that names no project but answers about several (a listing): an
+# owner passes, and the handler limits the answer to the owner's own project (`readable_projects`).
+OWN_PROJECTS = "*"
+
+
 def _rule(*roles: Role, project: str = "") -> Rule:
     return Rule(frozenset(roles), project)
 
@@ -112,6 +122,18 @@ RULES: dict[str, Rule] = {
 # Open to anyone: health checks (Kubernetes probes, load balancers, the local stack's readiness).
 OPEN = frozenset({"/grpc.health.v1.Health/Check", "/grpc.health.v1.Health/Watch"})
 
+# The monitor's dashboard API (labelstream.monitor.dashboard_web), by "<page> <path>"; `project`
+# names the query parameter. A project's dashboard is what GetProjectStats answers, drawn: the same
+# roles by construction. The page itself and /healthz stay open (no data in them); the annotator
+# page's API admits workers alone (labelstream.dispatcher.accounts.Accounts.authenticate).
+WEB_RULES: dict[str, Rule] = {
+    "dashboard /api/projects": _rule(ADMIN, OWNER, project=OWN_PROJECTS),
+    "dashboard /api/dashboard": Rule(RULES[V1 + "MonitorService/GetProjectStats"].roles, "project_id"),
+}
+# A refusal's HTTP status on a web page (its body names the gRPC status: {"error", "code"}).
+HTTP_STATUS = {grpc.StatusCode.UNAUTHENTICATED: HTTPStatus.UNAUTHORIZED,
+               grpc.StatusCode.PERMISSION_DENIED: HTTPStatus.FORBIDDEN}
+
 
 class AuthError(Exception):
     """A refusal: `code` is the gRPC status, the message says what was wrong and what to do."""
@@ -132,10 +154,16 @@ def bearer(metadata: Any) -> str:
 
 
 def request_project(request: object, path: str) -> str:
-    """The project id at `path` (e.g. "item.project_id") of a request; "" when absent."""
+    """The project id at `path` (e.g. "item.project_id") of a request; "" when absent. A web API's
+    request is its parsed query (name -> list of values, as urllib.parse.parse_qs gives): the first."""
     value: Any = request
     for name in path.split("."):
-        value = getattr(value, name, None)
+        if isinstance(value, Mapping):
+            value = value.get(name)
+            if isinstance(value, list):
+                value = value[0] if value else None
+        else:
+            value = getattr(value, name, None)
         if value is None:
             return ""
     return value if isinstance(value, str) else ""
@@ -151,12 +179,20 @@ def authorize(rule: Rule | None, method: str, principal: Principal, request: obj
     if principal.role not in rule.roles:
         raise AuthError(grpc.StatusCode.PERMISSION_DENIED,
                         f"{method} needs a token of role {allowed}; yours is of role {principal.role}")
-    if principal.role == OWNER:
+    if principal.role == OWNER and rule.project != OWN_PROJECTS:
         project_id = request_project(request, rule.project)
         if not project_id or project_id != principal.project_id:
             raise AuthError(grpc.StatusCode.PERMISSION_DENIED,
                             f"your owner token is for project {principal.project_id!r}, not "
                             f"{project_id!r}: name your project in {rule.project}, or ask an admin")
+
+
+def readable_projects(principal: Principal, project_ids: list[str]) -> list[str]:
+    """Of `project_ids`, those `principal` may read under an OWN_PROJECTS rule: every one for an
+    admin or a service, the owner's own for an owner, none for anyone else."""
+    if principal.role == OWNER:
+        return [p for p in project_ids if p == principal.project_id]
+    return list(project_ids) if principal.role in (ADMIN, SERVICE) else []
 
 
 class TokenDirectory:

@@ -160,8 +160,11 @@ def register(runtime: Runtime, server: grpc.Server) -> None:
     runtime.start_background(watch_quality, float(runtime.settings.quality_watch_seconds),
                              "quality-watch")
     if runtime.settings.http_port:
+        if runtime.tokens is None:
+            raise RuntimeError("the dashboard needs the runtime's TokenDirectory (run_service makes it)")
+        # the gRPC interceptor's own directory: one set of tokens, one cache, for both doors
         DashboardWeb(runtime.store, runtime.settings.http_port, runtime.settings.grpc_bind_host,
-                     serving=serving(runtime)).start(runtime.stop_event)
+                     serving=serving(runtime), tokens=runtime.tokens).start(runtime.stop_event)
 
 
 def main() -> None:

@@ -1,14 +1,17 @@
 """The monitor's dashboard page and its read-only JSON API, served beside the monitor's gRPC API
 (Starlette on uvicorn, labelstream.common.web).
 
-  GET /                              the page
-  GET /api/projects                  {"projects": [project ids]}
+  GET /                              the page (open: it holds no data; it asks for a token)
+  GET /api/projects                  {"projects": [the project ids the caller may read],
+                                      "signed_in_as": {"role", "name", "project_id"}}
   GET /api/dashboard?project_id=     dashboard_data() of that project
-  GET /healthz                       200 while the monitor is SERVING, else 503 (HTTP probes)
+  GET /healthz                       200 while the monitor is SERVING, else 503 (HTTP probes; open)
 
-No authentication: the page is a read-only operations view with no worker identities beyond ids
-and no item texts, and it listens on the configured bind host (loopback by default) like the
-gRPC API. Put it behind an authenticating proxy before exposing that host to anyone else.
+Every API call needs `Authorization: Bearer <token>`, checked by the same TokenDirectory and rules
+as the monitor's gRPC API (labelstream.common.auth.WEB_RULES): /api/projects lists every project to
+an admin and their own to a project owner; /api/dashboard admits an admin and that project's owner
+(as GetProjectStats does). Refusals are {"error": message, "code": gRPC status name}: 401
+UNAUTHENTICATED without a known token, 403 PERMISSION_DENIED for another role or project.
 """
 
 from __future__ import annotations
@@ -29,6 +32,16 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from labelstream.common.auth import (
+    HTTP_STATUS,
+    WEB_RULES,
+    AuthError,
+    Principal,
+    TokenDirectory,
+    authorize,
+    bearer,
+    readable_projects,
+)
 from labelstream.common.web import PageServer, error_response, health_route, json_response, page_app, page_response
 from labelstream.monitor.dashboard import dashboard_data
 from labelstream.v1 import events_pb2
@@ -38,8 +51,8 @@ log = logging.getLogger(__name__)
 PAGE_PATH = Path(__file__).parent / "static" / "dashboard.html"
 PAGE_PATHS = ("/", "/index.html")
 
-# An API call: the request's query -> the JSON body of a 200.
-ApiCall = Callable[[dict[str, list[str]]], dict]
+# An API call: (the caller, the request's query) -> the JSON body of a 200.
+ApiCall = Callable[[Principal, dict[str, list[str]]], dict]
 
 
 class ProjectStore(Protocol):
@@ -57,21 +70,30 @@ class NotFound(Exception):
 
 class DashboardWeb:
     """Serves the page and the API on (host, port); port 0 picks a free port (see `.port`).
-    `serving` tells /healthz whether the monitor is SERVING (always, when not given)."""
+    `serving` tells /healthz whether the monitor is SERVING (always, when not given); `tokens` says
+    who a bearer token names (the monitor's own directory, shared with its gRPC interceptor)."""
 
     def __init__(self, store: ProjectStore, port: int, host: str = "127.0.0.1",
-                 serving: Callable[[], bool] = lambda: True) -> None:
+                 serving: Callable[[], bool] = lambda: True, *, tokens: TokenDirectory) -> None:
         self.store = store
+        self.tokens = tokens
         self.page = PAGE_PATH.read_bytes()  # read now: a missing file fails at start, not per request
         self.http = PageServer(build_app(self, serving), port, host, "dashboard", "labelstream-dashboard")
         self.port = self.http.port
         self.start = self.http.start
         self.stop = self.http.stop
 
-    def projects(self, _query: dict[str, list[str]]) -> dict:
-        return {"projects": self.store.project_ids()}
+    def admit(self, path: str, token: str, query: dict[str, list[str]]) -> Principal:
+        """The caller, if WEB_RULES let them call `path` with this query; else AuthError."""
+        principal = self.tokens.identify(token)
+        authorize(WEB_RULES.get(f"dashboard {path}"), f"GET {path}", principal, query)
+        return principal
 
-    def dashboard(self, query: dict[str, list[str]]) -> dict:
+    def projects(self, caller: Principal, _query: dict[str, list[str]]) -> dict:
+        return {"projects": readable_projects(caller, self.store.project_ids()),
+                "signed_in_as": {"role": caller.role.value, "name": caller.name, "project_id": caller.project_id}}
+
+    def dashboard(self, _caller: Principal, query: dict[str, list[str]]) -> dict:
         project_id = query.get("project_id", [""])[0]
         spec = self.store.get_project(project_id) if project_id else None
         if spec is None:
@@ -79,11 +101,20 @@ class DashboardWeb:
         return dashboard_data(self.store.db, project_id, list(spec.labels))
 
 
-def api_endpoint(call: ApiCall) -> Callable[[Request], Awaitable[Response]]:
-    """An endpoint running `call` (blocking: it reads the store) in the thread pool."""
+def api_endpoint(web: DashboardWeb, call: ApiCall) -> Callable[[Request], Awaitable[Response]]:
+    """An endpoint admitting the caller and running `call` (both blocking: they may read the store)
+    in the thread pool."""
+    def admitted(path: str, token: str, query: dict[str, list[str]]) -> dict:
+        return call(web.admit(path, token, query), query)
+
     async def endpoint(request: Request) -> Response:
         try:
-            return json_response(HTTPStatus.OK, await run_in_threadpool(call, parse_qs(request.url.query)))
+            token = bearer([("authorization", request.headers.get("Authorization", ""))])
+            return json_response(HTTPStatus.OK, await run_in_threadpool(
+                admitted, request.url.path, token, parse_qs(request.url.query)))
+        except AuthError as refusal:
+            return error_response(HTTP_STATUS.get(refusal.code, HTTPStatus.FORBIDDEN), str(refusal),
+                                  refusal.code.name)
         except NotFound as error:
             return error_response(HTTPStatus.NOT_FOUND, str(error), "NOT_FOUND")
         except PyMongoError:
@@ -110,6 +141,6 @@ def build_app(web: DashboardWeb, serving: Callable[[], bool]) -> Starlette:
                               "read-only", "UNIMPLEMENTED")
 
     routes = [*(Route(path, page, methods=["GET"]) for path in PAGE_PATHS),
-              *(Route(path, api_endpoint(call), methods=["GET"]) for path, call in calls.items()),
+              *(Route(path, api_endpoint(web, call), methods=["GET"]) for path, call in calls.items()),
               health_route(serving)]
     return page_app(routes, not_found, method_not_allowed)

@@ -10,6 +10,7 @@ import urllib.request
 import pytest
 from pymongo.errors import PyMongoError
 
+from labelstream.common.auth import TokenDirectory
 from labelstream.monitor.dashboard import (
     accuracy_curve,
     agreement_over_time,
@@ -227,9 +228,13 @@ def test_dashboard_data_of_an_empty_project_is_all_nulls_not_errors():
     assert data["summary"]["accuracy"] is None and data["summary"]["latency_p95_ms"] is None
 
 
-def get(url: str) -> tuple[int, bytes]:
+ADMIN_TOKEN = "lsa_admin"
+
+
+def get(url: str, token: str = ADMIN_TOKEN) -> tuple[int, bytes]:
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
     try:
-        with urllib.request.urlopen(url, timeout=10) as reply:
+        with urllib.request.urlopen(request, timeout=10) as reply:
             return reply.status, reply.read()
     except urllib.error.HTTPError as error:
         return error.code, error.read()
@@ -238,21 +243,21 @@ def get(url: str) -> tuple[int, bytes]:
 def test_the_web_api_serves_the_page_projects_and_data():
     stop = threading.Event()
     store = FakeStore(small_store(), {"proj": ["a", "b"], "other": ["x", "y"]})
-    web = DashboardWeb(store, 0)
+    web = DashboardWeb(store, 0, tokens=TokenDirectory(None, admin_token=ADMIN_TOKEN))
     web.start(stop)
     base = f"http://127.0.0.1:{web.port}"
     try:
-        status, page = get(base + "/")
+        status, page = get(base + "/", token="")  # the page itself is open: it holds no data
         assert status == 200 and b'data-testid="accuracy-chart"' in page
         assert b"http://" not in page.replace(b"http://www.w3.org/2000/svg", b"")  # nothing from elsewhere
         status, body = get(base + "/api/projects")
-        assert status == 200 and json.loads(body) == {"projects": ["other", "proj"]}
+        assert status == 200 and json.loads(body)["projects"] == ["other", "proj"]
         status, body = get(base + "/api/dashboard?project_id=proj")
         assert status == 200 and json.loads(body)["project_id"] == "proj"
         assert get(base + "/api/dashboard?project_id=missing") == (
             404, b'{"error": "no such project: \'missing\'", "code": "NOT_FOUND"}')
         assert get(base + "/api/nope")[0] == 404
-        assert get(base + "/healthz") == (200, b'{"status": "SERVING"}')
+        assert get(base + "/healthz", token="") == (200, b'{"status": "SERVING"}')
     finally:
         stop.set()
 
@@ -263,13 +268,14 @@ def test_the_web_api_answers_503_while_the_store_is_down():
             raise PyMongoError("connection refused")
 
     stop = threading.Event()
-    web = DashboardWeb(DownStore(small_store(), {}), 0, serving=lambda: False)
+    web = DashboardWeb(DownStore(small_store(), {}), 0, serving=lambda: False,
+                       tokens=TokenDirectory(None, admin_token=ADMIN_TOKEN))
     web.start(stop)
     base = f"http://127.0.0.1:{web.port}"
     try:
         status, body = get(base + "/api/projects")
         assert (status, json.loads(body)["code"]) == (503, "UNAVAILABLE")
-        assert get(base + "/healthz") == (503, b'{"status": "NOT_SERVING"}')
+        assert get(base + "/healthz", token="") == (503, b'{"status": "NOT_SERVING"}')
     finally:
         stop.set()
 
