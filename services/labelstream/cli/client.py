@@ -52,10 +52,13 @@ def list_workers(dispatcher: GrpcTarget, project_id: str) -> list[services_pb2.W
     return list(reply.workers)
 
 
-def dashboard(monitor_web_url: str, project_id: str) -> dict[str, Any]:
-    """The monitor's dashboard data of a project (its JSON API)."""
+def dashboard(monitor_web_url: str, project_id: str, token: str) -> dict[str, Any]:
+    """The monitor's dashboard data of a project (its JSON API), read with an admin's or the
+    project owner's token."""
     query = urllib.parse.urlencode({"project_id": project_id})
-    with urllib.request.urlopen(f"{monitor_web_url.rstrip('/')}/api/dashboard?{query}", timeout=60) as reply:
+    request = urllib.request.Request(f"{monitor_web_url.rstrip('/')}/api/dashboard?{query}",
+                                     headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(request, timeout=60) as reply:
         return json.loads(reply.read())
 
 

@@ -76,6 +76,11 @@ def _print_endpoints(state: StackState) -> None:
     table.add_row("annotator page", state.web_url("dispatcher"), "", "")
     table.add_row("dashboard", state.web_url("monitor"), "", "")
     Console(width=160).print(table)
+    # The dashboard asks for a token; this link opens it signed in as this run's admin (see
+    # StackState.dashboard_link for why a #token= fragment, and what it costs).
+    console.print(f"dashboard, signed in as admin: {state.dashboard_link()}", soft_wrap=True)
+    console.print("annotators sign in with a token from [bold]labelstream create-worker[/bold]; project owners "
+                  "read their dashboard with one from [bold]labelstream create-owner[/bold]")
 
 
 @app.command()
@@ -367,7 +372,8 @@ def create_owner(project: str, owner_id: str, rotate: bool = False, run_dir: Run
         token = client.create_project_owner(state.grpc_target("ingest"), project, owner_id, rotate)
     except grpc.RpcError as exc:
         raise _fail(f"cannot create owner {owner_id!r} of {project!r}: {exc.details()}") from exc
-    console.print(f"owner {owner_id} of project {project}: send 'authorization: Bearer <token>' with this token:")
+    console.print(f"owner {owner_id} of project {project}: send 'authorization: Bearer <token>' with this token, "
+                  f"or sign in to the dashboard at {state.web_url('monitor')} with it:")
     print(token)  # noqa: T201 - the token is the command's output
 
 
@@ -525,7 +531,7 @@ def demo(items: Annotated[int, typer.Option(help="How many items to label")] = 2
         print_report(data)
         run_dir = Path(state.run_dir)
         workers = client.list_workers(state.grpc_target("dispatcher"), spec.project_id)
-        summary = client.dashboard(state.web_url("monitor"), spec.project_id)["summary"]
+        summary = client.dashboard(state.web_url("monitor"), spec.project_id, state.admin_token)["summary"]
         model_seconds = client.model_compute_seconds(f"127.0.0.1:{state.ports.triton_grpc}",
                                                      list(spec.models) or [spec.model])
         data["payoff"] = {

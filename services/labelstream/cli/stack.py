@@ -18,6 +18,7 @@ import subprocess
 import sys
 import sysconfig
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -115,6 +116,19 @@ class StackState:
 
     def web_url(self, service: str) -> str:
         return f"http://127.0.0.1:{self.ports.web[service]}/"
+
+    def dashboard_link(self) -> str:
+        """The dashboard's address with the admin token in its fragment (#token=...), which the page
+        moves into the tab's sessionStorage and out of the address bar at once.
+
+        Why a link and not "the token is in stack.json": the local stack is one person's, on
+        loopback, with an admin token made for this run alone (stack.json, mode 600, already holds
+        it and every command uses it), so a link that opens signed in costs nothing that person
+        does not already have; and a fragment, unlike a query, never reaches the server, so it
+        stays out of its logs and of Referer headers. The price: the link, token included, is in
+        the terminal's output (and in the browser's history for that first visit), so it is made
+        only for this throwaway local stack; a deployment's admin token lives in a Secret."""
+        return f"{self.web_url('monitor')}#{urllib.parse.urlencode({'token': self.admin_token})}"
 
 
 def site_packages() -> Path:
