@@ -11,7 +11,7 @@ import threading
 from collections.abc import Callable, Sequence
 from concurrent import futures
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -31,6 +31,14 @@ from labelstream.common.telemetry import (
 )
 
 OUTBOX_SWEEP_SECONDS = 5.0
+
+
+class Page(Protocol):
+    """A web page served beside the gRPC API (labelstream.common.web.PageServer behind it)."""
+
+    def start(self, stop_event: threading.Event) -> None: ...
+
+    def stop(self) -> None: ...
 
 
 @dataclass
@@ -59,6 +67,9 @@ class Runtime:
     # What is down now (an outage seen by the consumer loop, Triton not ready...): NOT_SERVING
     # while any is.
     unhealthy: set[str] = field(default_factory=set)
+    # The web pages this process serves (`serve_page`): stopped, their threads joined, before the
+    # store and producer their requests use are closed (`shut_down`).
+    pages: list[Page] = field(default_factory=list)
 
     def component(self, name: str, build: Callable[[], Any]) -> Any:
         if name not in self.components:
@@ -102,6 +113,11 @@ class Runtime:
         """Whether every dependency answers its probe now."""
         return all(probe() for probe in self.probes.values())
 
+    def serve_page(self, page: Page) -> None:
+        """Start serving `page` until shutdown (it also stops by itself once stop_event is set)."""
+        page.start(self.stop_event)
+        self.pages.append(page)
+
     def start_background(self, target: Callable[[], None], every_s: float, label: str) -> threading.Thread:
         """Run `target` every `every_s` seconds until shutdown; failures are logged, not fatal."""
         logger = logging.getLogger(f"labelstream.{self.name}")
@@ -143,6 +159,19 @@ def health_server(servicer: health.HealthServicer, settings: Settings) -> grpc.S
                             "LABELSTREAM_GRPC_HEALTH_PORT to a free port, or 0")
     server.start()
     return server
+
+
+def shut_down(runtime: Runtime, server: grpc.Server, probes: grpc.Server | None) -> None:
+    """Stop serving, then close the clients: the gRPC servers (calls in flight finish) and the web
+    pages (requests in flight finish, threads joined) go first, since their handlers use the
+    producer and the store."""
+    server.stop(grace=5).wait()
+    for page in runtime.pages:
+        page.stop()
+    if probes:
+        probes.stop(grace=1).wait()
+    runtime.producer.close()
+    runtime.store.close()
 
 
 def run_service(
@@ -219,10 +248,6 @@ def run_service(
         else:
             runtime.stop_event.wait()
     finally:
-        server.stop(grace=5).wait()
-        if probes:
-            probes.stop(grace=1).wait()
-        producer.close()
-        store.close()
+        shut_down(runtime, server, probes)
         tracer_provider.shutdown()
         logger.info("stopped")

@@ -195,8 +195,8 @@ def register(runtime: Runtime, server: grpc.Server) -> None:
     runtime.start_background(sweep_outbox, 5.0, "outbox-sweep")
     runtime.start_background(review_pay, 30.0, "pay-review")
     if runtime.settings.http_port:
-        AnnotatorWeb(workbench, publisher.submit, runtime.settings.http_port, runtime.settings.grpc_bind_host,
-                     serving=serving(runtime)).start(runtime.stop_event)
+        runtime.serve_page(AnnotatorWeb(workbench, publisher.submit, runtime.settings.http_port,
+                                        runtime.settings.grpc_bind_host, serving=serving(runtime)))
 
 
 def main() -> None:

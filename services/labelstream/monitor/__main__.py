@@ -163,8 +163,8 @@ def register(runtime: Runtime, server: grpc.Server) -> None:
         if runtime.tokens is None:
             raise RuntimeError("the dashboard needs the runtime's TokenDirectory (run_service makes it)")
         # the gRPC interceptor's own directory: one set of tokens, one cache, for both doors
-        DashboardWeb(runtime.store, runtime.settings.http_port, runtime.settings.grpc_bind_host,
-                     serving=serving(runtime), tokens=runtime.tokens).start(runtime.stop_event)
+        runtime.serve_page(DashboardWeb(runtime.store, runtime.settings.http_port, runtime.settings.grpc_bind_host,
+                                        serving=serving(runtime), tokens=runtime.tokens))
 
 
 def main() -> None:
