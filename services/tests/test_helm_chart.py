@@ -786,6 +786,15 @@ def test_the_image_serves_the_model_repository_that_triton_is_told_to_rewrite():
         assert len(re.findall(r"^instance_group ", config.read_text(), flags=re.MULTILINE)) == 1, config
 
 
+def test_the_image_exposes_every_port_the_chart_serves_on():
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    containerfile = (REPO_ROOT / "deploy" / "image" / "Containerfile").read_text()
+    exposed = {int(port) for line in containerfile.splitlines() if line.startswith("EXPOSE ")
+               for port in line.split()[1:]}
+    ports = values["ports"]
+    assert {ports["grpc"], ports["metrics"], ports["http"], values["grpcTls"]["healthPort"]} <= exposed
+
+
 @pytest.mark.parametrize("scenario", SCENARIOS)
 def test_pods_get_time_to_finish_a_batch_and_commit_after_sigterm(scenario: str):
     """A batch in flight may wait for Triton (inference: LABELSTREAM_TRITON_TIMEOUT_S), then for the
