@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import krippendorff
 import numpy as np
+from scipy import sparse
 from statsmodels.stats import inter_rater
 
 Triple = tuple[Hashable, Hashable, Hashable]
@@ -194,14 +195,16 @@ def krippendorff_alpha_sets(triples: Sequence[Triple],
     keys = list(values)
     delta = masi_matrix(keys) if distance is masi_distance else np.array([[distance(x, y) for y in keys]
                                                                           for x in keys])
-    counts = np.zeros((len(rows), len(keys)))
-    for i, row in enumerate(rows):
-        for j, n in row.items():
-            counts[i, j] = n
-    m = counts.sum(axis=1)
+    # items x distinct sets, sparse: an item holds a handful of answers among thousands of sets,
+    # and a dense n' delta n per item would cost items x sets^2
+    entries = [(i, j, n) for i, row in enumerate(rows) for j, n in row.items()]
+    r, c, v = (np.array(column) for column in zip(*entries, strict=True))
+    counts = sparse.csr_matrix((v.astype(float), (r, c)), shape=(len(rows), len(keys)))
+    m = np.asarray(counts.sum(axis=1)).ravel()
     # sum over ordered pairs of different answers in an item: n' delta n (delta(x, x) = 0)
-    observed = (np.einsum("ij,jk,ik->i", counts, delta, counts) / (m - 1)).sum() / m.sum()
-    totals = counts.sum(axis=0)
+    within = np.asarray(counts.multiply(counts @ delta).sum(axis=1)).ravel()
+    observed = (within / (m - 1)).sum() / m.sum()
+    totals = np.asarray(counts.sum(axis=0)).ravel()
     n = totals.sum()
     expected = totals @ delta @ totals / (n * (n - 1))
     if expected == 0:
