@@ -75,7 +75,7 @@ class DawidSkeneModel:
 def fit_dawid_skene(items: np.ndarray, workers: np.ndarray, labels: np.ndarray, n_items: int, n_workers: int,
                     n_classes: int, *, method: str = "full", max_iter: int = 100, tol: float = 1e-6,
                     smoothing: float = 0.01, diagonal_prior: float = 2.0, init_posteriors: np.ndarray | None = None,
-                    item_priors_log: np.ndarray | None = None,
+                    item_priors_log: np.ndarray | None = None, prior_confusions: np.ndarray | None = None,
                     warm_start: DawidSkeneModel | None = None) -> DawidSkeneModel:
     """Dawid-Skene by EM.
 
@@ -93,6 +93,10 @@ def fit_dawid_skene(items: np.ndarray, workers: np.ndarray, labels: np.ndarray, 
     item_priors_log: optional [I, K] extra evidence per item from a non-worker voter, added to the
     log posterior as is (a log-likelihood, defined up to a per-item constant): build it with
     `model_log_evidence`. It is never re-estimated, so it also anchors EM.
+    prior_confusions: optional [W, K, K] Dirichlet pseudo-counts per worker (row = true class), used
+    in place of `diagonal_prior` (smoothing still applies): what is already known about each
+    worker, e.g. their confusion on other labels of a multi-label task scaled to a few answers
+    (labelstream.crowd.multilabel), so that a worker with few answers on this label keeps it.
     Initialisation, first that applies: `init_posteriors` (rows for the first items; the rest from
     votes), `warm_start` (one E-step with that model's priors and confusions; workers it has not
     seen get its pooled confusion), else the smoothed majority vote.
@@ -104,6 +108,7 @@ def fit_dawid_skene(items: np.ndarray, workers: np.ndarray, labels: np.ndarray, 
     items, workers, labels = (np.asarray(a, dtype=np.int64) for a in (items, workers, labels))
     answers = _Answers(items, workers, labels, n_items, n_workers, n_classes)
     extra = _checked_item_priors(item_priors_log, n_items, n_classes)
+    worker_prior = _checked_prior_confusions(prior_confusions, n_workers, n_classes)
 
     if init_posteriors is not None:
         posteriors = _posteriors_from_rows(np.asarray(init_posteriors, dtype=float), answers, extra)
@@ -113,14 +118,14 @@ def fit_dawid_skene(items: np.ndarray, workers: np.ndarray, labels: np.ndarray, 
     else:
         posteriors = _majority_posteriors(answers, extra)
 
-    priors, confusions, pooled = _m_step(answers, posteriors, method, smoothing, diagonal_prior)
+    priors, confusions, pooled = _m_step(answers, posteriors, method, smoothing, diagonal_prior, worker_prior)
     converged = False
     iterations = 0
     log_likelihood = -np.inf
     while iterations < max_iter and not converged:
         iterations += 1
         posteriors, new_log_likelihood = _e_step(answers, np.log(priors), _log_votes(confusions), extra)
-        priors, confusions, pooled = _m_step(answers, posteriors, method, smoothing, diagonal_prior)
+        priors, confusions, pooled = _m_step(answers, posteriors, method, smoothing, diagonal_prior, worker_prior)
         converged = abs(new_log_likelihood - log_likelihood) <= tol * abs(new_log_likelihood)
         log_likelihood = new_log_likelihood
     # posteriors of the returned parameters, so that batch and per-vote updates agree exactly
@@ -163,6 +168,15 @@ def _checked_item_priors(item_priors_log: np.ndarray | None, n_items: int, n_cla
     if extra.shape != (n_items, n_classes):
         raise ValueError(f"item_priors_log must have shape {(n_items, n_classes)}, got {extra.shape}")
     return extra
+
+
+def _checked_prior_confusions(prior: np.ndarray | None, n_workers: int, n_classes: int) -> np.ndarray | None:
+    if prior is None:
+        return None
+    prior = np.asarray(prior, dtype=float)
+    if prior.shape != (n_workers, n_classes, n_classes) or (prior < 0).any():
+        raise ValueError(f"prior_confusions must be non-negative with shape {(n_workers, n_classes, n_classes)}")
+    return prior
 
 
 def _softmax_rows(logits: np.ndarray) -> np.ndarray:
@@ -213,8 +227,8 @@ def _e_step(answers: _Answers, log_priors: np.ndarray, log_votes: np.ndarray,
     return np.exp(logits - log_norm[:, None]), float(log_norm.sum())
 
 
-def _m_step(answers: _Answers, posteriors: np.ndarray, method: str, smoothing: float,
-            diagonal_prior: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _m_step(answers: _Answers, posteriors: np.ndarray, method: str, smoothing: float, diagonal_prior: float,
+            worker_prior: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     k = answers.n_classes
     priors = posteriors.sum(axis=0) + smoothing
     priors = priors / priors.sum()
@@ -222,13 +236,15 @@ def _m_step(answers: _Answers, posteriors: np.ndarray, method: str, smoothing: f
     counts = np.asarray(answers.pair_item @ posteriors).reshape(answers.n_workers, k, k).transpose(0, 2, 1)
     pooled_counts = counts.sum(axis=0)
     pseudo = smoothing + diagonal_prior * np.eye(k)
+    # per worker: [W, K, K] or the one shared [K, K]; the pooled confusion keeps the shared one
+    per_worker = pseudo if worker_prior is None else worker_prior + smoothing
     if method == "full":
-        confusions = _normalise_rows(counts + pseudo)
+        confusions = _normalise_rows(counts + per_worker)
         pooled = _normalise_rows(pooled_counts + pseudo)
     else:
         # one accuracy per worker, with the same pseudo-counts as "full" summed over its cells;
-        correct = np.trace(counts, axis1=1, axis2=2) + np.trace(pseudo)
-        accuracy = correct / (answers.per_worker + pseudo.sum())
+        correct = np.trace(counts, axis1=1, axis2=2) + np.trace(per_worker, axis1=-2, axis2=-1)
+        accuracy = correct / (answers.per_worker + per_worker.sum(axis=(-2, -1)))
         # Below chance is far likelier a spammer's noise than a systematic adversary; taken at face
         # value it makes the symmetric one-coin model vote against the answer, and on sparse data EM
         # then drifts to "one class never occurs, half the workers are always wrong".

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 
 from scipy.stats import beta
@@ -279,3 +279,57 @@ def balanced_weights(weights: Sequence[float], anti: Sequence[bool], share: floa
         return list(weights)
     scale = share * rest / ((1 - share) * anti_total)
     return [w * scale if a else w for w, a in zip(weights, anti, strict=True)]
+
+
+# -- multi-label shortcuts ----------------------------------------------------------------------
+# On a multi-label task (each answer a set of labels) the cheap answers are "none of these", every
+# label, or one set whatever the item (e.g. always the most common label). Over a worker's last
+# RECENT_ANSWERS answers an honest worker's shares stay far from 1: on GoEmotions (7 or 28 labels)
+# with per-label sensitivity 0.7-0.9 and specificity 0.95-0.99, "none" is about a tenth of their
+# answers, "all" never, and their most frequent set (just "neutral") a third at most.
+SET_SHORTCUT_SHARE = 0.8   # default bound for the set signals when the project sets none
+
+
+def _last(answers: Sequence[Collection[str]], last: int) -> list[frozenset[str]]:
+    return [frozenset(a) for a in list(answers)[-last:]] if last > 0 else []
+
+
+def none_share(answers: Sequence[Collection[str]], last: int = RECENT_ANSWERS) -> float:
+    """Share of the last `last` answers that name no label (NaN without answers)."""
+    recent = _last(answers, last)
+    return sum(not a or a == {"none"} for a in recent) / len(recent) if recent else math.nan
+
+
+def all_share(answers: Sequence[Collection[str]], labels: Collection[str], last: int = RECENT_ANSWERS) -> float:
+    """Share of the last `last` answers that name every one of the project's labels."""
+    recent = _last(answers, last)
+    every = frozenset(labels)
+    return sum(a >= every for a in recent) / len(recent) if recent else math.nan
+
+
+def same_set_share(answers: Sequence[Collection[str]], last: int = RECENT_ANSWERS) -> float:
+    """Share of the last `last` answers taken by the worker's most frequent set among them."""
+    recent = _last(answers, last)
+    if not recent:
+        return math.nan
+    counts: dict[frozenset[str], int] = {}
+    for answer in recent:
+        counts[answer] = counts.get(answer, 0) + 1
+    return max(counts.values()) / len(recent)
+
+
+def set_fraud_signals(answers: Sequence[Collection[str]], labels: Collection[str],
+                      max_share: float = SET_SHORTCUT_SHARE, last: int = RECENT_ANSWERS) -> list[str]:
+    """The set shortcuts a worker's last `last` answers show ("none_answers", "all_labels",
+    "same_set"); nothing until `last` answers are in, as with the other share signals. A worker
+    who always answers "none" also gives one set throughout: both signals are raised."""
+    if max_share <= 0 or len(answers) < last:
+        return []
+    signals = []
+    if none_share(answers, last) > max_share:
+        signals.append("none_answers")
+    if len(labels) > 1 and all_share(answers, labels, last) > max_share:
+        signals.append("all_labels")
+    if same_set_share(answers, last) > max_share:
+        signals.append("same_set")
+    return signals
