@@ -39,7 +39,13 @@ no per-label decision and is not needed for them. It matters where labels are co
 item-level confidence, the product over labels of the calibrated max(p_L, 1 - p_L).
 
 Assumptions are those of thresholds.py: verified items a random sample of the stream (or weighted),
-a candidate grid that looks at scores and never at labels, scores as the router will apply them.
+a candidate grid that looks at scores and never at labels, and scores as the router will apply
+them. The last one bites here: thresholds chosen on out-of-fold probabilities and applied to a
+head refit on every verified item (sharper, so "p <= absent" reaches further into a label's
+occurrences) met the per-label target in only 14 of 20 GoEmotions runs (Ekman, target 0.90).
+Score the stream with the same fold heads the thresholds were chosen on
+(scripts/benchmarks/multilabel_routing.py), or choose thresholds on a sample the applied head
+never learned from.
 """
 
 from __future__ import annotations
