@@ -17,13 +17,18 @@ MODEL_DIR = Path(__file__).resolve().parents[3] / "deploy" / "triton" / "models"
 CAUSAL_MODEL_DIR = MODEL_DIR.parent / "causal_lm"
 
 
-def load_encoder_classifier() -> Any:
+def load_encoder_module() -> Any:
+    """The encoder model's module (its heads, e.g. OneVsRestHead, without loading the encoder)."""
     spec = importlib.util.spec_from_file_location("encoder_fewshot_model", MODEL_DIR / "1" / "model.py")
     if spec is None or spec.loader is None:
         raise RuntimeError(f"cannot load the model code from {MODEL_DIR / '1' / 'model.py'}")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.FewShotEncoderClassifier(MODEL_DIR / "tokenizer.json")
+    return module
+
+
+def load_encoder_classifier() -> Any:
+    return load_encoder_module().FewShotEncoderClassifier(MODEL_DIR / "tokenizer.json")
 
 
 def load_causal_classifier(**overrides: str) -> Any:

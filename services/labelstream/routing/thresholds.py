@@ -59,6 +59,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -232,28 +233,50 @@ def candidate_sizes(n_items: int, target: float, alpha: float, first_step_fracti
     return np.arange(first, n_items + 1, max(1, math.ceil(step_fraction * n_items)))
 
 
+def fixed_sequence_walk(scores: np.ndarray, correct: np.ndarray, target: float, alpha: float,
+                        first_step_fraction: float = FIRST_STEP_FRACTION,
+                        first_step_max_items: int = FIRST_STEP_MAX_ITEMS, step_fraction: float = STEP_FRACTION,
+                        min_accepted: int = 1,
+                        also_required: Callable[[np.ndarray], np.ndarray] | None = None) -> list[ClassThreshold]:
+    """Every candidate threshold rejected before the walk's first non-rejection, most strict first
+    (module docstring). Fixed-sequence testing controls the family-wise error: with probability at
+    least 1 - alpha every one of them holds at once, so a caller may use any of them, not only the
+    last (multilabel.py keeps a label's "absent" below its "present" that way).
+
+    `also_required(thresholds)` gives, per candidate, the p-value of a second null the candidate
+    must reject too (say, "too many of the label's occurrences fall at or above it"): the
+    candidate's null is then "either fails", rejected only when both are, each at alpha. That is an
+    intersection-union test: its level is alpha with no split."""
+    scores = np.asarray(scores, dtype=float)
+    if not scores.size:
+        return []
+    ranked = _Ranked.of(scores, np.asarray(correct))
+    sizes = candidate_sizes(len(scores), target, alpha, first_step_fraction, first_step_max_items, step_fraction,
+                            min_accepted)
+    if not sizes.size:
+        return []
+    accepted = np.unique(ranked.accepted_at[sizes - 1])  # ascending: most strict first
+    hits = ranked.hits[accepted - 1]
+    thresholds = ranked.scores[accepted - 1]
+    p_values = binomial_p_value(hits, accepted, target)
+    if also_required is not None:
+        p_values = np.maximum(p_values, also_required(thresholds))
+    not_rejected = np.flatnonzero(p_values > alpha)
+    rejected = int(not_rejected[0]) if not_rejected.size else len(accepted)
+    bounds = _clopper_pearson_lower_bounds(hits[:rejected], accepted[:rejected], 1 - alpha)
+    return [ClassThreshold(float(t), int(n), int(k), float(b))
+            for t, n, k, b in zip(thresholds[:rejected], accepted[:rejected], hits[:rejected], bounds, strict=True)]
+
+
 def fixed_sequence_threshold(scores: np.ndarray, correct: np.ndarray, target: float, alpha: float,
                              first_step_fraction: float = FIRST_STEP_FRACTION,
                              first_step_max_items: int = FIRST_STEP_MAX_ITEMS, step_fraction: float = STEP_FRACTION,
                              min_accepted: int = 1) -> ClassThreshold:
     """The last threshold of the fixed sequence (most strict first) whose null "accuracy at or
     above it < target" is rejected at `alpha` before the first non-rejection (module docstring)."""
-    scores = np.asarray(scores, dtype=float)
-    if not scores.size:
-        return ClassThreshold(NEVER)
-    ranked = _Ranked.of(scores, np.asarray(correct))
-    sizes = candidate_sizes(len(scores), target, alpha, first_step_fraction, first_step_max_items, step_fraction,
-                            min_accepted)
-    if not sizes.size:
-        return ClassThreshold(NEVER)
-    accepted = np.unique(ranked.accepted_at[sizes - 1])  # ascending: most strict first
-    hits = ranked.hits[accepted - 1]
-    not_rejected = np.flatnonzero(binomial_p_value(hits, accepted, target) > alpha)
-    rejected_before_stop = int(not_rejected[0]) if not_rejected.size else len(accepted)
-    if rejected_before_stop == 0:
-        return ClassThreshold(NEVER)
-    n, k = int(accepted[rejected_before_stop - 1]), int(hits[rejected_before_stop - 1])
-    return ClassThreshold(float(ranked.scores[n - 1]), n, k, clopper_pearson_lower_bound(k, n, 1 - alpha))
+    walk = fixed_sequence_walk(scores, correct, target, alpha, first_step_fraction, first_step_max_items,
+                               step_fraction, min_accepted)
+    return walk[-1] if walk else ClassThreshold(NEVER)
 
 
 def scan_thresholds_pointwise(scores: np.ndarray, predicted: np.ndarray, correct: np.ndarray, n_classes: int,
