@@ -6,8 +6,6 @@ project's aggregation gives on the same answers in process, with every recorded 
 
 from __future__ import annotations
 
-from collections import defaultdict
-
 import pytest
 
 from labelstream.cli import client
@@ -21,16 +19,6 @@ PAIRS = 60
 REPLAY_PROJECT = ukp.UKP_DIR / "replay.yaml"
 
 
-def recorded_answers(items: list[dict]) -> dict[str, dict[tuple[str, ...], str]]:
-    pairs = {p.pair_id: p for p in ukp.load_pairs()}
-    answers: dict[str, dict[tuple[str, ...], str]] = defaultdict(dict)
-    for item in items:
-        for worker, choice in pairs[item["item_id"]].answers:
-            if worker in item["annotators"]:
-                answers[worker][tuple(item["responses"])] = choice
-    return answers
-
-
 def test_real_workers_answer_as_they_did_and_the_aggregator_settles_every_pair(state):
     spec = load_project(REPLAY_PROJECT)
     assert spec.project_id == PROJECT
@@ -38,7 +26,7 @@ def test_real_workers_answer_as_they_did_and_the_aggregator_settles_every_pair(s
     items = ukp.replay_items(limit=PAIRS)
     # one pair with fewer annotators than the overlap: it asks for no more answers than they can give
     items[0]["annotators"] = items[0]["annotators"][:3]
-    answers = recorded_answers(items)
+    answers = ukp.recorded_answers(items)
     client.publish_json_items(state.kafka_bootstrap, PROJECT, items)
 
     workforce = ReplayWorkforce(state.grpc_target("dispatcher"), PROJECT, answers, threads=4)

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from collections import defaultdict
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -43,15 +42,6 @@ from labelstream.simulation.workforce import ReplayWorkforce  # noqa: E402
 
 OUT = REPO_ROOT / "reports" / "benchmarks" / "ukp_stack_replay.json"
 PROJECT_FILE = ukp.UKP_DIR / "replay.yaml"
-
-
-def recorded_answers(items: list[dict], pairs: dict[str, ukp.Pair]) -> dict[str, dict[tuple[str, ...], str]]:
-    """Each worker's answers, keyed by the pair's arguments in canonical order."""
-    answers: dict[str, dict[tuple[str, ...], str]] = defaultdict(dict)
-    for item in items:
-        for worker, choice in pairs[item["item_id"]].answers:
-            answers[worker][tuple(item["responses"])] = choice
-    return dict(answers)
 
 
 def replay_through_stack(items: list[dict], answers: dict[str, dict[tuple[str, ...], str]], threads: int,
@@ -114,7 +104,7 @@ def main() -> None:
     console = Console(width=150)
     items = ukp.replay_items(limit=args.pairs)
     pairs = {p.pair_id: p for p in ukp.load_pairs()}
-    answers = recorded_answers(items, pairs)
+    answers = ukp.recorded_answers(items)
     console.print(f"{len(items)} pairs, {sum(len(a) for a in answers.values())} answers by {len(answers)} workers")
     stack = replay_through_stack(items, answers, args.threads, args.base_port, console)
     finals = stack.pop("finals")

@@ -79,6 +79,19 @@ def replay_items(path: Path = UKP_PAIRS, limit: int | None = None) -> list[dict]
              **({"gold_label": r["gold"]} if r["gold"] is not None else {})} for r in rows]
 
 
+def recorded_answers(items: list[dict], path: Path = UKP_PAIRS) -> dict[str, dict[tuple[str, ...], str]]:
+    """What each of the items' annotators answered, keyed by the pair's arguments in canonical order
+    (what labelstream.simulation.workforce.ReplayWorkforce replays); a worker an item no longer names
+    among its annotators gives it no answer."""
+    pairs = {p.pair_id: p for p in load_pairs(path)}
+    answers: dict[str, dict[tuple[str, ...], str]] = defaultdict(dict)
+    for item in items:
+        for worker, choice in pairs[item["item_id"]].answers:
+            if worker in item["annotators"]:
+                answers[worker][tuple(item["responses"])] = choice
+    return dict(answers)
+
+
 def load_ukp(path: Path = UKP_PAIRS) -> CrowdData:
     """Every answer, by worker in the file's order; gold where upstream has it."""
     answers: dict[str, list[tuple[str, str]]] = defaultdict(list)
