@@ -24,7 +24,6 @@ Usage: python scripts/benchmarks/multilabel_routing.py [--seeds 20] [--targets 0
 from __future__ import annotations
 
 import argparse
-import csv
 import hashlib
 import json
 import time
@@ -52,13 +51,10 @@ from labelstream.routing.multilabel import (
     fit_label_calibrators,
     item_confidence,
 )
+from labelstream.simulation import goemotions
 
-# Until labelstream.simulation.goemotions lands (another branch), a minimal private reader of the
-# shared copy; the benchmark only needs texts and reference label sets.
-GOEMOTIONS = REPO_ROOT.parent / "shared" / "datasets" / "multilabel" / "goemotions"
 CACHE = REPO_ROOT / "runs" / "benchmarks"
 OUT = REPO_ROOT / "reports" / "routing"
-NEUTRAL = "neutral"
 console = Console()
 
 
@@ -69,23 +65,13 @@ class LabelledItems:
     targets: np.ndarray  # (items, labels) multi-hot reference
 
 
-def read_goemotions(ekman: bool, directory: Path = GOEMOTIONS) -> LabelledItems:
-    emotions = [line.strip() for line in (directory / "emotions.txt").read_text(encoding="utf-8").splitlines()
-                if line.strip()]
-    texts, sets = [], []
-    with (directory / "dev.tsv").open(encoding="utf-8", newline="") as handle:
-        # Comments hold quotes that are not CSV quoting: read fields verbatim.
-        for text, ids, _item_id in csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE):
-            texts.append(text)
-            sets.append({emotions[int(i)] for i in ids.split(",")})
-    names = emotions
-    if ekman:
-        groups = json.loads((directory / "ekman_mapping.json").read_text(encoding="utf-8"))
-        group_of = {emotion: group for group, members in groups.items() for emotion in members} | {NEUTRAL: NEUTRAL}
-        names = [*groups, NEUTRAL]
-        sets = [{group_of[label] for label in labels} for labels in sets]
+def read_goemotions(ekman: bool) -> LabelledItems:
+    """GoEmotions dev as texts and a multi-hot reference over EKMAN_LABELS (7) or ALL_LABELS (28)."""
+    items = goemotions.load_items()
+    names = list(goemotions.EKMAN_LABELS if ekman else goemotions.ALL_LABELS)
+    sets = goemotions.label_sets(items, ekman=ekman)
     targets = np.array([[name in labels for name in names] for labels in sets], dtype=bool)
-    return LabelledItems(texts, names, targets)
+    return LabelledItems([item.text for item in items], names, targets)
 
 
 def embeddings(texts: list[str]) -> np.ndarray:
