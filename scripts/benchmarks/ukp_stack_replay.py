@@ -6,7 +6,7 @@ pairs to items.raw, each naming the Mechanical Turk workers who judged it as its
 of those 2,659 workers signs up through the admin API and answers exactly as they did through the
 dispatcher's gRPC API (labelstream.simulation.workforce.ReplayWorkforce), in the order of arguments
 the dispatcher drew for them; the aggregator settles each pair with the project's aggregation
-(one-coin Dawid-Skene). Then, on the same answers: our majority vote, one-coin and full
+(majority vote; replay.yaml says why). Then, on the same answers: our majority vote, one-coin and full
 Dawid-Skene in process, crowd-kit's MajorityVote, DawidSkene and MACE, each with its wall time
 (scripts/benchmarks/ukp_aggregation.py's code).
 Accuracy is against upstream's gold label (MACE's own estimate from these answers) on the pairs
