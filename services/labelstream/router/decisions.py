@@ -88,7 +88,7 @@ class Router:
             doc = {"_id": key, **json_format.MessageToDict(decision, preserving_proto_field_name=True),
                    "probabilities": list(prediction.probabilities), "labels": list(prediction.labels),
                    "text_length": len(prediction.text), "models_agree": models_agree(prediction),
-                   "decided_at_ms": now_ms()}
+                   "in_calibration_sample": decision.calibration_sample, "decided_at_ms": now_ms()}
             if decision.deferred:  # what the release loop needs to send it later
                 doc.update(text=prediction.text, traceparent=traceparent(), deferred=True,
                            responses=[{"text": r.text, "source": r.source} for r in prediction.responses],

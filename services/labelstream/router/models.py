@@ -33,6 +33,17 @@ def model_key(project_id: str, model_name: str, model_version: str) -> str:
     return f"{project_id}|{model_name}/{model_version}"
 
 
+def fit_on_verified(spec: events_pb2.ProjectSpec, verified: list[dict], target: float) -> RoutingModel:
+    """The routing model of a project's verified records (add_verified): the scorer learns from
+    all of them, the thresholds are tested on its calibration sample alone (routing/thresholds.py)."""
+    probabilities = np.array([v["probabilities"] for v in verified], dtype=float)
+    labels = np.array([v["label_index"] for v in verified])
+    context = item_context([v["text_length"] for v in verified], [v.get("models_agree", 1.0) for v in verified])
+    return fit_routing_model(spec.routing_strategy, probabilities, context, labels, target, spec.confidence_level,
+                             spec.accuracy_bound, in_sample=np.array([v.get("calibration_sample", True)
+                                                                      for v in verified], dtype=bool))
+
+
 class RoutingModels:
     def __init__(self, store: Store) -> None:
         self.store = store
@@ -61,7 +72,8 @@ class RoutingModels:
                "model": f"{decision['model_name']}/{decision.get('head_version') or decision['model_version']}",
                "probabilities": decision["probabilities"], "label_index": decision["labels"].index(label),
                "text_length": decision.get("text_length", 0), "models_agree": decision.get("models_agree", 1.0),
-               "at_ms": now_ms()}
+               # decisions stored before the calibration sample existed: every verified item tested
+               "calibration_sample": decision.get("in_calibration_sample", True), "at_ms": now_ms()}
         try:
             self.store.db.verified.insert_one(doc)
         except DuplicateKeyError:
@@ -95,11 +107,7 @@ class RoutingModels:
         if len(verified) < spec.min_verified or (
                 not force and len(verified) - fitted_on < max(1, spec.refit_every)):
             return 0
-        probabilities = np.array([v["probabilities"] for v in verified], dtype=float)
-        labels = np.array([v["label_index"] for v in verified])
-        context = item_context([v["text_length"] for v in verified], [v.get("models_agree", 1.0) for v in verified])
-        fitted = fit_routing_model(spec.routing_strategy, probabilities, context, labels, self.target_accuracy(spec),
-                                   spec.confidence_level, spec.accuracy_bound)
+        fitted = fit_on_verified(spec, verified, self.target_accuracy(spec))
         version = (current["version"] if current else 0) + 1
         self.store.db.routing_models.replace_one({"_id": key}, {
             "_id": key, "project_id": spec.project_id, "version": version, "model": _json_safe(fitted.to_doc()),

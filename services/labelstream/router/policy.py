@@ -39,6 +39,7 @@ def route(prediction: events_pb2.Prediction, spec: events_pb2.ProjectSpec, routi
         head_version=prediction.head_version or prediction.model_version,
         target_accuracy=spec.target_accuracy,
         ranking=response_ranking(spec, probabilities.tolist(), prediction.labels[top]))
+    no_score_accepted = strategy != RoutingStrategy.THRESHOLD
     if strategy == RoutingStrategy.THRESHOLD:
         decision.score = decision.confidence
         decision.threshold = spec.auto_accept_threshold
@@ -53,6 +54,7 @@ def route(prediction: events_pb2.Prediction, spec: events_pb2.ProjectSpec, routi
         context = item_context([len(prediction.text)], [models_agree(prediction)])
         decision.score = float(routing.score(probabilities[None, :], context)[0])
         chosen = routing.thresholds.threshold(top)
+        no_score_accepted = routing.thresholds.accepts_nothing(len(probabilities))
         decision.routing_model_version = routing_version
         decision.verified_items = routing.n_verified
         decision.calibration_method = routing.calibrator.method if routing.calibrator else ""
@@ -68,16 +70,24 @@ def route(prediction: events_pb2.Prediction, spec: events_pb2.ProjectSpec, routi
             decision.reason = (f"{strategy} score {decision.score:.3f} {'>=' if auto else '<'} class threshold "
                                f"{chosen.threshold:.3f} (lower bound {chosen.lower_bound:.3f} on "
                                f"{chosen.accepted} verified items)")
-    if (not auto and spec.overlap_margin and 0 < decision.threshold <= 1.0
+    # The random sample whose verified labels test thresholds: drawn by the item's id, or routed
+    # while no score could be accepted (everything went to people). Never chosen by score, so its
+    # items are exchangeable with the stream; items sent to people for a low score are not, and once
+    # the confident ones are auto-accepted a test on every verified item sees only the hard ones
+    # above the threshold, fails, and the router falls back to all-human (the demo's waves went
+    # 6%, 0%, 34% auto that way).
+    drawn = bool(spec.explore_fraction) and explore_draw(prediction.project_id, prediction.item_id) < \
+        spec.explore_fraction
+    decision.calibration_sample = drawn or no_score_accepted
+    if (not auto and not decision.calibration_sample and spec.overlap_margin and 0 < decision.threshold <= 1.0
             and decision.score >= decision.threshold - spec.overlap_margin):
-        decision.model_votes = True
+        decision.model_votes = True  # never on the sample: its labels must be people's alone
         decision.reason += f"; within {spec.overlap_margin:.2f} of the threshold: the model votes beside people"
-    if auto and spec.explore_fraction and explore_draw(prediction.project_id, prediction.item_id) < \
-            spec.explore_fraction:
+    if auto and drawn:
         auto = False
         decision.explored = True
         decision.reason += f"; sent to people anyway to keep accuracy measured ({spec.explore_fraction:.0%} sample)"
-    if not auto and budget is not None and not decision.explored:
+    if not auto and budget is not None and not drawn:
         binding = budget.binding()
         if binding:
             decision.budget = binding

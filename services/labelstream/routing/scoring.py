@@ -118,9 +118,12 @@ def out_of_fold_scores(strategy: str, probabilities: np.ndarray, text_lengths: n
 
 def fit_routing_model(strategy: str, probabilities: np.ndarray, text_lengths: np.ndarray, labels: np.ndarray,
                       target: float, confidence_level: float = 0.95, bound: str = "wilson",
-                      seed: int = 0, *, threshold_method: str = DEFAULT_METHOD) -> RoutingModel:
+                      seed: int = 0, *, threshold_method: str = DEFAULT_METHOD,
+                      in_sample: np.ndarray | None = None) -> RoutingModel:
     """Fit the scorer on every verified item and choose thresholds on out-of-fold scores
-    (`threshold_method`: a routing.thresholds.ThresholdMethod; the pointwise scan only as a baseline)."""
+    (`threshold_method`: a routing.thresholds.ThresholdMethod; the pointwise scan only as a baseline).
+    `in_sample` marks the verified items of a random sample of the stream: only they test the
+    thresholds (routing/thresholds.py: what the guarantee assumes); all of them when not given."""
     if strategy not in (RoutingStrategy.CALIBRATED, RoutingStrategy.META):
         raise ValueError(f"strategy {strategy!r} is not fitted; choose one of calibrated, meta")
     probabilities = np.asarray(probabilities, dtype=float)
@@ -129,13 +132,14 @@ def fit_routing_model(strategy: str, probabilities: np.ndarray, text_lengths: np
     predicted = probabilities.argmax(axis=1)
     correct = predicted == labels
     scores = out_of_fold_scores(strategy, probabilities, text_lengths, labels, seed)
-    thresholds = choose_thresholds(scores, predicted, correct, probabilities.shape[1], target, confidence_level,
-                                   bound, method=threshold_method)
+    sample = np.ones(len(labels), dtype=bool) if in_sample is None else np.asarray(in_sample, dtype=bool)
+    thresholds = choose_thresholds(scores[sample], predicted[sample], correct[sample], probabilities.shape[1],
+                                   target, confidence_level, bound, method=threshold_method)
     model = RoutingModel(strategy, thresholds, n_verified=len(labels))
     if strategy == RoutingStrategy.META:
         model.meta = MetaClassifier.fit(probabilities, text_lengths, labels)
     model.calibrator = fit_calibrator(probabilities, labels, seed)
     model.stats = {"ece_raw": expected_calibration_error(probabilities.max(axis=1), correct),
                    "ece_scored": expected_calibration_error(scores, correct),
-                   "model_accuracy": float(correct.mean())}
+                   "model_accuracy": float(correct.mean()), "calibration_sample": int(sample.sum())}
     return model

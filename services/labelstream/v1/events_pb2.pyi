@@ -232,7 +232,7 @@ class Prediction(_message.Message):
     def __init__(self, schema_version: _Optional[_Union[SchemaVersion, str]] = ..., project_id: _Optional[str] = ..., item_id: _Optional[str] = ..., labels: _Optional[_Iterable[str]] = ..., probabilities: _Optional[_Iterable[float]] = ..., model_name: _Optional[str] = ..., model_version: _Optional[str] = ..., ingested_at_ms: _Optional[int] = ..., predicted_at_ms: _Optional[int] = ..., text: _Optional[str] = ..., votes: _Optional[_Iterable[_Union[ModelVote, _Mapping]]] = ..., head_version: _Optional[str] = ..., responses: _Optional[_Iterable[_Union[Response, _Mapping]]] = ..., annotators: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class RouteDecision(_message.Message):
-    __slots__ = ("schema_version", "project_id", "item_id", "route", "label", "confidence", "threshold", "reason", "model_name", "model_version", "ingested_at_ms", "strategy", "score", "target_accuracy", "accuracy_lower_bound", "calibration_method", "routing_model_version", "verified_items", "explored", "budget", "model_votes", "deferred", "head_version", "ranking")
+    __slots__ = ("schema_version", "project_id", "item_id", "route", "label", "confidence", "threshold", "reason", "model_name", "model_version", "ingested_at_ms", "strategy", "score", "target_accuracy", "accuracy_lower_bound", "calibration_method", "routing_model_version", "verified_items", "explored", "budget", "model_votes", "deferred", "head_version", "ranking", "calibration_sample")
     SCHEMA_VERSION_FIELD_NUMBER: _ClassVar[int]
     PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
     ITEM_ID_FIELD_NUMBER: _ClassVar[int]
@@ -257,6 +257,7 @@ class RouteDecision(_message.Message):
     DEFERRED_FIELD_NUMBER: _ClassVar[int]
     HEAD_VERSION_FIELD_NUMBER: _ClassVar[int]
     RANKING_FIELD_NUMBER: _ClassVar[int]
+    CALIBRATION_SAMPLE_FIELD_NUMBER: _ClassVar[int]
     schema_version: SchemaVersion
     project_id: str
     item_id: str
@@ -281,7 +282,8 @@ class RouteDecision(_message.Message):
     deferred: bool
     head_version: str
     ranking: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, schema_version: _Optional[_Union[SchemaVersion, str]] = ..., project_id: _Optional[str] = ..., item_id: _Optional[str] = ..., route: _Optional[_Union[Route, str]] = ..., label: _Optional[str] = ..., confidence: _Optional[float] = ..., threshold: _Optional[float] = ..., reason: _Optional[str] = ..., model_name: _Optional[str] = ..., model_version: _Optional[str] = ..., ingested_at_ms: _Optional[int] = ..., strategy: _Optional[str] = ..., score: _Optional[float] = ..., target_accuracy: _Optional[float] = ..., accuracy_lower_bound: _Optional[float] = ..., calibration_method: _Optional[str] = ..., routing_model_version: _Optional[int] = ..., verified_items: _Optional[int] = ..., explored: _Optional[bool] = ..., budget: _Optional[str] = ..., model_votes: _Optional[bool] = ..., deferred: _Optional[bool] = ..., head_version: _Optional[str] = ..., ranking: _Optional[_Iterable[str]] = ...) -> None: ...
+    calibration_sample: bool
+    def __init__(self, schema_version: _Optional[_Union[SchemaVersion, str]] = ..., project_id: _Optional[str] = ..., item_id: _Optional[str] = ..., route: _Optional[_Union[Route, str]] = ..., label: _Optional[str] = ..., confidence: _Optional[float] = ..., threshold: _Optional[float] = ..., reason: _Optional[str] = ..., model_name: _Optional[str] = ..., model_version: _Optional[str] = ..., ingested_at_ms: _Optional[int] = ..., strategy: _Optional[str] = ..., score: _Optional[float] = ..., target_accuracy: _Optional[float] = ..., accuracy_lower_bound: _Optional[float] = ..., calibration_method: _Optional[str] = ..., routing_model_version: _Optional[int] = ..., verified_items: _Optional[int] = ..., explored: _Optional[bool] = ..., budget: _Optional[str] = ..., model_votes: _Optional[bool] = ..., deferred: _Optional[bool] = ..., head_version: _Optional[str] = ..., ranking: _Optional[_Iterable[str]] = ..., calibration_sample: _Optional[bool] = ...) -> None: ...
 
 class HumanTask(_message.Message):
     __slots__ = ("schema_version", "project_id", "item_id", "task_id", "text", "labels", "overlap", "priority", "model_label", "model_confidence", "ingested_at_ms", "model_votes", "model_name", "model_version", "responses", "annotators")
