@@ -3,6 +3,7 @@ simulated workers' sets, and the multi-hot export."""
 
 from __future__ import annotations
 
+import json
 import random
 
 import pytest
@@ -77,3 +78,16 @@ def test_export_rows_are_multi_hot_in_the_project_order():
     assert multi_hot_row(none, multi(none_label="none"), {})["multi_hot"] == [0, 0, 0]
     with pytest.raises(ValueError):
         multi_hot_row(events_pb2.FinalLabel(item_id="k", label='["fear"]'), multi(), {})
+
+
+def test_agreement_on_sets_is_masi_alpha():
+    from labelstream.crowd.agreement import krippendorff_alpha, krippendorff_alpha_sets
+    from labelstream.monitor.stats import agreement_alpha
+
+    triples = [("i1", "a", '["joy"]'), ("i1", "b", '["anger","joy"]'), ("i2", "a", '["sadness"]'),
+               ("i2", "b", '["sadness"]'), ("i3", "a", '["anger"]'), ("i3", "b", '["joy"]')]
+    expected = krippendorff_alpha_sets([(i, w, frozenset(json.loads(k))) for i, w, k in triples])
+    assert agreement_alpha(triples) == pytest.approx(expected)
+    assert agreement_alpha(triples) > krippendorff_alpha(triples), "shared labels count as partial agreement"
+    single = [("i1", "a", "joy"), ("i1", "b", "joy"), ("i2", "a", "anger"), ("i2", "b", "joy")]
+    assert agreement_alpha(single) == pytest.approx(krippendorff_alpha(single))
