@@ -183,3 +183,69 @@ def test_a_worker_compares_responses_shown_in_their_own_order(state: StackState,
         label, order = expected[response.task_id]
         assert (response.label, list(response.display_order)) == (label, order)
         assert response.displayed_position == (-1 if label == "tie" else order.index(int(label) - 1))
+
+
+MULTI = "annotator-multilabel"
+MULTI_WORKER = "w-multilabel"
+EMOTIONS = ["anger", "joy", "sadness"]
+COMMENTS = ["Furious, and somehow laughing about it.", "The train was on time.", "I miss her every day."]
+
+
+def test_a_worker_ticks_label_sets_with_the_keyboard(state: StackState, db: Database, workbench: Workbench,
+                                                     browser: Browser):
+    """A multi_label project: one checkbox per label (keys 1..9 toggle, 0 "none of these"), the
+    project's cap enforced on the page, Enter submits; per-label guidelines beside the boxes; each
+    answer is stored and published as its sorted set's key."""
+    spec = events_pb2.ProjectSpec(schema_version=SCHEMA_VERSION, project_id=MULTI, task="multi_label",
+                                  labels=EMOTIONS, none_label="none of these", max_labels_per_item=2,
+                                  label_guidelines={"joy": "happiness, amusement, relief"})
+    client.apply_project(state.grpc_target("ingest"), spec)
+    client.publish_human_tasks(state.kafka_bootstrap, [events_pb2.HumanTask(
+        schema_version=SCHEMA_VERSION, project_id=MULTI, item_id=f"c-{i}", task_id=f"{MULTI}:c-{i}", text=text,
+        labels=EMOTIONS, overlap=1, priority=0.9 - i / 10) for i, text in enumerate(COMMENTS)])
+    assert eventually(lambda: db.tasks.count_documents({"project_id": MULTI}) == len(COMMENTS), timeout_s=60)
+    token = workbench.accounts.create_worker(MULTI_WORKER, rotate=True)
+
+    page = browser.new_page(viewport={"width": 1100, "height": 760})
+    page.goto(f"{state.web_url('dispatcher')}?project_id={MULTI}")
+    page.get_by_test_id("token-input").fill(token)
+    page.get_by_test_id("signin-button").click()
+    boxes = page.get_by_test_id("label-checkbox")
+    expect(page.get_by_test_id("task-text")).to_have_text(COMMENTS[0])
+    expect(page.get_by_test_id("choices")).to_contain_text("none of these")
+    expect(page.get_by_test_id("label-guideline")).to_have_text(["— happiness, amusement, relief"])
+    expect(page.get_by_test_id("label-button")).to_have_count(0)
+    expect(boxes).to_have_count(3)
+
+    page.keyboard.press("1")
+    page.keyboard.press("2")
+    page.keyboard.press("3")  # a third label: over the cap of 2, refused on the page
+    expect(page.get_by_test_id("status-message")).to_have_text("At most 2 labels per item.")
+    assert [boxes.nth(i).is_checked() for i in range(3)] == [True, True, False]
+    page.keyboard.press("2")  # toggles joy off again, then on
+    assert not boxes.nth(1).is_checked()
+    page.keyboard.press("2")
+    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOT.parent / "checkboxes.png"), full_page=True)
+    page.keyboard.press("Enter")
+    expect(page.get_by_test_id("status-message")).to_have_text("Saved “anger, joy”.")
+
+    expect(page.get_by_test_id("task-text")).to_have_text(COMMENTS[1])
+    assert not any(boxes.nth(i).is_checked() for i in range(3)), "a new task starts with nothing ticked"
+    page.keyboard.press("Enter")  # nothing ticked: not sent
+    expect(page.get_by_test_id("status-message")).to_have_text("Tick the labels that apply, or “none of these”.")
+    page.keyboard.press("1")
+    page.keyboard.press("0")  # none of these clears the labels
+    assert not boxes.nth(0).is_checked() and page.get_by_test_id("none-checkbox").is_checked()
+    page.keyboard.press("Enter")
+    expect(page.get_by_test_id("status-message")).to_have_text("Saved “none of these”.")
+
+    expect(page.get_by_test_id("task-text")).to_have_text(COMMENTS[2])
+    boxes.nth(2).check()  # the mouse works too
+    page.get_by_test_id("submit-button").click()
+    expect(page.get_by_test_id("stat-tasks-done")).to_have_text("3")
+    page.close()
+
+    held = {a["task_id"]: a["label"] for a in db.assignments.find({"worker_id": MULTI_WORKER})}
+    assert held == {f"{MULTI}:c-0": '["anger","joy"]', f"{MULTI}:c-1": "[]", f"{MULTI}:c-2": '["sadness"]'}
+    assert eventually(lambda: db.responses.count_documents({"worker_id": MULTI_WORKER, "published": True}) == 3)

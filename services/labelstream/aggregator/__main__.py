@@ -9,7 +9,7 @@ import grpc
 
 from labelstream.aggregator import storage
 from labelstream.aggregator.aggregation import Aggregation, correction_id
-from labelstream.aggregator.finalize import auto_final, finalize, load_final
+from labelstream.aggregator.finalize import auto_final, finalize, load_final, with_label_set
 from labelstream.common.consumer import by_topic, per_record
 from labelstream.common.producer import Outgoing
 from labelstream.common.projects import QualityEventKind
@@ -31,7 +31,7 @@ def make_handler(runtime: Runtime):
         decision = decode(record, events_pb2.RouteDecision)
         with tracer().start_as_current_span("aggregator.auto", context=record.trace_context, attributes={
                 "labelstream.project_id": decision.project_id, "labelstream.item_id": decision.item_id}):
-            return finalize(store, auto_final(decision))
+            return finalize(store, with_label_set(auto_final(decision), store.get_project(decision.project_id)))
 
     def handle_response(record: Incoming) -> list[Outgoing]:
         response = decode(record, events_pb2.HumanResponse)

@@ -10,10 +10,11 @@ import threading
 
 from pymongo.errors import DuplicateKeyError
 
-from labelstream.aggregator.finalize import changed, finalize, human_final, load_final, revise
+from labelstream.aggregator import multilabel
+from labelstream.aggregator.finalize import changed, finalize, human_final, load_final, revise, with_label_set
 from labelstream.common.dead_letters import InvalidMessage
 from labelstream.common.producer import Outgoing
-from labelstream.common.projects import AggregationMethod, response_ranking
+from labelstream.common.projects import AggregationMethod, is_multi_label, response_ranking
 from labelstream.common.store import Store, insert_once, item_key, vote_key, worker_snapshot_write
 from labelstream.common.topics import SCHEMA_VERSION, Topics
 from labelstream.crowd.decide import Decision, SkillModel, decide, fit_project
@@ -33,6 +34,7 @@ class Aggregation:
         self.store = store
         self.db = store.db
         self.skills: dict[str, SkillModel] = {}
+        self.multi_skills: dict[str, multilabel.MultiLabelSkill | None] = {}  # multi_label projects' fits
         # Projects whose votes changed since their last fit (votes this process stored, workers it
         # excluded); None until the first re-fit, which fits every project once. Counting each
         # project's votes every second instead cost the local store a scan per project per second,
@@ -100,6 +102,15 @@ class Aggregation:
                 if v["worker_id"] not in excluded]
             if not votes:
                 continue
+            if is_multi_label(spec):  # label by label: aggregator/multilabel.py
+                with self.lock:
+                    previous = self.multi_skills.get(spec.project_id)
+                fitted_sets = multilabel.fit_project(spec, votes, previous)
+                with self.lock:
+                    self.multi_skills[spec.project_id] = fitted_sets
+                if fitted_sets is not None:
+                    out += self.correct_finals(spec, votes)
+                continue
             gold = {d["worker_id"]: gold_accuracy(d) for d in self.db.worker_skills.find(
                 {"project_id": spec.project_id, "status": {"$ne": "blocked"}})}
             skill = SkillModel(list(spec.labels), gold_accuracy={w: a for w, a in gold.items() if a == a})
@@ -145,6 +156,10 @@ class Aggregation:
         if task.get("max_answers"):
             most = min(most, max(1, task["max_answers"] - held) + model_votes)
             required = min(required, most)
+        if is_multi_label(spec):  # the router never lets the model vote on a multi_label item
+            with self.lock:
+                skill = self.multi_skills.get(spec.project_id)
+            return multilabel.decide(spec, skill, votes, required, most), model_votes
         decision = decide(spec.aggregation, self.skill(spec), votes, model_vote, required, most,
                           spec.posterior_bound)
         return decision, model_votes
@@ -166,6 +181,7 @@ class Aggregation:
             if model_votes:
                 final.model_name, final.model_version = task.get("model_name", ""), task.get("model_version", "")
             final.ranking.extend(response_ranking(spec, decision.scores, decision.label))
+            with_label_set(final, spec)
             self.db.vote_requests.update_one({"_id": task["_id"]}, {"$set": {"final": True}})
             if current is None:
                 return finalize(self.store, final)

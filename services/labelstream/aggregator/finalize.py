@@ -8,6 +8,7 @@ from __future__ import annotations
 from google.protobuf import json_format
 
 from labelstream.common.producer import Outgoing
+from labelstream.common.projects import is_multi_label, parse_label_set
 from labelstream.common.store import Store, insert_once, item_key
 from labelstream.common.telemetry import now_ms
 from labelstream.common.topics import SCHEMA_VERSION, Topics
@@ -56,6 +57,14 @@ def changed(current: dict, label: events_pb2.FinalLabel) -> bool:
 def load_final(doc: dict) -> events_pb2.FinalLabel:
     fields = {k: v for k, v in doc.items() if k not in BOOKKEEPING}
     return json_format.ParseDict(fields, events_pb2.FinalLabel(), ignore_unknown_fields=True)
+
+
+def with_label_set(final: events_pb2.FinalLabel, spec: events_pb2.ProjectSpec | None) -> events_pb2.FinalLabel:
+    """A multi_label project's final label also lists its set (`label` is the set's key)."""
+    if spec is not None and is_multi_label(spec):
+        del final.label_set[:]
+        final.label_set.extend(parse_label_set(final.label) or [])
+    return final
 
 
 def auto_final(decision: events_pb2.RouteDecision) -> events_pb2.FinalLabel:

@@ -17,6 +17,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from labelstream.common.channels import GrpcTarget, open_channel
 from labelstream.common.producer import EventProducer, Outgoing
+from labelstream.common.projects import label_set_key
 from labelstream.common.settings import Settings
 from labelstream.common.topics import Topics
 from labelstream.v1 import events_pb2, services_pb2, services_pb2_grpc
@@ -249,10 +250,15 @@ def report_dict(stats: services_pb2.ProjectStats, elapsed_s: float | None = None
     return report
 
 
+def gold_key(gold: str | list[str]) -> str:
+    """An item file's gold_label as the dispatcher takes it: a label, or a multi-label set's key."""
+    return gold if isinstance(gold, str) else label_set_key(gold)
+
+
 def add_gold(dispatcher: GrpcTarget, project_id: str, rows: list[dict]) -> tuple[int, int]:
     with open_channel(dispatcher) as channel:
         added = services_pb2_grpc.DispatcherServiceStub(channel).AddGold(services_pb2.AddGoldRequest(
             project_id=project_id, items=[services_pb2.GoldItem(item_id=r["item_id"], text=r["text"],
-                                                                label=r["gold_label"]) for r in rows]),
+                                                                label=gold_key(r["gold_label"])) for r in rows]),
             timeout=30)
     return added.added, added.total

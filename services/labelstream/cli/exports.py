@@ -1,5 +1,5 @@
-"""What `labelstream export` writes: final labels as JSON lines, or preference pairs in the layout
-TRL's DPO trainer reads."""
+"""What `labelstream export` writes: final labels as JSON lines (a multi_label project's as
+multi-hot rows), or preference pairs in the layout TRL's DPO trainer reads."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from labelstream.common.projects import TIE, response_index
+from labelstream.common.projects import TIE, parse_label_set, response_index
 from labelstream.crowd.preference import SourceStanding, source_leaderboard
 from labelstream.v1 import events_pb2
 
@@ -17,6 +17,20 @@ from labelstream.v1 import events_pb2
 class ExportFormat(StrEnum):
     JSONL = "jsonl"  # one final label per line (client.final_label_json)
     DPO = "dpo"      # {"prompt", "chosen", "rejected"} per line, for preference projects
+
+
+def multi_hot_row(label: events_pb2.FinalLabel, spec: events_pb2.ProjectSpec,
+                  base: Mapping[str, Any]) -> dict[str, Any]:
+    """A multi_label final label as one JSON line: `base` (the label's own record), its set's
+    label names in the project's label order, and a 0/1 vector over the project's labels in that
+    order (the datasheet's "labels" names the columns); none of these is all zeros."""
+    chosen = set(label.label_set) if label.label_set else set(parse_label_set(label.label) or [])
+    unknown = chosen - set(spec.labels)
+    if unknown:
+        raise ValueError(f"final label of item {label.item_id!r} names {sorted(unknown)}, not labels of project "
+                         f"{spec.project_id!r}")
+    return {**base, "labels": [name for name in spec.labels if name in chosen],
+            "multi_hot": [int(name in chosen) for name in spec.labels]}
 
 
 def dpo_rows(label: events_pb2.FinalLabel, item: events_pb2.Item) -> list[dict[str, str]]:

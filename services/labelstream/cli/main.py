@@ -21,7 +21,7 @@ from labelstream.cli import client, datasheet, exports, payoff
 from labelstream.cli.exports import ExportFormat
 from labelstream.cli.projects import InputFileError, load_items, load_project
 from labelstream.cli.stack import REPO_ROOT, SERVICES, LocalStack, StackError, StackState
-from labelstream.common.projects import is_preference
+from labelstream.common.projects import is_multi_label, is_preference
 from labelstream.common.settings import settings_table
 from labelstream.common.topics import Topics
 from labelstream.simulation.workforce import BEHAVIOURS, WorkerProfile, Workforce, gold_by_text, sign_up
@@ -245,7 +245,10 @@ def write_export(state: StackState, project: str, out: Path, fmt: ExportFormat =
     else:
         with out.open("w") as handle:
             for label in sorted(labels.values(), key=lambda x: x.item_id):
-                handle.write(json.dumps(client.final_label_json(label)) + "\n")
+                row = client.final_label_json(label)
+                if is_multi_label(spec):
+                    row = exports.multi_hot_row(label, spec, row)
+                handle.write(json.dumps(row, ensure_ascii=False) + "\n")
     datasheet_path(out, ".json").write_text(json.dumps(sheet, indent=2))
     datasheet_path(out, ".md").write_text(datasheet.markdown(sheet))
     return sheet

@@ -57,8 +57,13 @@ def load_project(path: Path) -> events_pb2.ProjectSpec:
         spec = events_pb2.ProjectSpec(schema_version=events_pb2.SCHEMA_VERSION_1, **doc,
                                       workers=events_pb2.WorkerPolicy(**workers))
         for i, example in enumerate(examples):
+            # a multi_label example gives its set as a list under "labels"
+            if isinstance(example, dict) and set(example) == {"text", "labels"} and isinstance(example["labels"], list):
+                spec.examples.add(text=str(example["text"]), labels=[str(label) for label in example["labels"]])
+                continue
             if not isinstance(example, dict) or set(example) != {"text", "label"}:
-                raise InputFileError(f"{path}: examples[{i}] must have exactly 'text' and 'label'")
+                raise InputFileError(f"{path}: examples[{i}] must have exactly 'text' and 'label' (or, for a "
+                                     "multi_label project, 'text' and a list 'labels')")
             spec.examples.add(text=str(example["text"]), label=str(example["label"]))
     except (TypeError, ValueError) as exc:
         if isinstance(exc, InputFileError):
@@ -97,6 +102,6 @@ def load_items(path: Path) -> list[dict[str, Any]]:
         if not row.get("item_id") or not isinstance(row.get("text", row.get("prompt")), str):
             raise InputFileError(f"{path}: item {number} needs a non-empty item_id and a text (or, for a "
                                  "preference item, a prompt)")
-        if not row.get("gold_label"):
+        if not row.get("gold_label") and row.get("gold_label") != []:  # [] is a multi-label gold set: none
             row.pop("gold_label", None)
     return rows

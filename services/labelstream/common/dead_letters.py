@@ -39,6 +39,9 @@ class DeadLetterReason(StrEnum):
     BAD_ANNOTATORS = "bad_annotators"          # an item's named annotators: type, count, unsafe or repeated ids
     UNKNOWN_PROJECT = "unknown_project"
     UNKNOWN_LABEL = "unknown_label"
+    BAD_LABEL_SET = "bad_label_set"            # a multi_label gold set: not a list of distinct labels, or empty
+                                               # where the project has no none_label
+    TOO_MANY_LABELS = "too_many_labels"        # a multi_label gold set over the project's max_labels_per_item
     BAD_PREDICTION = "bad_prediction"
     MODEL_VERSION_UNAVAILABLE = "model_version_unavailable"  # the project pins a version Triton lacks
     # the handler failed on this record alone, again and again, while the stream went on

@@ -13,7 +13,8 @@ and a typo in code is an AttributeError instead of a silent mismatch. A new task
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import json
+from collections.abc import Callable, Iterable, Sequence
 from enum import StrEnum
 from typing import Any
 
@@ -25,6 +26,7 @@ class TaskKind(StrEnum):
     SINGLE_LABEL = "single_label"  # one label of a text
     PAIRWISE = "pairwise"          # which of two responses to a prompt is better (or a tie)
     BEST_OF_N = "best_of_n"        # which of N responses to a prompt is best (or a tie)
+    MULTI_LABEL = "multi_label"    # a set of the labels of a text (possibly empty: see none_label)
 
     @property
     def is_preference(self) -> bool:
@@ -51,6 +53,58 @@ def response_index(label: str) -> int | None:
 
 def is_preference(spec: events_pb2.ProjectSpec) -> bool:
     return spec.task in set(TaskKind) and TaskKind(spec.task).is_preference
+
+
+def is_multi_label(spec: events_pb2.ProjectSpec) -> bool:
+    return spec.task == TaskKind.MULTI_LABEL
+
+
+# A multi-label answer is a set. It travels in the same `label` fields as a single label does, as
+# its key: the JSON array of its labels, sorted and without spaces, e.g. ["anger","joy"] ("[]" is the
+# empty set, "none of these"). One string per set means every path that compares, counts or stores
+# answers (agreement, constant-answer streaks, exact-set gold, the store's documents) takes a set as
+# one answer without a branch of its own; JSON keeps any label name unambiguous, and sorting makes
+# equal sets equal keys whatever order a worker ticked them in.
+def label_set_key(labels: Iterable[str]) -> str:
+    """The key of a set of labels (sorted, duplicates dropped)."""
+    return json.dumps(sorted(set(labels)), ensure_ascii=False, separators=(",", ":"))
+
+
+def parse_label_set(key: str) -> list[str] | None:
+    """The sorted labels of a set's key (or of any JSON array of distinct strings); None when
+    `key` is not one. A worker's page may send the labels in the order they were ticked."""
+    if not key.startswith("["):
+        return None
+    try:
+        value = json.loads(key)
+    except ValueError:
+        return None
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value) or len(set(value)) != len(value):
+        return None
+    return sorted(value)
+
+
+def label_set_problem(labels: Sequence[str], spec: events_pb2.ProjectSpec) -> tuple[str, str] | None:
+    """What is wrong with a set of labels for a multi_label project, as (a DeadLetterReason value:
+    "unknown_label", "too_many_labels" or "bad_label_set"; a sentence), or None. Ingest (gold),
+    the dispatcher (answers, gold) and the contract (examples) all check sets with this."""
+    unknown = [label for label in labels if label not in spec.labels]
+    if unknown:
+        return "unknown_label", f"{shown(unknown[0])} is not one of the labels {list(spec.labels)}"
+    if len(set(labels)) != len(labels):
+        return "bad_label_set", "a label is given twice"
+    if spec.max_labels_per_item and len(labels) > spec.max_labels_per_item:
+        return "too_many_labels", f"{len(labels)} labels; the project allows at most {spec.max_labels_per_item}"
+    if not labels and not spec.none_label:
+        return "bad_label_set", "no label: every item of this project holds at least one (it has no none_label)"
+    return None
+
+
+def multi_label_none_rule(spec: events_pb2.ProjectSpec) -> str:
+    """How a final set is made when no label reaches its bar (labelstream.crowd.multilabel.final_sets):
+    "empty" (none of these) when the project names the empty set, else "top" (its most probable
+    label: every item holds at least one)."""
+    return "empty" if spec.none_label else "top"
 
 
 def response_ranking(spec: events_pb2.ProjectSpec, scores: Sequence[float], chosen: str) -> list[str]:
@@ -85,6 +139,15 @@ class AggregationMethod(StrEnum):
     def has_posterior(self) -> bool:
         """Whether the method gives each item a posterior (final once it reaches posterior_bound)."""
         return self in (AggregationMethod.DAWID_SKENE, AggregationMethod.ONE_COIN_DAWID_SKENE)
+
+
+# How a multi_label project's aggregation is done, label by label (labelstream.crowd.multilabel):
+# majority per label, or Dawid-Skene per label pooled across labels (each worker's across-label
+# sensitivity and specificity as the prior of their per-label ones), which beat per-label DS and
+# crowd-kit's BinaryRelevance(DawidSkene) on every GoEmotions crowd measured
+# (reports/benchmarks/multilabel_aggregation.json).
+MULTI_LABEL_AGGREGATIONS: dict[str, str] = {
+    AggregationMethod.MAJORITY_VOTE.value: "majority", AggregationMethod.DAWID_SKENE.value: "pooled"}
 
 
 class Overflow(StrEnum):
@@ -136,7 +199,8 @@ def resolve(spec: events_pb2.ProjectSpec) -> events_pb2.ProjectSpec:
     resolved.CopyFrom(spec)
     resolved.schema_version = events_pb2.SCHEMA_VERSION_1
     if is_preference(resolved) and not resolved.model:
-        # The language model judges preferences; the encoder's head learns classes.
+        # The language model judges preferences; the encoder's head learns classes (and, for
+        # multi_label projects, one-vs-rest label sets: the DEFAULTS model).
         resolved.model = PREFERENCE_MODEL
     for name, default in DEFAULTS.items():
         if not getattr(resolved, name):
@@ -192,10 +256,18 @@ def validate(spec: events_pb2.ProjectSpec) -> list[str]:
     if (spec.responses_per_item or spec.allow_ties) and not is_preference(spec):
         problems.append(f"responses_per_item and allow_ties are for pairwise and best_of_n projects, not "
                         f"{shown(spec.task)}")
+    if (spec.max_labels_per_item or spec.none_label) and not is_multi_label(spec):
+        problems.append(f"max_labels_per_item and none_label are for multi_label projects, not {shown(spec.task)}")
+    for label, guideline in spec.label_guidelines.items():
+        if label not in spec.labels:
+            problems.append(f"label_guidelines names {shown(label)}, which is not one of the labels")
+        problem = text_problem(guideline)
+        if problem is not None:
+            problems.append(f"label_guidelines[{shown(label)}] {problem}")
     return problems + _routing_problems(spec) + _worker_problems(spec)
 
 
-def _single_label_problems(spec: events_pb2.ProjectSpec) -> list[str]:
+def _label_list_problems(spec: events_pb2.ProjectSpec) -> list[str]:
     problems = []
     if len(spec.labels) < 2 or len(set(spec.labels)) != len(spec.labels):
         problems.append("labels must list at least two distinct labels")
@@ -203,15 +275,56 @@ def _single_label_problems(spec: events_pb2.ProjectSpec) -> list[str]:
         problem = label_problem(label)
         if problem is not None:
             problems.append(f"labels[{i}] {problem}")
+    return problems
+
+
+def _example_text_problems(spec: events_pb2.ProjectSpec) -> list[str]:
+    problems = []
     for i, example in enumerate(spec.examples):
-        if example.label not in spec.labels:
-            problems.append(f"examples[{i}].label {shown(example.label)} is not one of the labels")
         problem = text_problem(example.text)
         if problem is not None:
             problems.append(f"examples[{i}].text {problem}")
         elif not example.text.strip():
             problems.append(f"examples[{i}].text is empty")
     return problems
+
+
+def _single_label_problems(spec: events_pb2.ProjectSpec) -> list[str]:
+    problems = _label_list_problems(spec)
+    for i, example in enumerate(spec.examples):
+        if example.label not in spec.labels:
+            problems.append(f"examples[{i}].label {shown(example.label)} is not one of the labels")
+        if example.labels:
+            problems.append(f"examples[{i}].labels is for multi_label projects; give one label")
+    return problems + _example_text_problems(spec)
+
+
+def _multi_label_problems(spec: events_pb2.ProjectSpec) -> list[str]:
+    problems = _label_list_problems(spec)
+    if spec.max_labels_per_item < 0:
+        problems.append("max_labels_per_item must not be negative (0: no cap)")
+    if spec.none_label:
+        problem = label_problem(spec.none_label)
+        if problem is not None:
+            problems.append(f"none_label {problem}")
+        elif spec.none_label in spec.labels:
+            problems.append(f"none_label {shown(spec.none_label)} names the empty set; it must not be one of the "
+                            "labels")
+    if spec.model == PREFERENCE_MODEL or PREFERENCE_MODEL in spec.models:
+        # The causal LM scores one label among several (softmax); it has no per-label yes/no yet.
+        problems.append(f"multi_label projects need independent per-label probabilities: use encoder_fewshot "
+                        f"(its one-vs-rest head), not {PREFERENCE_MODEL}")
+    if spec.aggregation not in MULTI_LABEL_AGGREGATIONS:
+        problems.append(f"aggregation of a multi_label project must be one of {list(MULTI_LABEL_AGGREGATIONS)} "
+                        f"(per label), not {shown(spec.aggregation)}")
+    for i, example in enumerate(spec.examples):
+        if example.label:
+            problems.append(f"examples[{i}].label: a multi_label example gives its set as labels, not label")
+            continue
+        problem = label_set_problem(list(example.labels), spec)
+        if problem is not None:
+            problems.append(f"examples[{i}].labels: {problem[1]}")
+    return problems + _example_text_problems(spec)
 
 
 def _preference_problems(spec: events_pb2.ProjectSpec) -> list[str]:
@@ -236,6 +349,7 @@ _TASK_RULES: dict[TaskKind, Callable[[events_pb2.ProjectSpec], list[str]]] = {
     TaskKind.SINGLE_LABEL: _single_label_problems,
     TaskKind.PAIRWISE: _preference_problems,
     TaskKind.BEST_OF_N: _preference_problems,
+    TaskKind.MULTI_LABEL: _multi_label_problems,
 }
 
 

@@ -149,6 +149,10 @@ class AnswerFacts:
     duration_ms: int
     position: int | None = None
     option_lengths: list[int] | None = None
+    # A multi-label answer's set (its labels); `label` is then the set's key. The set signals
+    # (always none, always all, always the same set) watch these; position and option-length
+    # signals do not apply (a set has no position).
+    label_set: list[str] | None = None
 
     def shown(self) -> tuple[int, list[int]]:
         position = self.position if self.position is not None else (
@@ -194,6 +198,12 @@ def record_answer(record: dict, facts: AnswerFacts, pay: float,
     fields = {"last_label": facts.label, "streak": streak, "recent_positions": positions,
               "recent_shortcut": longest, "recent_shortest": shortest,
               "fraud_signals": fraud_signals(state, len(lengths), policy)}
+    if facts.label_set is not None:
+        # the last answers as lists of labels (a $set of the whole list: no $push, see STACK.md)
+        recent = [*record.get("recent_sets", []), sorted(facts.label_set)][-RECENT_ANSWERS:]
+        fields["recent_sets"] = recent
+        fields["fraud_signals"] += set_fraud_signals(recent, facts.labels,
+                                                     policy.max_shortcut_share or SET_SHORTCUT_SHARE)
     return AnswerUpdate(fields, increments)
 
 

@@ -10,13 +10,21 @@ import grpc
 from labelstream.common.auth import caller
 from labelstream.common.consumer import by_topic, per_record
 from labelstream.common.producer import Outgoing
-from labelstream.common.projects import QualityEventKind, is_preference
+from labelstream.common.projects import (
+    QualityEventKind,
+    is_multi_label,
+    is_preference,
+    label_set_key,
+    label_set_problem,
+    parse_label_set,
+)
 from labelstream.common.records import Incoming, decode
 from labelstream.common.runtime import Runtime, run_service
 from labelstream.common.telemetry import traceparent, tracer
 from labelstream.common.topics import Topics
 from labelstream.common.web import serving
 from labelstream.dispatcher import storage
+from labelstream.dispatcher.display import task_fields
 from labelstream.dispatcher.pool import PoolError, TaskPool, gold_doc
 from labelstream.dispatcher.publishing import OUTBOX_GRACE_MS, Publisher, response_outgoing
 from labelstream.dispatcher.web import AnnotatorWeb
@@ -92,7 +100,8 @@ def leased_task(workbench: Workbench, worker_id: str, project_id: str) -> servic
     return services_pb2.LeasedTask(
         task_id=lease.handle, project_id=lease.project_id, text=lease.text, labels=lease.labels,
         instructions=spec.instructions, lease_expires_at_ms=lease.expires_at_ms,
-        content_warning=spec.content_warning, break_reminder=reminder, pay=lease.pay, responses=lease.responses)
+        content_warning=spec.content_warning, break_reminder=reminder, pay=lease.pay, responses=lease.responses,
+        **task_fields(spec))
 
 
 class DispatcherServicer(services_pb2_grpc.DispatcherServiceServicer):
@@ -144,7 +153,16 @@ class DispatcherServicer(services_pb2_grpc.DispatcherServiceServicer):
             context.abort(grpc.StatusCode.NOT_FOUND, f"project {request.project_id!r} does not exist")
         items = []
         for item in request.items:
-            if not item.item_id or not item.text or item.label not in spec.labels:
+            if is_multi_label(spec) and item.item_id and item.text:
+                labels = parse_label_set(item.label)
+                problem = ("not a JSON array of distinct labels",) if labels is None else \
+                    label_set_problem(labels, spec)
+                if problem is not None:
+                    context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                  f"gold item {item.item_id!r}: its label must be a set of the project's labels "
+                                  f"(a JSON array): {problem[-1]}")
+                item.label = label_set_key(labels)
+            elif not item.item_id or not item.text or item.label not in spec.labels:
                 context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                               f"gold item {item.item_id!r} needs an item_id, a text and a label among "
                               f"{list(spec.labels)}")

@@ -1,5 +1,6 @@
-"""What a worker sees of a preference task: its responses in an order drawn for that worker and
-task, and the way back from what they picked to the canonical response.
+"""What a worker sees of a task beyond its text and labels (`task_fields`: the kind of answer,
+per-label guidelines, a multi-label task's cap and empty set), and of a preference task: its
+responses in an order drawn for that worker and task, and the way back from what they picked to the canonical response.
 
 The order is drawn from a hash of (worker, task), so a lease taken up again after it expired
 shows the same order, and it is stored with the assignment so the answer maps back without
@@ -14,8 +15,10 @@ import hashlib
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from labelstream.common.projects import TIE
+from labelstream.common.projects import TIE, TaskKind
+from labelstream.v1 import events_pb2
 
 
 def display_order(worker_id: str, task_id: str, n_responses: int) -> list[int]:
@@ -45,3 +48,16 @@ def canonical_pick(shown_label: str, order: Sequence[int], shown_lengths: Sequen
         return Pick(TIE, -1, list(shown_lengths))
     position = int(shown_label) - 1
     return Pick(str(order[position] + 1), position, list(shown_lengths))
+
+
+def task_fields(spec: events_pb2.ProjectSpec) -> dict[str, Any]:
+    """What a lease tells the worker beyond the text and labels (gRPC LeasedTask fields and the
+    page's JSON alike): per-label guidelines when the project has them, and for a multi_label
+    project the task kind (the page shows checkboxes), the cap on labels and the name of the empty
+    set. Nothing for a single-choice project without guidelines: its lease reads as it always did."""
+    fields: dict[str, Any] = {}
+    if spec.label_guidelines:
+        fields["label_guidelines"] = dict(spec.label_guidelines)
+    if spec.task == TaskKind.MULTI_LABEL:
+        fields.update(task=spec.task, max_labels=spec.max_labels_per_item, none_label=spec.none_label)
+    return fields

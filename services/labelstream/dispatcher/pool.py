@@ -33,6 +33,7 @@ from pymongo import UpdateOne
 from pymongo.errors import DuplicateKeyError
 
 from labelstream.common.batching import GroupCommit
+from labelstream.common.projects import parse_label_set
 from labelstream.common.store import Store, insert_new, vote_key
 from labelstream.common.telemetry import now_ms, traceparent
 from labelstream.common.topics import SCHEMA_VERSION
@@ -89,6 +90,10 @@ class Answered:
     # what the worker saw, for the fraud signals (None: the labels in the project's order)
     position: int | None = None
     option_lengths: list[int] | None = None
+    # A multi-label answer: its set (`label` is the set's key), and on gold, per label of the
+    # project, whether the answer judged it right (in or out of the set as the gold set has it).
+    label_set: list[str] | None = None
+    gold_label_checks: list[bool] | None = None
 
 
 @dataclass(frozen=True)
@@ -538,17 +543,23 @@ class TaskPool:
             if task is not None:
                 self._end_running(task, give_back=status != "answered")
 
-    def answer(self, worker_id: str, handle: str, label: str) -> Answered:
+    def held_project(self, worker_id: str, handle: str) -> str:
+        """The project of a task leased to this worker (refusals as for an answer)."""
+        return self._held(worker_id, handle)["project_id"]
+
+    def answer(self, worker_id: str, handle: str, label: str, label_set: list[str] | None = None) -> Answered:
+        """`label_set`: a multi-label answer's set, checked against the project by the caller
+        (labelstream.common.projects.label_set_problem); `label` is then its key."""
         assignment = self._held(worker_id, handle)
         if assignment.get("gold"):
-            return self._answer_gold(assignment, label)
+            return self._answer_gold(assignment, label, label_set)
         task_id = assignment["task_id"]
         now = now_ms()
         # the lease copied what the answer needs; assignments leased before that was done read the task
         task = assignment.get("task") or self.tasks.find_one({"_id": task_id})
         if task is None:
             raise PoolError("NOT_FOUND", f"task {handle!r} does not exist any more")
-        if label not in task["labels"]:
+        if label_set is None and label not in task["labels"]:
             raise PoolError("INVALID_ARGUMENT", f"label {label!r} is not one of {task['labels']}")
         pick = _pick_of(assignment, label)
         label = pick.label if pick else label
@@ -569,17 +580,26 @@ class TaskPool:
         self._answer_batches.submit(_AnswerWrite(assignment, label, now, outbox))
         return Answered(assignment["project_id"], list(task["labels"]), label, response.duration_ms,
                         assignment.get("pay", 0.0), response, task.get("traceparent", ""),
-                        **_seen(pick))
+                        label_set=label_set, **_seen(pick))
 
     def _gold_item(self, project_id: str, task_id: str) -> dict | None:
         gold_id = task_id.removeprefix("gold|")
         cached = next((g for g in self.gold_items(project_id) if g["_id"] == gold_id), None)
         return cached or self.gold.find_one({"_id": gold_id})
 
-    def _answer_gold(self, assignment: dict, label: str) -> Answered:
+    def _answer_gold(self, assignment: dict, label: str, label_set: list[str] | None = None) -> Answered:
         item = self._gold_item(assignment["project_id"], assignment["task_id"])
         if item is None:
             raise PoolError("NOT_FOUND", f"task {assignment['handle']!r} does not exist any more")
+        if label_set is not None:
+            # gold per label: each of the project's labels is one check (in or out, as gold has it)
+            gold_set = set(parse_label_set(item["label"]) or [])
+            checks = [(name in label_set) == (name in gold_set) for name in item["labels"]]
+            now = now_ms()
+            self._answer_batches.submit(_AnswerWrite(assignment, label, now, None))
+            return Answered(assignment["project_id"], list(item["labels"]), label,
+                            now - assignment["leased_at_ms"], assignment.get("pay", 0.0), gold_correct=all(checks),
+                            label_set=label_set, gold_label_checks=checks)
         if label not in item["labels"]:
             raise PoolError("INVALID_ARGUMENT", f"label {label!r} is not one of {item['labels']}")
         pick = _pick_of(assignment, label)

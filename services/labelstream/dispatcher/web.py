@@ -8,7 +8,7 @@ one static file; the API is:
   GET  /                      the page
   GET  /api/me?project_id=    the worker's own stats
   POST /api/lease             {"project_id": ""}        -> the next task (its handle as task_id)
-  POST /api/answer            {"task_id", "label"}
+  POST /api/answer            {"task_id", "label"}       (multi_label: "label" is a JSON array of labels)
   POST /api/skip              {"task_id"}
   GET  /healthz               200 while the dispatcher is SERVING, else 503 (HTTP probes)
 
@@ -43,6 +43,7 @@ from labelstream.common.web import (
     page_app,
     page_response,
 )
+from labelstream.dispatcher.display import task_fields
 from labelstream.dispatcher.pool import PoolError
 from labelstream.dispatcher.workbench import Outcome, Workbench
 from labelstream.v1 import services_pb2
@@ -130,7 +131,7 @@ class AnnotatorWeb:
                  "labels": list(lease.labels), "instructions": spec.instructions,
                  "content_warning": spec.content_warning, "break_reminder": reminder,
                  "pay": self.workbench.pay_rates.per_answer(lease.project_id),
-                 "lease_expires_at_ms": lease.expires_at_ms}
+                 "lease_expires_at_ms": lease.expires_at_ms, **task_fields(spec)}
         if lease.responses:  # a preference task: its responses in this worker's order
             shown["responses"] = list(lease.responses)
         return shown

@@ -18,7 +18,13 @@ from labelstream.common.auth import TokenDirectory
 from labelstream.common.failpoints import failpoint
 from labelstream.common.outbox import Outbox
 from labelstream.common.producer import Outgoing
-from labelstream.common.projects import is_preference
+from labelstream.common.projects import (
+    is_multi_label,
+    is_preference,
+    label_set_key,
+    label_set_problem,
+    parse_label_set,
+)
 from labelstream.common.store import Store
 from labelstream.common.telemetry import now_ms
 from labelstream.crowd import quality
@@ -120,7 +126,12 @@ class Workbench:
         return ""
 
     def answer(self, worker_id: str, handle: str, label: str) -> Outcome:
-        answered = self.pool.answer(worker_id, handle, label)
+        spec = self.store.get_project(self.pool.held_project(worker_id, handle))
+        label_set = None
+        if spec is not None and is_multi_label(spec):
+            label_set = answer_set(label, spec)
+            label = label_set_key(label_set)
+        answered = self.pool.answer(worker_id, handle, label, label_set)
         outcome = Outcome(answered.response, answered.traceparent)
         outcome.quality_events = self._account(worker_id, answered)
         return outcome
@@ -141,7 +152,7 @@ class Workbench:
         policy = worker_policy(self.store, project_id)
         record = self.records.get(project_id, worker_id)
         facts = quality.AnswerFacts(answered.label, answered.labels, answered.duration_ms, answered.position,
-                                    answered.option_lengths)
+                                    answered.option_lengths, answered.label_set)
         update = quality.record_answer(record, facts, answered.pay, policy)
         fields = dict(update.fields)
         if (record["tasks_done"] + 1) % STATS_REFRESH_TASKS == 0:
@@ -149,7 +160,7 @@ class Workbench:
         events: list[Outgoing] = []
         blocked = False
         if answered.gold_correct is not None:
-            gold = quality.record_gold(record, answered.gold_correct, policy, answered.gold_anti_shortcut)
+            gold = self._gold_update(record, answered, policy)
             if record["status"] == quality.QUALIFYING and gold["status"] != quality.QUALIFYING:
                 fields.update(shown_gold_correct=gold["gold_correct"], shown_gold_wrong=gold["gold_wrong"])
             fields.update(gold)
@@ -162,6 +173,20 @@ class Workbench:
             failpoint("dispatcher.block_stored")
         after = {**update.applied_to(record), **fields}
         return [*events, quality_outgoing(worker_snapshot_event(after))]
+
+    @staticmethod
+    def _gold_update(record: dict, answered: Answered, policy: events_pb2.WorkerPolicy) -> dict:
+        """The gold fields after a gold answer. A multi-label gold item is judged per label: each
+        label is one gold outcome, so a worker who misses one label of seven is 6/7 right on it,
+        not wrong (their gold accuracy is then a per-label accuracy, which is what the per-label
+        aggregation weighs; qualification_tasks and min_gold_to_block count label judgements)."""
+        checks = answered.gold_label_checks
+        if checks is None:
+            return quality.record_gold(record, bool(answered.gold_correct), policy, answered.gold_anti_shortcut)
+        fields: dict = {}
+        for correct in checks:
+            fields = quality.record_gold({**record, **fields}, correct, policy)
+        return fields
 
     def block(self, project_id: str, worker_id: str, reason: str) -> list[Outgoing]:
         """An admin's block: the event is stored first, then the worker's record, then their
@@ -187,7 +212,13 @@ class Workbench:
     def add_mined_gold(self, event: events_pb2.QualityEvent) -> bool:
         """A gold_mined event from the monitor: the item joins the project's hidden gold (once)."""
         spec = self.store.get_project(event.project_id)
-        if spec is None or event.label not in spec.labels or not event.text.strip():
+        if spec is None or not event.text.strip():
+            return False
+        if is_multi_label(spec):
+            labels = parse_label_set(event.label)
+            if labels is None or label_set_problem(labels, spec) is not None:
+                return False
+        elif event.label not in spec.labels:
             return False
         if is_preference(spec) and len(event.responses) != spec.responses_per_item:
             return False
@@ -204,3 +235,16 @@ class Workbench:
             if finding.raise_to is not None:
                 self.pay_rates.set_rate(finding.project_id, finding.raise_to)
         return events
+
+
+def answer_set(label: str, spec: events_pb2.ProjectSpec) -> list[str]:
+    """A multi-label answer (a JSON array of label names, in any order) as its sorted set, or a
+    PoolError INVALID_ARGUMENT saying what is wrong with it."""
+    labels = parse_label_set(label)
+    if labels is None:
+        raise PoolError("INVALID_ARGUMENT", f"project {spec.project_id!r} is multi_label: answer with a JSON array "
+                                            f"of distinct labels, e.g. {label_set_key(spec.labels[:2])}")
+    problem = label_set_problem(labels, spec)
+    if problem is not None:
+        raise PoolError("INVALID_ARGUMENT", problem[1])
+    return labels

@@ -10,6 +10,7 @@ from pymongo import UpdateOne
 
 from labelstream.common.dead_letters import InvalidMessage
 from labelstream.common.producer import Outgoing
+from labelstream.common.projects import is_multi_label
 from labelstream.common.records import Incoming, decode
 from labelstream.common.store import Store, item_key
 from labelstream.common.telemetry import now_ms, trace_headers, tracer
@@ -89,12 +90,15 @@ def predict_batch(records: Sequence[Incoming], store: Store, triton: TritonClass
             outputs = [triton.predict(model, texts, spec, spec.model_version if model == spec.model else "")
                        for model in voters]
             mean = np.mean([o.probabilities for o in outputs], axis=0)
+            # A multi_label model gives each label its own probability (they need not sum to 1):
+            # normalising would take one label's evidence away from another's.
+            totals = np.ones((len(mean), 1)) if is_multi_label(spec) else mean.sum(axis=1, keepdims=True)
             at = now_ms()
             writes = []
-            for row, ((record, item), probs) in enumerate(zip(fresh, mean, strict=True)):
+            for row, ((record, item), probs, total) in enumerate(zip(fresh, mean, totals, strict=True)):
                 prediction = events_pb2.Prediction(
                     schema_version=SCHEMA_VERSION, project_id=project_id, item_id=item.item_id,
-                    labels=list(spec.labels), probabilities=[float(p) for p in probs / probs.sum()],
+                    labels=list(spec.labels), probabilities=[float(p) for p in probs / total],
                     model_name="+".join(o.model_name for o in outputs),
                     model_version="+".join(o.model_version for o in outputs),
                     head_version="+".join(head_version(o.model_name, project_id, o.model_version) for o in outputs),

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from pymongo.errors import DuplicateKeyError
 
+from labelstream.common.projects import TaskKind, parse_label_set
 from labelstream.common.store import Store, item_key
 from labelstream.common.telemetry import log_fields, now_ms
 from labelstream.models.contract import preference_text
@@ -67,7 +68,11 @@ class HeadRefitter:
         """Remember a verified label with the item's text (from our prediction of it)."""
         key = item_key(project_id, item_id)
         prediction = self.store.db.predictions.find_one({"_id": key}, {"text": 1, "labels": 1, "responses": 1})
-        if prediction is None or label not in prediction.get("labels", []):
+        if prediction is None:
+            return False
+        labels = parse_label_set(label)  # a multi_label set's key: each of its labels must be the project's
+        if (label not in prediction.get("labels", [])
+                and (labels is None or not set(labels) <= set(prediction.get("labels", [])))):
             return False
         try:
             self.store.db.head_training.insert_one({"_id": key, "project_id": project_id, "item_id": item_id,
@@ -123,8 +128,12 @@ class HeadRefitter:
             shutil.copytree(model_dir / str(latest), staging, ignore=shutil.ignore_patterns("__pycache__"))
             training = staging / "training"
             training.mkdir(exist_ok=True)
-            examples = [{"text": e.text, "label": e.label} for e in spec.examples]
-            examples += [{"text": v["text"], "label": v["label"]} for v in verified]
+            if spec.task == TaskKind.MULTI_LABEL:  # the one-vs-rest head learns sets ("labels")
+                examples = [{"text": e.text, "labels": list(e.labels)} for e in spec.examples]
+                examples += [{"text": v["text"], "labels": parse_label_set(v["label"]) or []} for v in verified]
+            else:
+                examples = [{"text": e.text, "label": e.label} for e in spec.examples]
+                examples += [{"text": v["text"], "label": v["label"]} for v in verified]
             (training / f"{spec.project_id}.json").write_text(json.dumps({
                 "project_id": spec.project_id, "labels": list(spec.labels), "examples": examples, "task": spec.task,
                 "version": version}))  # copies into later versions keep this: the head's own version

@@ -27,7 +27,15 @@ from labelstream.common.inputs import (
     shown,
     unsafe_character,
 )
-from labelstream.common.projects import MAX_RESPONSES, is_preference, label_problem
+from labelstream.common.projects import (
+    MAX_RESPONSES,
+    is_multi_label,
+    is_preference,
+    label_problem,
+    label_set_key,
+    label_set_problem,
+    parse_label_set,
+)
 from labelstream.common.settings import SETTINGS
 from labelstream.common.topics import SCHEMA_VERSION
 from labelstream.v1 import events_pb2
@@ -83,6 +91,12 @@ def item_from_json(value: bytes) -> events_pb2.Item:
         names = ", ".join(shown(name) for name in sorted(unknown)[:5])
         raise InvalidMessage(DeadLetterReason.UNKNOWN_FIELD,
                              f"unknown fields {names}; allowed: {sorted(JSON_FIELDS)}", *ids)
+    gold = doc.get("gold_label")
+    if isinstance(gold, list):  # a multi_label item's gold set: held as its key (projects.label_set_key)
+        if not all(isinstance(label, str) for label in gold) or len(set(gold)) != len(gold):
+            raise InvalidMessage(DeadLetterReason.BAD_LABEL_SET, "gold_label as a list must name distinct labels "
+                                 "(strings)", *ids)
+        doc["gold_label"] = label_set_key(gold)
     for name in ("project_id", "item_id", "text", "gold_label"):
         if name in doc and not isinstance(doc[name], str):
             raise InvalidMessage(DeadLetterReason.BAD_FIELD_TYPE, f"{name} must be a string", *ids)
@@ -212,9 +226,11 @@ def check_item_values(project_id: str, item_id: str, text: str, gold_label: str,
     if not text.strip():
         raise InvalidMessage(DeadLetterReason.EMPTY_TEXT, "text is empty: send the text to label", *ids)
     if gold_label:
-        problem = label_problem(gold_label)
-        if problem is not None:
-            raise InvalidMessage(DeadLetterReason.BAD_LABEL, f"gold_label {problem}", *ids)
+        labels = parse_label_set(gold_label)
+        for label in [gold_label] if labels is None else labels:
+            problem = label_problem(label)
+            if problem is not None:
+                raise InvalidMessage(DeadLetterReason.BAD_LABEL, f"gold_label {problem}", *ids)
     check_metadata(metadata, *ids)
 
 
@@ -249,6 +265,25 @@ def validate_item(item: events_pb2.Item, project: events_pb2.ProjectSpec | None,
                              "the text into several items" if not item.responses else f"the prompt and "
                              f"responses are {size} bytes; the limit is {limit}: shorten them or raise the "
                              "project's max_text_bytes", *ids)
-    if item.gold_label and item.gold_label not in project.labels:
+    if is_multi_label(project):
+        _check_gold_set(item, project)
+    elif item.gold_label and item.gold_label not in project.labels:
         raise InvalidMessage(DeadLetterReason.UNKNOWN_LABEL, f"gold_label {shown(item.gold_label)} is not one of "
                              f"{list(project.labels)}", *ids)
+
+
+def _check_gold_set(item: events_pb2.Item, project: events_pb2.ProjectSpec) -> None:
+    """A multi_label item's gold set (its key, or a JSON list in any order): valid labels, within
+    the cap, empty only where the project names the empty set. Stored as its canonical key."""
+    if not item.gold_label:
+        return
+    ids = (item.project_id, item.item_id)
+    labels = parse_label_set(item.gold_label)
+    if labels is None:
+        raise InvalidMessage(DeadLetterReason.BAD_LABEL_SET, f"gold_label {shown(item.gold_label)} is not a set of "
+                             f"labels: project {item.project_id!r} is multi_label; give a list, e.g. "
+                             f"{label_set_key(project.labels[:2])}", *ids)
+    problem = label_set_problem(labels, project)
+    if problem is not None:
+        raise InvalidMessage(DeadLetterReason(problem[0]), f"gold_label: {problem[1]}", *ids)
+    item.gold_label = label_set_key(labels)

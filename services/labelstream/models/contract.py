@@ -76,7 +76,9 @@ def project_payload(spec: events_pb2.ProjectSpec) -> bytes:
         "project_id": spec.project_id,
         "labels": list(spec.labels),
         "instructions": spec.instructions,
-        "examples": [{"text": e.text, "label": e.label} for e in spec.examples],
+        # A multi_label example carries its set as "labels" (the encoder's one-vs-rest head reads it).
+        "examples": [{"text": e.text, "labels": list(e.labels)} if spec.task == "multi_label"
+                     else {"text": e.text, "label": e.label} for e in spec.examples],
         # Preference projects ("pairwise", "best_of_n"): the labels are then "1".."N" (+ "tie").
         "task": spec.task,
         "allow_ties": spec.allow_ties,

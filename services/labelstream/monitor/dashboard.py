@@ -20,7 +20,7 @@ from labelstream.crowd.agreement import agreement
 from labelstream.crowd.dawid_skene import worker_accuracy
 from labelstream.crowd.decide import fit_project
 from labelstream.crowd.quality import gold_accuracy
-from labelstream.monitor.stats import compute_stats, latest_finals
+from labelstream.monitor.stats import agreement_alpha, compute_stats, latest_finals
 
 FRACTION_POINTS = 21   # human fractions 0, 0.05, ..., 1
 CONFIDENCE_BINS = 10
@@ -119,8 +119,10 @@ def agreement_over_time(responses: Sequence[dict], count: int = TIME_WINDOWS) ->
     rows = []
     for w, window in enumerate(triples):
         result = agreement(window)
+        # a multi-label project's sets agree partly when they share labels: MASI alpha
+        alpha = agreement_alpha(window) if window else result.krippendorff_alpha
         rows.append({"start_ms": edges[w], "end_ms": edges[w + 1], "responses": len(window),
-                     "items": result.items, "krippendorff_alpha": finite(result.krippendorff_alpha),
+                     "items": result.items, "krippendorff_alpha": finite(alpha),
                      "fleiss_kappa": finite(result.fleiss_kappa)})
     return rows
 

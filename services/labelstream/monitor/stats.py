@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
+from labelstream.common.projects import parse_label_set
+from labelstream.crowd.agreement import krippendorff_alpha, krippendorff_alpha_sets
 from labelstream.v1 import services_pb2
 
 COUNTED_KINDS = ("item_accepted", "dead_letter", "prediction", "auto_label", "human_task", "human_response",
@@ -58,3 +60,15 @@ def compute_stats(project_id: str, events: Iterable[dict]) -> services_pb2.Proje
         span_s = (max(f["finalized_at_ms"] for f in latest) - min(f["ingested_at_ms"] for f in latest)) / 1000
         stats.throughput_per_s = len(latest) / span_s if span_s > 0 else math.nan
     return stats
+
+
+def agreement_alpha(triples: Sequence[tuple[str, str, str]]) -> float:
+    """Krippendorff's alpha of (item, worker, answer) triples. Multi-label answers (set keys, see
+    projects.label_set_key) are compared with the MASI distance, so two answers that share labels
+    agree partly; single labels are nominal. An answer is a set key when it parses as one: a
+    single-label project's label never does (label names are plain names, not JSON arrays)."""
+    sets = [parse_label_set(answer) for _, _, answer in triples]
+    if triples and all(s is not None for s in sets):
+        return krippendorff_alpha_sets([(item, worker, frozenset(s or ()))
+                                        for (item, worker, _), s in zip(triples, sets, strict=True)])
+    return krippendorff_alpha(triples)

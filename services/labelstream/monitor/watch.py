@@ -10,10 +10,9 @@ from collections.abc import Callable
 from pymongo.database import Database
 
 from labelstream.common.topics import SCHEMA_VERSION
-from labelstream.crowd.agreement import krippendorff_alpha
 from labelstream.crowd.quality import gold_accuracy
 from labelstream.monitor.alerts import Breach, MetricKey, evaluate
-from labelstream.monitor.stats import latest_finals
+from labelstream.monitor.stats import agreement_alpha, latest_finals
 from labelstream.v1 import events_pb2
 
 WINDOW_MS = 3_600_000
@@ -30,7 +29,7 @@ def project_metrics(db: Database, project_id: str, now_ms: int) -> dict[MetricKe
         {"project_id": project_id, "kind": "human_response", "at_ms": {"$gte": since}},
         {"item_id": 1, "worker_id": 1, "label": 1, "duration_ms": 1}))
     if len(responses) >= MIN_RESPONSES:
-        metrics[MetricKey("agreement_alpha", project_id)] = krippendorff_alpha(
+        metrics[MetricKey("agreement_alpha", project_id)] = agreement_alpha(
             [(r["item_id"], r["worker_id"], r["label"]) for r in responses])
         metrics[MetricKey("time_per_task_seconds", project_id)] = statistics.median(
             r.get("duration_ms", 0) for r in responses) / 1000

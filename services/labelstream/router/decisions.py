@@ -11,7 +11,7 @@ from pymongo import ASCENDING
 
 from labelstream.common.dead_letters import InvalidMessage
 from labelstream.common.producer import EventProducer, Outgoing
-from labelstream.common.projects import QualityEventKind
+from labelstream.common.projects import QualityEventKind, is_multi_label
 from labelstream.common.store import Store, insert_once, item_key
 from labelstream.common.telemetry import (
     context_from_traceparent,
@@ -22,6 +22,7 @@ from labelstream.common.telemetry import (
     tracer,
 )
 from labelstream.common.topics import Topics
+from labelstream.router import multilabel
 from labelstream.router.budget import Budget
 from labelstream.router.models import RoutingModels
 from labelstream.router.policy import human_task, models_agree, route
@@ -63,6 +64,7 @@ class Router:
         self.producer = producer
         self.decisions = store.db.decisions
         self.models = RoutingModels(store)
+        self.multilabel = multilabel.MultiLabelRouting(store)
         self.budgets = Budgets(store)
 
     def project(self, project_id: str, item_id: str) -> events_pb2.ProjectSpec:
@@ -76,11 +78,9 @@ class Router:
         key = item_key(prediction.project_id, prediction.item_id)
         stored = self.decisions.find_one({"_id": key})
         if stored is None:
-            routing, version = self.models.current(spec.project_id, prediction.model_name,
-                                                   prediction.head_version or prediction.model_version)
             budget = self.budgets.get(spec)
             try:
-                decision = route(prediction, spec, routing, version, budget)
+                decision = self._route(prediction, spec, budget)
             except ValueError as exc:
                 raise InvalidMessage("bad_prediction", str(exc), prediction.project_id,
                                      prediction.item_id) from exc
@@ -103,10 +103,21 @@ class Router:
             return []  # waits for budget; release_deferred sends it
         return [Outgoing(Topics.TASKS_HUMAN, key, human_task(prediction, decision, spec, task_id=key))]
 
+    def _route(self, prediction: events_pb2.Prediction, spec: events_pb2.ProjectSpec,
+               budget: Budget) -> events_pb2.RouteDecision:
+        head = prediction.head_version or prediction.model_version
+        if is_multi_label(spec):  # label by label (router/multilabel.py)
+            thresholds, version, verified = self.multilabel.current(spec.project_id, prediction.model_name, head)
+            return multilabel.route(prediction, spec, thresholds, verified, version, budget)
+        routing, version = self.models.current(spec.project_id, prediction.model_name, head)
+        return route(prediction, spec, routing, version, budget)
+
     def handle_quality(self, event: events_pb2.QualityEvent) -> None:
         if event.kind == QualityEventKind.LOW_MODEL_ACCURACY:
             spec = self.store.get_project(event.project_id)
-            if spec is not None:
+            # A multi_label project's model accuracy is exact-set accuracy, which its per-label
+            # guarantee does not promise (routing/multilabel.py): nothing to tighten there.
+            if spec is not None and not is_multi_label(spec):
                 target = self.models.tighten(spec)
                 log.info("model accuracy low: recalibrated, target raised", extra=log_fields(
                     project_id=spec.project_id, target_accuracy=target, model_accuracy=event.value))
@@ -114,6 +125,11 @@ class Router:
         if event.kind != QualityEventKind.VERIFIED_LABEL:
             return
         spec = self.project(event.project_id, event.item_id)
+        if is_multi_label(spec):
+            verified = self.multilabel.add_verified(spec, event.item_id, event.label)
+            if verified is not None:
+                self.multilabel.refit_if_due(spec, verified["model"], self.models.target_accuracy(spec))
+            return
         verified = self.models.add_verified(event.project_id, event.item_id, event.label)
         if verified is not None:
             version = self.models.refit_if_due(spec, verified["model"])

@@ -4,7 +4,12 @@ lease and answer tasks through the dispatcher's gRPC API like real annotators, a
 
 On a preference task the options are the responses as the dispatcher displayed them to this
 worker: "first_option" picks the first one shown, "longest_option" the longest response, and an
-honest worker finds the best response (known by its text) wherever it was shown."""
+honest worker finds the best response (known by its text) wherever it was shown.
+
+On a multi-label task the answer is a set (`choose_set`): an honest worker ticks each label the
+item holds with probability `sensitivity` and each other label with 1 - `specificity`, as the
+raters of labelstream.simulation.multilabel_raters do; the shortcuts become the set shortcuts
+(always the same set, every label, none)."""
 
 from __future__ import annotations
 
@@ -19,7 +24,7 @@ from dataclasses import dataclass, field
 import grpc
 
 from labelstream.common.channels import GrpcTarget, open_channel
-from labelstream.common.projects import TIE, response_index
+from labelstream.common.projects import TIE, label_set_key, parse_label_set, response_index
 from labelstream.v1 import services_pb2, services_pb2_grpc
 
 BEHAVIOURS = ("honest", "random", "first_option", "longest_option", "shortest_option", "constant")
@@ -34,6 +39,9 @@ class WorkerProfile:
     speed_sigma: float = 0.5      # spread of answer times (log-normal)
     behaviour: str = "honest"     # see BEHAVIOURS: how answers are chosen when not honest
     fatigue: float = 0.0          # accuracy lost per 100 answers
+    # multi-label tasks: P(ticks a label the item holds), P(leaves out a label it does not hold)
+    sensitivity: float = 0.85
+    specificity: float = 0.97
 
     def __post_init__(self) -> None:
         if self.behaviour not in BEHAVIOURS:
@@ -63,6 +71,32 @@ def choose_label(profile: WorkerProfile, labels: list[str], gold: str | None, an
         return gold
     wrong = [label for label in labels if label != gold] or labels
     return rng.choice(wrong)
+
+
+def choose_set(profile: WorkerProfile, labels: list[str], gold: list[str] | None, rng: random.Random,
+               none_allowed: bool = False, max_labels: int = 0) -> list[str]:
+    """The set a worker of this profile ticks on a multi-label task whose gold set is `gold`
+    (None: unknown to the simulation, answered as if it held no label). The shortcuts: "constant"
+    and "first_option" always one set (the last, the first label), "longest_option" every label,
+    "shortest_option" none of them, "random" each label by a coin. A set is kept within
+    `max_labels` and is never empty unless `none_allowed` (the project names the empty set)."""
+    held = set(gold or [])
+    if profile.behaviour in ("constant", "first_option"):
+        chosen = [labels[-1] if profile.behaviour == "constant" else labels[0]]
+    elif profile.behaviour == "longest_option":
+        chosen = list(labels)
+    elif profile.behaviour == "shortest_option":
+        chosen = []
+    elif profile.behaviour == "random":
+        chosen = [label for label in labels if rng.random() < 0.5]
+    else:
+        chosen = [label for label in labels
+                  if rng.random() < (profile.sensitivity if label in held else 1.0 - profile.specificity)]
+    if max_labels and len(chosen) > max_labels:
+        chosen = rng.sample(chosen, max_labels)
+    if not chosen and not none_allowed:  # must tick one: their best guess
+        chosen = [rng.choice(sorted(held) or labels)]
+    return sorted(chosen)
 
 
 def shown_gold(gold: str | None, shown_responses: list[str]) -> str | None:
@@ -129,8 +163,13 @@ class SimulatedWorker(threading.Thread):
                     continue
                 self.stop_event.wait(answer_seconds(self.profile, self.rng))
                 gold = shown_gold(self.gold_by_text.get(task.text), list(task.responses))
-                label = choose_label(self.profile, list(task.labels), gold, self.answered, self.rng,
-                                     list(task.responses) or None)
+                if task.task == "multi_label":
+                    known = None if gold is None else parse_label_set(gold)
+                    label = label_set_key(choose_set(self.profile, list(task.labels), known, self.rng,
+                                                     bool(task.none_label), task.max_labels))
+                else:
+                    label = choose_label(self.profile, list(task.labels), gold, self.answered, self.rng,
+                                         list(task.responses) or None)
                 try:
                     dispatcher.SubmitAnswer(services_pb2.SubmitAnswerRequest(task_id=task.task_id, label=label),
                                             timeout=10)
@@ -180,6 +219,9 @@ def gold_by_text(items: list[dict]) -> dict[str, str]:
             continue
         responses = [r if isinstance(r, str) else r["text"] for r in item.get("responses", [])]
         text = item.get("text", item.get("prompt", ""))
+        if isinstance(item["gold_label"], list):  # a multi-label item's gold set, as its key
+            known[text] = label_set_key(item["gold_label"])
+            continue
         index = response_index(item["gold_label"]) if responses else None
         known[text] = responses[index] if index is not None else item["gold_label"]
     return known

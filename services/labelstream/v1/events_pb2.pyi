@@ -33,15 +33,24 @@ LABEL_SOURCE_AUTO: LabelSource
 LABEL_SOURCE_HUMAN: LabelSource
 
 class FewShotExample(_message.Message):
-    __slots__ = ("text", "label")
+    __slots__ = ("text", "label", "labels")
     TEXT_FIELD_NUMBER: _ClassVar[int]
     LABEL_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
     text: str
     label: str
-    def __init__(self, text: _Optional[str] = ..., label: _Optional[str] = ...) -> None: ...
+    labels: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, text: _Optional[str] = ..., label: _Optional[str] = ..., labels: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ProjectSpec(_message.Message):
-    __slots__ = ("schema_version", "project_id", "name", "task", "labels", "instructions", "examples", "auto_accept_threshold", "overlap", "max_overlap", "model", "max_text_bytes", "routing_strategy", "target_accuracy", "confidence_level", "accuracy_bound", "min_verified", "refit_every", "explore_fraction", "human_fraction_cap", "budget_per_hour", "pay_per_answer", "overflow", "overlap_margin", "overlap_near_threshold", "model_version", "head_refit_every", "models", "workers", "content_warning", "aggregation", "posterior_bound", "head_refit_growth", "responses_per_item", "allow_ties")
+    __slots__ = ("schema_version", "project_id", "name", "task", "labels", "instructions", "examples", "auto_accept_threshold", "overlap", "max_overlap", "model", "max_text_bytes", "routing_strategy", "target_accuracy", "confidence_level", "accuracy_bound", "min_verified", "refit_every", "explore_fraction", "human_fraction_cap", "budget_per_hour", "pay_per_answer", "overflow", "overlap_margin", "overlap_near_threshold", "model_version", "head_refit_every", "models", "workers", "content_warning", "aggregation", "posterior_bound", "head_refit_growth", "responses_per_item", "allow_ties", "max_labels_per_item", "none_label", "label_guidelines")
+    class LabelGuidelinesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     SCHEMA_VERSION_FIELD_NUMBER: _ClassVar[int]
     PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
@@ -77,6 +86,9 @@ class ProjectSpec(_message.Message):
     HEAD_REFIT_GROWTH_FIELD_NUMBER: _ClassVar[int]
     RESPONSES_PER_ITEM_FIELD_NUMBER: _ClassVar[int]
     ALLOW_TIES_FIELD_NUMBER: _ClassVar[int]
+    MAX_LABELS_PER_ITEM_FIELD_NUMBER: _ClassVar[int]
+    NONE_LABEL_FIELD_NUMBER: _ClassVar[int]
+    LABEL_GUIDELINES_FIELD_NUMBER: _ClassVar[int]
     schema_version: SchemaVersion
     project_id: str
     name: str
@@ -112,7 +124,10 @@ class ProjectSpec(_message.Message):
     head_refit_growth: float
     responses_per_item: int
     allow_ties: bool
-    def __init__(self, schema_version: _Optional[_Union[SchemaVersion, str]] = ..., project_id: _Optional[str] = ..., name: _Optional[str] = ..., task: _Optional[str] = ..., labels: _Optional[_Iterable[str]] = ..., instructions: _Optional[str] = ..., examples: _Optional[_Iterable[_Union[FewShotExample, _Mapping]]] = ..., auto_accept_threshold: _Optional[float] = ..., overlap: _Optional[int] = ..., max_overlap: _Optional[int] = ..., model: _Optional[str] = ..., max_text_bytes: _Optional[int] = ..., routing_strategy: _Optional[str] = ..., target_accuracy: _Optional[float] = ..., confidence_level: _Optional[float] = ..., accuracy_bound: _Optional[str] = ..., min_verified: _Optional[int] = ..., refit_every: _Optional[int] = ..., explore_fraction: _Optional[float] = ..., human_fraction_cap: _Optional[float] = ..., budget_per_hour: _Optional[float] = ..., pay_per_answer: _Optional[float] = ..., overflow: _Optional[str] = ..., overlap_margin: _Optional[float] = ..., overlap_near_threshold: _Optional[int] = ..., model_version: _Optional[str] = ..., head_refit_every: _Optional[int] = ..., models: _Optional[_Iterable[str]] = ..., workers: _Optional[_Union[WorkerPolicy, _Mapping]] = ..., content_warning: _Optional[str] = ..., aggregation: _Optional[str] = ..., posterior_bound: _Optional[float] = ..., head_refit_growth: _Optional[float] = ..., responses_per_item: _Optional[int] = ..., allow_ties: _Optional[bool] = ...) -> None: ...
+    max_labels_per_item: int
+    none_label: str
+    label_guidelines: _containers.ScalarMap[str, str]
+    def __init__(self, schema_version: _Optional[_Union[SchemaVersion, str]] = ..., project_id: _Optional[str] = ..., name: _Optional[str] = ..., task: _Optional[str] = ..., labels: _Optional[_Iterable[str]] = ..., instructions: _Optional[str] = ..., examples: _Optional[_Iterable[_Union[FewShotExample, _Mapping]]] = ..., auto_accept_threshold: _Optional[float] = ..., overlap: _Optional[int] = ..., max_overlap: _Optional[int] = ..., model: _Optional[str] = ..., max_text_bytes: _Optional[int] = ..., routing_strategy: _Optional[str] = ..., target_accuracy: _Optional[float] = ..., confidence_level: _Optional[float] = ..., accuracy_bound: _Optional[str] = ..., min_verified: _Optional[int] = ..., refit_every: _Optional[int] = ..., explore_fraction: _Optional[float] = ..., human_fraction_cap: _Optional[float] = ..., budget_per_hour: _Optional[float] = ..., pay_per_answer: _Optional[float] = ..., overflow: _Optional[str] = ..., overlap_margin: _Optional[float] = ..., overlap_near_threshold: _Optional[int] = ..., model_version: _Optional[str] = ..., head_refit_every: _Optional[int] = ..., models: _Optional[_Iterable[str]] = ..., workers: _Optional[_Union[WorkerPolicy, _Mapping]] = ..., content_warning: _Optional[str] = ..., aggregation: _Optional[str] = ..., posterior_bound: _Optional[float] = ..., head_refit_growth: _Optional[float] = ..., responses_per_item: _Optional[int] = ..., allow_ties: _Optional[bool] = ..., max_labels_per_item: _Optional[int] = ..., none_label: _Optional[str] = ..., label_guidelines: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class WorkerPolicy(_message.Message):
     __slots__ = ("qualification_tasks", "qualification_accuracy", "block_accuracy", "block_confidence", "min_gold_to_block", "gold_rate_new", "gold_rate_trusted", "gold_rate_suspect", "trusted_after", "min_seconds_per_task", "max_constant_streak", "max_position_share", "max_shortcut_share", "min_hourly_wage", "pay_policy", "max_continuous_minutes", "break_minutes")
@@ -362,7 +377,7 @@ class HumanResponse(_message.Message):
     def __init__(self, schema_version: _Optional[_Union[SchemaVersion, str]] = ..., project_id: _Optional[str] = ..., item_id: _Optional[str] = ..., task_id: _Optional[str] = ..., worker_id: _Optional[str] = ..., label: _Optional[str] = ..., answered_at_ms: _Optional[int] = ..., duration_ms: _Optional[int] = ..., ingested_at_ms: _Optional[int] = ..., task_overlap: _Optional[int] = ..., model_label: _Optional[str] = ..., model_confidence: _Optional[float] = ..., model_name: _Optional[str] = ..., model_version: _Optional[str] = ..., pay: _Optional[float] = ..., display_order: _Optional[_Iterable[int]] = ..., displayed_position: _Optional[int] = ..., max_answers: _Optional[int] = ...) -> None: ...
 
 class FinalLabel(_message.Message):
-    __slots__ = ("schema_version", "project_id", "item_id", "label", "source", "confidence", "method", "version", "workers", "model_name", "model_version", "ingested_at_ms", "finalized_at_ms", "with_model", "revision_reason", "ranking")
+    __slots__ = ("schema_version", "project_id", "item_id", "label", "source", "confidence", "method", "version", "workers", "model_name", "model_version", "ingested_at_ms", "finalized_at_ms", "with_model", "revision_reason", "ranking", "label_set")
     SCHEMA_VERSION_FIELD_NUMBER: _ClassVar[int]
     PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
     ITEM_ID_FIELD_NUMBER: _ClassVar[int]
@@ -379,6 +394,7 @@ class FinalLabel(_message.Message):
     WITH_MODEL_FIELD_NUMBER: _ClassVar[int]
     REVISION_REASON_FIELD_NUMBER: _ClassVar[int]
     RANKING_FIELD_NUMBER: _ClassVar[int]
+    LABEL_SET_FIELD_NUMBER: _ClassVar[int]
     schema_version: SchemaVersion
     project_id: str
     item_id: str
@@ -395,7 +411,8 @@ class FinalLabel(_message.Message):
     with_model: bool
     revision_reason: str
     ranking: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, schema_version: _Optional[_Union[SchemaVersion, str]] = ..., project_id: _Optional[str] = ..., item_id: _Optional[str] = ..., label: _Optional[str] = ..., source: _Optional[_Union[LabelSource, str]] = ..., confidence: _Optional[float] = ..., method: _Optional[str] = ..., version: _Optional[int] = ..., workers: _Optional[_Iterable[str]] = ..., model_name: _Optional[str] = ..., model_version: _Optional[str] = ..., ingested_at_ms: _Optional[int] = ..., finalized_at_ms: _Optional[int] = ..., with_model: _Optional[bool] = ..., revision_reason: _Optional[str] = ..., ranking: _Optional[_Iterable[str]] = ...) -> None: ...
+    label_set: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, schema_version: _Optional[_Union[SchemaVersion, str]] = ..., project_id: _Optional[str] = ..., item_id: _Optional[str] = ..., label: _Optional[str] = ..., source: _Optional[_Union[LabelSource, str]] = ..., confidence: _Optional[float] = ..., method: _Optional[str] = ..., version: _Optional[int] = ..., workers: _Optional[_Iterable[str]] = ..., model_name: _Optional[str] = ..., model_version: _Optional[str] = ..., ingested_at_ms: _Optional[int] = ..., finalized_at_ms: _Optional[int] = ..., with_model: _Optional[bool] = ..., revision_reason: _Optional[str] = ..., ranking: _Optional[_Iterable[str]] = ..., label_set: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class QualityEvent(_message.Message):
     __slots__ = ("schema_version", "project_id", "item_id", "kind", "worker_id", "correct", "value", "at_ms", "label", "threshold", "detail", "text", "worker", "responses")

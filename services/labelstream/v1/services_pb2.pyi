@@ -90,7 +90,14 @@ class LeaseTaskRequest(_message.Message):
     def __init__(self, project_id: _Optional[str] = ...) -> None: ...
 
 class LeasedTask(_message.Message):
-    __slots__ = ("task_id", "project_id", "text", "labels", "instructions", "lease_expires_at_ms", "content_warning", "break_reminder", "pay", "responses")
+    __slots__ = ("task_id", "project_id", "text", "labels", "instructions", "lease_expires_at_ms", "content_warning", "break_reminder", "pay", "responses", "task", "max_labels", "none_label", "label_guidelines")
+    class LabelGuidelinesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
@@ -101,6 +108,10 @@ class LeasedTask(_message.Message):
     BREAK_REMINDER_FIELD_NUMBER: _ClassVar[int]
     PAY_FIELD_NUMBER: _ClassVar[int]
     RESPONSES_FIELD_NUMBER: _ClassVar[int]
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    MAX_LABELS_FIELD_NUMBER: _ClassVar[int]
+    NONE_LABEL_FIELD_NUMBER: _ClassVar[int]
+    LABEL_GUIDELINES_FIELD_NUMBER: _ClassVar[int]
     task_id: str
     project_id: str
     text: str
@@ -111,7 +122,11 @@ class LeasedTask(_message.Message):
     break_reminder: str
     pay: float
     responses: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, task_id: _Optional[str] = ..., project_id: _Optional[str] = ..., text: _Optional[str] = ..., labels: _Optional[_Iterable[str]] = ..., instructions: _Optional[str] = ..., lease_expires_at_ms: _Optional[int] = ..., content_warning: _Optional[str] = ..., break_reminder: _Optional[str] = ..., pay: _Optional[float] = ..., responses: _Optional[_Iterable[str]] = ...) -> None: ...
+    task: str
+    max_labels: int
+    none_label: str
+    label_guidelines: _containers.ScalarMap[str, str]
+    def __init__(self, task_id: _Optional[str] = ..., project_id: _Optional[str] = ..., text: _Optional[str] = ..., labels: _Optional[_Iterable[str]] = ..., instructions: _Optional[str] = ..., lease_expires_at_ms: _Optional[int] = ..., content_warning: _Optional[str] = ..., break_reminder: _Optional[str] = ..., pay: _Optional[float] = ..., responses: _Optional[_Iterable[str]] = ..., task: _Optional[str] = ..., max_labels: _Optional[int] = ..., none_label: _Optional[str] = ..., label_guidelines: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class SubmitAnswerRequest(_message.Message):
     __slots__ = ("task_id", "label")
