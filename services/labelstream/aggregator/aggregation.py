@@ -116,7 +116,10 @@ class Aggregation:
             skill = SkillModel(list(spec.labels), gold_accuracy={w: a for w, a in gold.items() if a == a})
             fitted = None
             if AggregationMethod(spec.aggregation).has_posterior and votes:
-                fitted = fit_project(list(spec.labels), votes, spec.aggregation, self.skill(spec))
+                # From scratch, not warm-started from the last fit: EM has several optima and a warm
+                # start keeps to the one the early answers chose, so labels would depend on the order
+                # answers came in (integration_tests/test_refit_order.py).
+                fitted = fit_project(list(spec.labels), votes, spec.aggregation)
                 skill.fit, skill.fit_workers = fitted.model, fitted.workers
             with self.lock:
                 self.skills[spec.project_id] = skill
@@ -141,7 +144,7 @@ class Aggregation:
                        and set(current.get("workers", [])) == {w for w, _ in item_votes}
                        and decision.label == current.get("label"))
             if not settled:
-                out += self.evaluate(spec, task, reason="re-fit", only_confident=True)
+                out += self.evaluate(spec, task, reason="re-fit", from_refit=True)
         return out
 
     def decision_for(self, spec: events_pb2.ProjectSpec, task: dict, votes: list[tuple[str, str]],
@@ -165,8 +168,13 @@ class Aggregation:
         return decision, model_votes
 
     def evaluate(self, spec: events_pb2.ProjectSpec, task: dict, reason: str = "",
-                 only_confident: bool = False) -> list[Outgoing]:
-        """Decide the task's item from its valid votes: final label, correction, or more votes."""
+                 from_refit: bool = False) -> list[Outgoing]:
+        """Decide the task's item from its valid votes: final label, correction, or more votes.
+        `from_refit`: a new fit re-decides a settled item; it does not reopen one it is unsure of.
+        A decision it does make stands even below posterior_bound: that happens only when every
+        vote the item may get is in, and then the fit on every answer is the better judge than
+        the fit of the moment the last one arrived (keeping that one made the labels depend on the
+        order answers came in)."""
         excluded = self.excluded(task["project_id"])
         all_votes = list(self.db.votes.find({"task_id": task["_id"]}).sort("_id", 1))
         votes = [(v["worker_id"], v["label"]) for v in all_votes if v["worker_id"] not in excluded]
@@ -174,8 +182,6 @@ class Aggregation:
         key = item_key(task["project_id"], task["item_id"])
         current = self.db.final_labels.find_one({"_id": key})
         if decision.label is not None:
-            if only_confident and decision.posterior < spec.posterior_bound:
-                return []
             final = human_final(task["project_id"], task["item_id"], task["ingested_at_ms"], decision.label,
                                 decision.posterior, [w for w, _ in votes], spec.aggregation, bool(model_votes))
             if model_votes:
@@ -188,7 +194,7 @@ class Aggregation:
             if current.get("reopened") or changed(current, final):
                 return revise(self.store, current, final, current.get("reopen_reason") or reason)
             return finalize(self.store, load_final(current)) if not current.get("published") else []
-        if current is not None and reason and not only_confident:
+        if current is not None and reason and not from_refit:
             self.db.final_labels.update_one({"_id": key}, {"$set": {"reopened": True, "reopen_reason": reason}})
         return self.request_votes(task, decision.votes_needed - model_votes, held=len(all_votes) - len(votes))
 
