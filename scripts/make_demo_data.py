@@ -355,8 +355,9 @@ GOEMOTIONS_HEADER = """\
 
 def make_goemotions() -> None:
     """GoEmotions dev (the repository's copy) as a multi_label project over the Ekman groups +
-    neutral: few-shot examples (the first items holding each label, in a seed-0 shuffle) and the
-    next items as the demo's items, each with its reference set as gold_label."""
+    neutral: in a seed-0 shuffle, the first rows as the demo's items (each with its reference set
+    as gold_label: a random sample, whose label rates are the data's) and few-shot examples from
+    the rows after them (the first holding each label)."""
     from labelstream.simulation import goemotions
 
     out = goemotions.GOEMOTIONS_DIR
@@ -364,16 +365,15 @@ def make_goemotions() -> None:
     data = goemotions.load_items()
     rows = list(zip(data, goemotions.label_sets(data, ekman=True), strict=True))
     random.Random(0).shuffle(rows)
+    items = [{"item_id": f"goemotions-dev-{item.item_id}", "text": item.text,
+              "gold_label": [name for name in labels if name in held]} for item, held in rows[:GOEMOTIONS_ITEMS]]
     used: set[str] = set()
     examples = []
     for label in labels:
-        holding = [(item, held) for item, held in rows if label in held and item.item_id not in used]
+        holding = [(item, held) for item, held in rows[GOEMOTIONS_ITEMS:] if label in held and item.item_id not in used]
         for item, held in holding[:GOEMOTIONS_EXAMPLES_PER_LABEL]:
             used.add(item.item_id)
             examples.append({"text": item.text, "labels": [name for name in labels if name in held]})
-    items = [{"item_id": f"goemotions-dev-{item.item_id}", "text": item.text,
-              "gold_label": [name for name in labels if name in held]}
-             for item, held in rows if item.item_id not in used][:GOEMOTIONS_ITEMS]
     project = {
         "project_id": "goemotions-ekman", "name": "GoEmotions: Ekman emotion groups and neutral",
         "task": "multi_label", "labels": labels, "max_labels_per_item": max(len(held) for _, held in rows),
