@@ -24,6 +24,7 @@ from labelstream.cli.stack import REPO_ROOT, SERVICES, LocalStack, StackError, S
 from labelstream.common.projects import is_multi_label, is_preference, parse_label_set
 from labelstream.common.settings import settings_table
 from labelstream.common.topics import Topics
+from labelstream.crowd.multilabel import model_set
 from labelstream.simulation.workforce import BEHAVIOURS, WorkerProfile, Workforce, gold_by_text, sign_up
 from labelstream.v1 import events_pb2
 
@@ -427,16 +428,30 @@ def print_report(data: dict) -> None:
     Console(width=160).print(table)
 
 
+def multi_label_figures(state: StackState, spec: events_pb2.ProjectSpec) -> dict:
+    """A multi_label project's final sets against the gold sets its items were accepted with, per
+    path, and the sets the model alone gave (its prediction of each item, payoff.score_sets)."""
+    gold = {item_id: parse_label_set(item.gold_label) or []
+            for item_id, item in accepted_items(state, spec.project_id).items() if item.gold_label}
+    finals = client.read_final_labels(state.kafka_bootstrap, spec.project_id)
+    predicted = {p.item_id: model_set(p.probabilities, spec)
+                 for p in client.read_topic(state.kafka_bootstrap, Topics.PREDICTIONS, events_pb2.Prediction)
+                 if p.project_id == spec.project_id}
+    return {**payoff.set_metrics_by_path(list(spec.labels), finals.values(), gold),
+            "model_only": payoff.score_sets(list(spec.labels), predicted, gold)}
+
+
 def multi_label_rows(sets: dict) -> list[tuple[str, str]]:
-    """The report's rows of a multi_label project's final sets against the reference sets, per path
-    (payoff.set_metrics_by_path)."""
+    """The report's rows of a multi_label project's final sets against the reference sets, per path,
+    and of the model's own sets (multi_label_figures)."""
     def figure(value: float | None, percent: bool = False) -> str:
         return "n/a" if value is None else f"{value:.1%}" if percent else f"{value:.3f}"
 
     return [(f"sets vs gold, {name}: micro-F1 / macro-F1 / Hamming loss",
              f"{figure(sets[path]['micro_f1'])} / {figure(sets[path]['macro_f1'])} / "
              f"{figure(sets[path]['hamming_loss'], percent=True)} ({sets[path]['items']} items)")
-            for path, name in (("overall", "overall"), ("auto", "auto path"), ("human", "human path"))]
+            for path, name in (("overall", "overall"), ("auto", "auto path"), ("human", "human path"),
+                               ("model_only", "model alone")) if path in sets]
 
 
 def _stream_in_waves(state: StackState, project_id: str, rows: list[dict], wave_size: int,
@@ -503,7 +518,9 @@ def print_payoff(result: dict) -> None:
             + ("[green]held[/green]" if guarantee["held"] else "[red]below the target on this run[/red]"))
     table = Table(title=f"cost: {costs['pay_per_answer']:.3f} per answer x {costs['overlap']} answers per item; "
                         f"model time {costs['model_seconds']:.1f} s at {costs['gpu_hour_price']:.2f} per GPU-hour")
-    for column in ("labeling", "cost", "per item", "accuracy (gold)"):
+    # a multi_label item is right when its whole set is (the set figures are in the report above)
+    accuracy = "exact-set accuracy (gold)" if guarantee.get("form") == "per_label" else "accuracy (gold)"
+    for column in ("labeling", "cost", "per item", accuracy):
         table.add_column(column, justify="right")
     names = {"all_human": "all human", "hybrid": "hybrid (this run)", "model_only": "model only"}
     for key, row in costs["rows"].items():
@@ -562,10 +579,7 @@ def demo(items: Annotated[int, typer.Option(help="How many items to label")] = 2
         stats = client.project_stats(state.grpc_target("monitor"), spec.project_id)
         data = client.report_dict(stats, elapsed_s=time.monotonic() - started)
         if is_multi_label(spec):
-            gold = {item_id: parse_label_set(item.gold_label) or []
-                    for item_id, item in accepted_items(state, spec.project_id).items() if item.gold_label}
-            data["multi_label"] = payoff.set_metrics_by_path(
-                list(spec.labels), client.read_final_labels(state.kafka_bootstrap, spec.project_id).values(), gold)
+            data["multi_label"] = multi_label_figures(state, spec)
         print_report(data)
         run_dir = Path(state.run_dir)
         workers = client.list_workers(state.grpc_target("dispatcher"), spec.project_id)
@@ -576,7 +590,8 @@ def demo(items: Annotated[int, typer.Option(help="How many items to label")] = 2
             "guarantee": payoff.guarantee(spec, stats),
             "costs": payoff.cost_table(
                 spec, len(rows), sum(w.earnings for w in workers), model_seconds, gpu_hour_price,
-                summary["model_accuracy"], data["accuracy"]["overall"]["accuracy"]),
+                data["multi_label"]["model_only"]["exact_match"] if is_multi_label(spec) else summary["model_accuracy"],
+                data["accuracy"]["overall"]["accuracy"]),
             "hourly_pay": payoff.hourly_pay(workers, spec.workers.min_hourly_wage),
             "waves": [{**vars(w), "human_fraction": w.human_fraction, "accuracy": w.accuracy} for w in waves],
         }

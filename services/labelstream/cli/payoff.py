@@ -85,23 +85,28 @@ def guarantee(spec: events_pb2.ProjectSpec, stats: services_pb2.ProjectStats) ->
             "interval_95": [round(low, 4), round(high, 4)], "held": held}
 
 
+def score_sets(labels: Sequence[str], predicted: Mapping[str, Collection[str]],
+               gold: Mapping[str, Collection[str]]) -> dict[str, Any]:
+    """Sets by item id against the reference sets `gold`, on the items both have: micro- and
+    macro-F1, Hamming loss, exact-set accuracy and per-label precision, recall and F1
+    (labelstream.crowd.multilabel.set_metrics), and how many items were scored. Without items
+    there are no figures (None), not perfect ones."""
+    scored = [item_id for item_id in predicted if item_id in gold]
+    if not scored:
+        return {"items": 0, "micro_f1": None, "macro_f1": None, "hamming_loss": None, "exact_match": None}
+    metrics = set_metrics(encode_sets([predicted[i] for i in scored], labels),
+                          encode_sets([gold[i] for i in scored], labels))
+    return {"items": len(scored), **metrics.as_dict(labels)}
+
+
 def set_metrics_by_path(labels: Sequence[str], finals: Iterable[events_pb2.FinalLabel],
                         gold: Mapping[str, Collection[str]]) -> dict[str, Any]:
-    """A multi_label project's final sets against the reference sets `gold` (by item id), overall
-    and on the auto and the human path: micro- and macro-F1, Hamming loss, exact-set accuracy and
-    per-label precision, recall and F1 (labelstream.crowd.multilabel.set_metrics), and how many
-    items each path scored. A path without scored items has no figures (None), not perfect ones."""
-    scored = [f for f in finals if f.item_id in gold]
-    out: dict[str, Any] = {}
-    for path, source in {"overall": None, **PATHS}.items():
-        chosen = [f for f in scored if source is None or f.source == source]
-        if not chosen:
-            out[path] = {"items": 0, "micro_f1": None, "macro_f1": None, "hamming_loss": None, "exact_match": None}
-            continue
-        metrics = set_metrics(encode_sets([list(f.label_set) for f in chosen], labels),
-                              encode_sets([gold[f.item_id] for f in chosen], labels))
-        out[path] = {"items": len(chosen), **metrics.as_dict(labels)}
-    return out
+    """A multi_label project's final sets against the reference (score_sets), overall and on the
+    auto and the human path."""
+    finals = list(finals)
+    return {path: score_sets(labels, {f.item_id: list(f.label_set) for f in finals
+                                      if source is None or f.source == source}, gold)
+            for path, source in {"overall": None, **PATHS}.items()}
 
 
 def cost_table(spec: events_pb2.ProjectSpec, items: int, paid_people: float, model_seconds: float,

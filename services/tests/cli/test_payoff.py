@@ -14,6 +14,7 @@ from labelstream.cli.payoff import (
     guarantee,
     hourly_pay,
     plot_waves,
+    score_sets,
     set_metrics_by_path,
     wave_between,
 )
@@ -113,6 +114,16 @@ def test_a_path_without_items_has_no_figures_rather_than_perfect_ones():
     rows = dict(multi_label_rows(sets))
     assert rows["sets vs gold, auto path: micro-F1 / macro-F1 / Hamming loss"] == "n/a / n/a / n/a (0 items)"
     assert rows["sets vs gold, human path: micro-F1 / macro-F1 / Hamming loss"] == "1.000 / 1.000 / 0.0% (1 items)"
+    assert not any("model alone" in name for name in rows)
+
+
+def test_the_model_alone_is_scored_on_the_items_with_gold():
+    alone = score_sets(LABELS, {"a": ["joy", "neutral"], "b": ["anger"], "no-gold": ["joy"]},
+                       {"a": ["joy"], "b": ["anger"]})
+    assert alone["items"] == 2 and alone["exact_match"] == pytest.approx(0.5)
+    assert alone["micro_f1"] == pytest.approx(4 / 5) and alone["hamming_loss"] == pytest.approx(1 / 6)
+    rows = dict(multi_label_rows({"overall": alone, "model_only": alone}))
+    assert rows["sets vs gold, model alone: micro-F1 / macro-F1 / Hamming loss"].endswith("(2 items)")
 
 
 def test_the_guarantee_of_a_multi_label_project_is_per_label():
