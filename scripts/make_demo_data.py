@@ -1,4 +1,5 @@
-"""Build deploy/examples/sst2 (the demo project and its items) from shared/datasets.
+"""Build deploy/examples/sst2 (the demo project and its items) and the other example projects from
+shared/datasets (GoEmotions from the repository's own copy of it).
 
 Usage: python scripts/make_demo_data.py [--shared ../shared]
 The output is committed; this script documents exactly how it was made.
@@ -65,6 +66,7 @@ def main() -> None:
     make_ukpconvarg1(options.shared, options.ukp_ranking)
     make_hh_rlhf(options.shared)
     make_pandalm(options.shared)
+    make_goemotions()
 
 
 CARER_LABELS = ["sadness", "joy", "love", "anger", "fear", "surprise"]
@@ -325,6 +327,71 @@ def make_pandalm(shared: Path) -> None:
         + "\nSource: WeOpenML/PandaLM @3871806e72b4 : data/testset-v1.json, data/gpt-3.5-turbo-testset-v1.json,\n"
         "data/pandalm-7b-testset-v1.json (Wang et al., PandaLM, 2023), Apache-2.0.\n")
     print(f"wrote {out}/items.jsonl ({len(items)} pairs, gold {golds}, {unusable} break an ingest rule)")
+
+
+GOEMOTIONS_ITEMS = 600       # the demo takes the first 500
+GOEMOTIONS_EXAMPLES_PER_LABEL = 8
+GOEMOTIONS_GUIDELINES = {
+    "anger": "anger, annoyance or disapproval",
+    "disgust": "disgust: revulsion at something or someone",
+    "fear": "fear or nervousness",
+    "joy": "joy, amusement, approval, excitement, gratitude, love, optimism, relief, pride, admiration, desire "
+           "or caring",
+    "sadness": "sadness, disappointment, embarrassment, grief or remorse",
+    "surprise": "surprise, realization, confusion or curiosity",
+    "neutral": "no clear emotion is expressed",
+}
+GOEMOTIONS_HEADER = """\
+# GoEmotions (Ekman's 6 groups + neutral) as a multi_label project, made by scripts/make_demo_data.py
+# (make_goemotions); the demo's multi-label project:
+#   labelstream demo --project deploy/examples/multilabel/goemotions/project.yaml \\
+#     --items-file deploy/examples/multilabel/goemotions/items.jsonl --items 500
+# The encoder's one-vs-rest head gives each label its own probability and learns from the sets people
+# verify; the router auto-accepts an item only when every label is decided under the per-label
+# guarantee (precision, NPV and recall at target_accuracy, 95% confidence, routing/multilabel.py);
+# simulated raters tick the rest, settled with pooled Dawid-Skene per label.
+"""
+
+
+def make_goemotions() -> None:
+    """GoEmotions dev (the repository's copy) as a multi_label project over the Ekman groups +
+    neutral: in a seed-0 shuffle, the first rows as the demo's items (each with its reference set
+    as gold_label: a random sample, whose label rates are the data's) and few-shot examples from
+    the rows after them (the first holding each label)."""
+    from labelstream.simulation import goemotions
+
+    out = goemotions.GOEMOTIONS_DIR
+    labels = list(goemotions.EKMAN_LABELS)
+    data = goemotions.load_items()
+    rows = list(zip(data, goemotions.label_sets(data, ekman=True), strict=True))
+    random.Random(0).shuffle(rows)
+    items = [{"item_id": f"goemotions-dev-{item.item_id}", "text": item.text,
+              "gold_label": [name for name in labels if name in held]} for item, held in rows[:GOEMOTIONS_ITEMS]]
+    used: set[str] = set()
+    examples = []
+    for label in labels:
+        holding = [(item, held) for item, held in rows[GOEMOTIONS_ITEMS:] if label in held and item.item_id not in used]
+        for item, held in holding[:GOEMOTIONS_EXAMPLES_PER_LABEL]:
+            used.add(item.item_id)
+            examples.append({"text": item.text, "labels": [name for name in labels if name in held]})
+    project = {
+        "project_id": "goemotions-ekman", "name": "GoEmotions: Ekman emotion groups and neutral",
+        "task": "multi_label", "labels": labels, "max_labels_per_item": max(len(held) for _, held in rows),
+        "instructions": "Tick every emotion the writer of this Reddit comment expresses, and neutral where no "
+                        "clear emotion is expressed.",
+        "label_guidelines": GOEMOTIONS_GUIDELINES, "model": "encoder_fewshot",
+        "routing_strategy": "calibrated", "target_accuracy": 0.9, "confidence_level": 0.95, "min_verified": 100,
+        "refit_every": 50, "explore_fraction": 0.1, "overlap": 3, "max_overlap": 5, "aggregation": "dawid_skene",
+        "posterior_bound": 0.9, "pay_per_answer": 0.04, "workers": {"min_hourly_wage": 12.0}, "examples": examples,
+    }
+    (out / "project.yaml").write_text(
+        GOEMOTIONS_HEADER + yaml.safe_dump(project, sort_keys=False, allow_unicode=True, width=120), encoding="utf-8")
+    with (out / "items.jsonl").open("w", encoding="utf-8") as handle:
+        for item in items:
+            handle.write(json.dumps(item, ensure_ascii=False) + "\n")
+    several = sum(len(i["gold_label"]) > 1 for i in items) / len(items)
+    print(f"wrote {out}/project.yaml ({len(examples)} examples) and items.jsonl ({len(items)} items, "
+          f"{several:.1%} with two or more labels)")
 
 
 if __name__ == "__main__":

@@ -21,9 +21,10 @@ from labelstream.cli import client, datasheet, exports, payoff
 from labelstream.cli.exports import ExportFormat
 from labelstream.cli.projects import InputFileError, load_items, load_project
 from labelstream.cli.stack import REPO_ROOT, SERVICES, LocalStack, StackError, StackState
-from labelstream.common.projects import is_multi_label, is_preference
+from labelstream.common.projects import is_multi_label, is_preference, parse_label_set
 from labelstream.common.settings import settings_table
 from labelstream.common.topics import Topics
+from labelstream.crowd.multilabel import model_set
 from labelstream.simulation.workforce import BEHAVIOURS, WorkerProfile, Workforce, gold_by_text, sign_up
 from labelstream.v1 import events_pb2
 
@@ -408,13 +409,15 @@ def print_report(data: dict) -> None:
     def pct(value: float | None) -> str:
         return "n/a" if value is None else f"{value:.1%}"
 
+    sets = data.get("multi_label")
+    accuracy = "exact-set accuracy" if sets else "accuracy"   # a multi_label item is right when its whole set is
     rows = [
         ("items accepted", str(data["items"])), ("final labels", str(data["final_labels"])),
         ("auto-accepted fraction", pct(data["auto_fraction"])), ("human fraction", pct(data["human_fraction"])),
         ("human tasks / answers", f"{data['human_tasks']} / {data['human_responses']}"),
-        ("accuracy vs gold, overall", f"{pct(acc['overall']['accuracy'])} ({acc['overall']['with_gold']} items)"),
-        ("accuracy vs gold, auto path", f"{pct(acc['auto']['accuracy'])} ({acc['auto']['with_gold']} items)"),
-        ("accuracy vs gold, human path", f"{pct(acc['human']['accuracy'])} ({acc['human']['with_gold']} items)"),
+        *((f"{accuracy} vs gold, {name}", f"{pct(acc[path]['accuracy'])} ({acc[path]['with_gold']} items)")
+          for path, name in (("overall", "overall"), ("auto", "auto path"), ("human", "human path"))),
+        *(multi_label_rows(sets) if sets else ()),
         ("throughput", f"{data['throughput_items_per_s']:.1f} items/s"),
         ("latency ingest->final p50 / p95", f"{data['latency_ms']['p50']:.0f} / {data['latency_ms']['p95']:.0f} ms"),
     ]
@@ -423,6 +426,32 @@ def print_report(data: dict) -> None:
     for row in rows:
         table.add_row(*row)
     Console(width=160).print(table)
+
+
+def multi_label_figures(state: StackState, spec: events_pb2.ProjectSpec) -> dict:
+    """A multi_label project's final sets against the gold sets its items were accepted with, per
+    path, and the sets the model alone gave (its prediction of each item, payoff.score_sets)."""
+    gold = {item_id: parse_label_set(item.gold_label) or []
+            for item_id, item in accepted_items(state, spec.project_id).items() if item.gold_label}
+    finals = client.read_final_labels(state.kafka_bootstrap, spec.project_id)
+    predicted = {p.item_id: model_set(p.probabilities, spec)
+                 for p in client.read_topic(state.kafka_bootstrap, Topics.PREDICTIONS, events_pb2.Prediction)
+                 if p.project_id == spec.project_id}
+    return {**payoff.set_metrics_by_path(list(spec.labels), finals.values(), gold),
+            "model_only": payoff.score_sets(list(spec.labels), predicted, gold)}
+
+
+def multi_label_rows(sets: dict) -> list[tuple[str, str]]:
+    """The report's rows of a multi_label project's final sets against the reference sets, per path,
+    and of the model's own sets (multi_label_figures)."""
+    def figure(value: float | None, percent: bool = False) -> str:
+        return "n/a" if value is None else f"{value:.1%}" if percent else f"{value:.3f}"
+
+    return [(f"sets vs gold, {name}: micro-F1 / macro-F1 / Hamming loss",
+             f"{figure(sets[path]['micro_f1'])} / {figure(sets[path]['macro_f1'])} / "
+             f"{figure(sets[path]['hamming_loss'], percent=True)} ({sets[path]['items']} items)")
+            for path, name in (("overall", "overall"), ("auto", "auto path"), ("human", "human path"),
+                               ("model_only", "model alone")) if path in sets]
 
 
 def _stream_in_waves(state: StackState, project_id: str, rows: list[dict], wave_size: int,
@@ -470,7 +499,14 @@ def _stream_in_waves(state: StackState, project_id: str, rows: list[dict], wave_
 
 def print_payoff(result: dict) -> None:
     guarantee, costs, pay = result["guarantee"], result["costs"], result["hourly_pay"]
-    if guarantee["auto_accuracy"] is None:
+    if guarantee.get("form") == "per_label":
+        console.print(
+            f"guarantee, per label: every label's auto-accepted presence and absence right at least "
+            f"{guarantee['target_accuracy']:.2f} of the time, and at most {1 - guarantee['target_accuracy']:.2f} of "
+            f"its occurrences auto-marked absent, at {guarantee['confidence_level']:.0%} confidence; "
+            f"{guarantee['auto_accepted']} items auto-accepted (per-label precision and recall of the auto path in "
+            f"report.json, multi_label.auto.per_label)")
+    elif guarantee["auto_accuracy"] is None:
         console.print(f"guarantee: auto-accepted accuracy >= {guarantee['target_accuracy']:.2f} at "
                       f"{guarantee['confidence_level']:.0%} confidence; nothing with gold was auto-accepted")
     else:
@@ -482,7 +518,9 @@ def print_payoff(result: dict) -> None:
             + ("[green]held[/green]" if guarantee["held"] else "[red]below the target on this run[/red]"))
     table = Table(title=f"cost: {costs['pay_per_answer']:.3f} per answer x {costs['overlap']} answers per item; "
                         f"model time {costs['model_seconds']:.1f} s at {costs['gpu_hour_price']:.2f} per GPU-hour")
-    for column in ("labeling", "cost", "per item", "accuracy (gold)"):
+    # a multi_label item is right when its whole set is (the set figures are in the report above)
+    accuracy = "exact-set accuracy (gold)" if guarantee.get("form") == "per_label" else "accuracy (gold)"
+    for column in ("labeling", "cost", "per item", accuracy):
         table.add_column(column, justify="right")
     names = {"all_human": "all human", "hybrid": "hybrid (this run)", "model_only": "model only"}
     for key, row in costs["rows"].items():
@@ -509,11 +547,19 @@ def demo(items: Annotated[int, typer.Option(help="How many items to label")] = 2
          worker_accuracy: Annotated[float, typer.Option(help=(
              "Each simulated worker's accuracy. People's majority labels are what the router measures "
              "the model against: at 0.9 and three answers they are about 97% right"))] = 0.9,
+         worker_sensitivity: Annotated[float, typer.Option(help=(
+             "Multi-label projects: the share of an item's labels each simulated worker ticks"))]
+         = WorkerProfile.sensitivity,
+         worker_specificity: Annotated[float, typer.Option(help=(
+             "Multi-label projects: the share of the labels an item lacks each worker leaves out"))]
+         = WorkerProfile.specificity,
          answer_ms: float = 30.0, base_port: int = 19000,
          gpu_hour_price: Annotated[float, typer.Option(help="Price of an hour of model server time")] = 2.0,
          keep_running: Annotated[bool, typer.Option(help="Leave the stack up afterwards")] = False) -> None:
     """Start the stack, stream AG News articles through the model and simulated workers with routing under
-    a guarantee, report accuracy, the guarantee, the falling human fraction and the cost, export, stop."""
+    a guarantee, report accuracy, the guarantee, the falling human fraction and the cost, export, stop.
+    Any project and items file with gold can take AG News's place; a multi_label project's report adds
+    micro- and macro-F1 and Hamming loss of the final sets, overall and per path."""
     started = time.monotonic()
     try:
         spec = load_project(project_file)
@@ -527,10 +573,13 @@ def demo(items: Annotated[int, typer.Option(help="How many items to label")] = 2
         client.apply_project(state.grpc_target("ingest"), spec)
         spec = client.get_project(state.grpc_target("ingest"), spec.project_id)
         with Workforce(state.grpc_target("dispatcher"), spec.project_id, gold_by_text(rows),
-                       worker_count, WorkerProfile(worker_accuracy, answer_ms)):
+                       worker_count, WorkerProfile(worker_accuracy, answer_ms, sensitivity=worker_sensitivity,
+                                                   specificity=worker_specificity)):
             waves = _stream_in_waves(state, spec.project_id, rows, wave_size, stall_s=600)
         stats = client.project_stats(state.grpc_target("monitor"), spec.project_id)
         data = client.report_dict(stats, elapsed_s=time.monotonic() - started)
+        if is_multi_label(spec):
+            data["multi_label"] = multi_label_figures(state, spec)
         print_report(data)
         run_dir = Path(state.run_dir)
         workers = client.list_workers(state.grpc_target("dispatcher"), spec.project_id)
@@ -541,7 +590,8 @@ def demo(items: Annotated[int, typer.Option(help="How many items to label")] = 2
             "guarantee": payoff.guarantee(spec, stats),
             "costs": payoff.cost_table(
                 spec, len(rows), sum(w.earnings for w in workers), model_seconds, gpu_hour_price,
-                summary["model_accuracy"], data["accuracy"]["overall"]["accuracy"]),
+                data["multi_label"]["model_only"]["exact_match"] if is_multi_label(spec) else summary["model_accuracy"],
+                data["accuracy"]["overall"]["accuracy"]),
             "hourly_pay": payoff.hourly_pay(workers, spec.workers.min_hourly_wage),
             "waves": [{**vars(w), "human_fraction": w.human_fraction, "accuracy": w.accuracy} for w in waves],
         }

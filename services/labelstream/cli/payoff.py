@@ -1,17 +1,23 @@
 """What a run was worth: the human fraction as the stream went on, whether the routing guarantee
-held, and what the labels cost against labeling everything by hand or trusting the model alone
-(a cost table in the style of Toloka's hybrid-labeling reports). Plain functions over the figures
-the demo gathers from the owners' APIs (monitor stats, dispatcher workers, Triton statistics)."""
+held, what the labels cost against labeling everything by hand or trusting the model alone
+(a cost table in the style of Toloka's hybrid-labeling reports), and for a multi_label project
+how good the final sets are, label by label, on each path. Plain functions over the figures the
+demo gathers from the owners' APIs (monitor stats, dispatcher workers, Triton statistics) and
+the final labels on labels.final."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from scipy.stats import beta
 
+from labelstream.common.projects import is_multi_label
+from labelstream.crowd.multilabel import encode_sets, set_metrics
 from labelstream.v1 import events_pb2, services_pb2
+
+PATHS = {"auto": events_pb2.LABEL_SOURCE_AUTO, "human": events_pb2.LABEL_SOURCE_HUMAN}
 
 
 @dataclass(frozen=True)
@@ -64,14 +70,43 @@ def clopper_pearson(correct: int, total: int, confidence: float = 0.95) -> tuple
 def guarantee(spec: events_pb2.ProjectSpec, stats: services_pb2.ProjectStats) -> dict[str, Any]:
     """The promise (auto-accepted items at least target accurate) against the gold of what was
     auto-accepted. The promise is about the stream; the gold measures it on this run's items, so
-    the interval says how well this run can tell."""
+    the interval says how well this run can tell. A multi_label project's promise is per label
+    (labelstream.routing.multilabel), not about exact sets: "per_label" names that form, whose
+    measure is the auto path's per-label precision and recall (set_metrics_by_path)."""
     auto = stats.auto_path
+    if is_multi_label(spec):
+        return {"form": "per_label", "target_accuracy": spec.target_accuracy,
+                "confidence_level": spec.confidence_level, "auto_accepted": auto.final_labels, "held": None}
     low, high = clopper_pearson(auto.correct, auto.with_gold)
     measured = auto.correct / auto.with_gold if auto.with_gold else None
     held = None if measured is None else measured >= spec.target_accuracy
     return {"target_accuracy": spec.target_accuracy, "confidence_level": spec.confidence_level,
             "auto_accepted": auto.final_labels, "auto_with_gold": auto.with_gold, "auto_accuracy": measured,
             "interval_95": [round(low, 4), round(high, 4)], "held": held}
+
+
+def score_sets(labels: Sequence[str], predicted: Mapping[str, Collection[str]],
+               gold: Mapping[str, Collection[str]]) -> dict[str, Any]:
+    """Sets by item id against the reference sets `gold`, on the items both have: micro- and
+    macro-F1, Hamming loss, exact-set accuracy and per-label precision, recall and F1
+    (labelstream.crowd.multilabel.set_metrics), and how many items were scored. Without items
+    there are no figures (None), not perfect ones."""
+    scored = [item_id for item_id in predicted if item_id in gold]
+    if not scored:
+        return {"items": 0, "micro_f1": None, "macro_f1": None, "hamming_loss": None, "exact_match": None}
+    metrics = set_metrics(encode_sets([predicted[i] for i in scored], labels),
+                          encode_sets([gold[i] for i in scored], labels))
+    return {"items": len(scored), **metrics.as_dict(labels)}
+
+
+def set_metrics_by_path(labels: Sequence[str], finals: Iterable[events_pb2.FinalLabel],
+                        gold: Mapping[str, Collection[str]]) -> dict[str, Any]:
+    """A multi_label project's final sets against the reference (score_sets), overall and on the
+    auto and the human path."""
+    finals = list(finals)
+    return {path: score_sets(labels, {f.item_id: list(f.label_set) for f in finals
+                                      if source is None or f.source == source}, gold)
+            for path, source in {"overall": None, **PATHS}.items()}
 
 
 def cost_table(spec: events_pb2.ProjectSpec, items: int, paid_people: float, model_seconds: float,

@@ -25,7 +25,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from labelstream.common.projects import multi_label_none_rule
 from labelstream.crowd import dawid_skene as ds
+from labelstream.v1 import events_pb2
 
 NONE = "none"                       # an answer or final set naming no label
 METHODS = ("majority", "per_label", "pooled")
@@ -204,6 +206,15 @@ def final_sets(posteriors: np.ndarray, threshold: float = 0.5, max_labels: int |
         empty = ~chosen.any(axis=1)
         chosen[empty, posteriors[empty].argmax(axis=1)] = True
     return chosen
+
+
+def model_set(probabilities: np.ndarray, spec: events_pb2.ProjectSpec) -> list[str]:
+    """The model's own best set for a project (labels at p >= 0.5, capped, with the project's none
+    rule): what a human task shows as the model's label, what the aggregator counts when the model
+    votes, and what trusting the model alone would label (the demo's model-only figures)."""
+    chosen = final_sets(np.asarray(probabilities, dtype=float)[None, :], 0.5, spec.max_labels_per_item or None,
+                        multi_label_none_rule(spec))[0]
+    return [spec.labels[j] for j in np.flatnonzero(chosen)]
 
 
 def uncertain_labels(posteriors: np.ndarray, low: float = 0.1, high: float = 0.9) -> np.ndarray:

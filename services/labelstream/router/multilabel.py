@@ -38,13 +38,12 @@ from labelstream.common.projects import (
     Overflow,
     RoutingStrategy,
     label_set_key,
-    multi_label_none_rule,
     parse_label_set,
 )
 from labelstream.common.store import Store, item_key
 from labelstream.common.telemetry import now_ms
 from labelstream.common.topics import SCHEMA_VERSION
-from labelstream.crowd.multilabel import final_sets
+from labelstream.crowd.multilabel import model_set
 from labelstream.router.budget import Budget
 from labelstream.router.policy import explore_draw
 from labelstream.routing.multilabel import (
@@ -66,13 +65,6 @@ def fixed_thresholds(spec: events_pb2.ProjectSpec) -> MultiLabelThresholds:
     bar = spec.auto_accept_threshold
     return MultiLabelThresholds([LabelThresholds(ClassThreshold(bar), ClassThreshold(bar)) for _ in spec.labels],
                                 target=bar, confidence_level=0.0)
-
-
-def model_set(probabilities: np.ndarray, spec: events_pb2.ProjectSpec) -> list[str]:
-    """The model's own best set (labels at p >= 0.5, capped, with the project's none rule): what a
-    human task shows as the model's label, and the aggregator counts when the model votes."""
-    chosen = final_sets(probabilities[None, :], 0.5, spec.max_labels_per_item or None, multi_label_none_rule(spec))[0]
-    return [spec.labels[j] for j in np.flatnonzero(chosen)]
 
 
 def route(prediction: events_pb2.Prediction, spec: events_pb2.ProjectSpec,
