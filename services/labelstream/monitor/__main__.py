@@ -62,7 +62,7 @@ def make_handler(runtime: Runtime):
                         continue
                     doc = gold_record(event)
                 else:
-                    doc = event_record(record)
+                    doc = event_record(record, runtime.store.get_project)
             except InvalidMessage as error:
                 MESSAGES.labels(runtime.name, record.topic, "dead_lettered").inc()
                 log.warning("undecodable event", extra=log_fields(topic=record.topic, reason=error.reason))

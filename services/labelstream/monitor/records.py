@@ -3,21 +3,26 @@ replay a no-op), its copy of the workers' records, and the verified-label events
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from pymongo import UpdateOne
 
 from labelstream.common.producer import Outgoing
-from labelstream.common.projects import QualityEventKind
+from labelstream.common.projects import QualityEventKind, is_multi_label, label_set_key
 from labelstream.common.records import Incoming, decode
 from labelstream.common.store import item_key, vote_key, worker_key, worker_snapshot_write
 from labelstream.common.telemetry import now_ms, trace_headers
 from labelstream.common.topics import Topics
+from labelstream.crowd.multilabel import model_set
 from labelstream.v1 import events_pb2
 
 SOURCES = {events_pb2.LABEL_SOURCE_AUTO: "auto", events_pb2.LABEL_SOURCE_HUMAN: "human"}
 
 
-def event_record(record: Incoming) -> dict:
-    """The monitor's idempotent record of one event; its _id makes a replay a no-op."""
+def event_record(record: Incoming,
+                 project: Callable[[str], events_pb2.ProjectSpec | None] = lambda _project_id: None) -> dict:
+    """The monitor's idempotent record of one event; its _id makes a replay a no-op. `project`
+    looks a project up (a multi-label prediction's answer is the model's set, not its top label)."""
     if record.topic == Topics.ITEMS_ACCEPTED:
         item = decode(record, events_pb2.Item)
         return {"_id": f"accepted|{item_key(item.project_id, item.item_id)}", "kind": "item_accepted",
@@ -31,11 +36,17 @@ def event_record(record: Incoming) -> dict:
     if record.topic == Topics.PREDICTIONS:
         p = decode(record, events_pb2.Prediction)
         top = max(range(len(p.probabilities)), key=p.probabilities.__getitem__, default=None)
+        label = p.labels[top] if top is not None and top < len(p.labels) else ""
+        confidence = float(p.probabilities[top]) if top is not None else 0.0
+        spec = project(p.project_id) if p.probabilities else None
+        if spec is not None and is_multi_label(spec) and len(p.probabilities) == len(spec.labels):
+            # the model's set, as final labels carry it; its certainty is that of its least sure label
+            label = label_set_key(model_set(p.probabilities, spec))
+            confidence = min(max(q, 1 - q) for q in p.probabilities)
         return {"_id": f"prediction|{item_key(p.project_id, p.item_id)}", "kind": "prediction",
                 "project_id": p.project_id, "item_id": p.item_id, "at_ms": p.predicted_at_ms,
                 # the model's answer, for its accuracy against people and the reliability chart
-                "label": p.labels[top] if top is not None and top < len(p.labels) else "",
-                "confidence": float(p.probabilities[top]) if top is not None else 0.0}
+                "label": label, "confidence": confidence}
     if record.topic == Topics.LABELS_AUTO:
         d = decode(record, events_pb2.RouteDecision)
         return {"_id": f"auto|{item_key(d.project_id, d.item_id)}", "kind": "auto_label",
