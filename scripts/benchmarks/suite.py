@@ -214,7 +214,7 @@ def restart_services(suite: Suite, env: dict[str, str] | None = None) -> None:
         stack.wait_service(service)
 
 
-def wait_caught_up(suite: Suite, timeout_s: float = 600) -> int:
+def wait_caught_up(suite: Suite, timeout_s: float = 180) -> int:
     """Until every service's consumer group has read every partition it holds to its end, so that a
     stage never measures the work the one before left (answers of the dispatcher's load, a burst's
     tail...). Returns the records that were still to be read at first."""
@@ -236,7 +236,11 @@ def wait_caught_up(suite: Suite, timeout_s: float = 600) -> int:
                     lag += sum(max(0, ends[tp] - meta.offset) for tp, meta in committed.items() if meta.offset >= 0)
                 first = lag if first is None else first
                 bar.update(task, lag=lag)
-                if lag == 0 or time.monotonic() > deadline:
+                if lag == 0:
+                    return first
+                if time.monotonic() > deadline:
+                    suite.console.print(f"[yellow]the services still have {lag} records to read after "
+                                        f"{timeout_s:.0f} s: a consumer is stuck; the stage runs anyway[/]")
                     return first
                 time.sleep(1.0)
     finally:
@@ -428,7 +432,9 @@ def per_item(counted: dict[str, Any], idle: dict[str, Any], idle_s: float, items
 
 def stage_memory(suite: Suite) -> None:
     options = suite.options
-    restart_services(suite)  # fresh processes: their peak RSS is this stage's
+    # No restart here: the peak is taken from this stage's samples, and in the smoke run a second
+    # restart of every service seconds after the store stage's left ingest's consumer idle with
+    # items.raw unread (0 of 2,000 final after 250 s; not diagnosed yet).
     spec = project(suite, "bench-burst", auto_accept_threshold=AUTO_THRESHOLD)
     items = suite.items("burst", options.burst)
     sampler = RssSampler(suite.stack)
