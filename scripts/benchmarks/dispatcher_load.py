@@ -65,6 +65,7 @@ from labelstream.cli.projects import load_items
 from labelstream.cli.stack import REPO_ROOT, SERVICES, LocalStack, StackState, free_port_block
 from labelstream.common.channels import GrpcTarget
 from labelstream.common.producer import EventProducer, Outgoing
+from labelstream.common.projects import resolve
 from labelstream.common.settings import Settings
 from labelstream.common.store import Store
 from labelstream.common.topics import Topics
@@ -190,6 +191,7 @@ async def run_client(index: int, tokens: list[str], address: str, connections: i
 def client_process(index: int, tokens: list[str], address: str, connections: int, think_s: float,
                    timeout_s: float, shared: dict[str, Any]) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it stops this process
+    os.setpgid(0, 0)  # a process group of its own: the load is apart from the benchmark and the stack
     result = asyncio.run(run_client(index, tokens, address, connections, think_s, timeout_s, shared))
     shared["results"].put(result)
 
@@ -720,45 +722,63 @@ def interrupt_on_signals() -> None:
 def run(options: argparse.Namespace, run_dir: Path, texts: list[str]) -> dict[str, Any]:
     """One run, with one think time (options.think_ms is a number here), on a stack of its own."""
     stack = LocalStack(run_dir, free_port_block(), progress=print)
-    stack.service_env_overrides["dispatcher"] = {"LABELSTREAM_WORKER_REQUESTS_PER_MINUTE": NO_RATE_LIMIT}
-    if options.grpc_threads:
-        stack.service_env_overrides["dispatcher"]["LABELSTREAM_GRPC_THREADS"] = str(options.grpc_threads)
+    stack.service_env_overrides["dispatcher"] = dispatcher_env(options.grpc_threads)
     stack.start()
     try:
-        state = stack.state
-        if not options.full_stack:
-            for name in (*[s for s in SERVICES if s != "dispatcher"], "triton"):
-                stack.stop_process(name)
-        address = state.grpc_address("dispatcher")
-        running = sorted(state.pids)
-        store = Store(Settings.from_env({"LABELSTREAM_MONGODB_URI": state.mongodb_uri}))
-        try:
-            store.put_project(project_spec(PROJECT, options.overlap))
-            preload(state, store, backlog(0, options.backlog, options.overlap, texts), "tasks")
-            tokens = sign_up_workers(state.grpc_target("dispatcher"), options.workers)
+        return measure(stack, options, texts)
+    finally:
+        stack.stop()
 
-            def start_feeder(progress: Any) -> Feeder:
-                feeder = Feeder(state, options.overlap, texts, options.backlog, progress)
-                feeder.start()
-                return feeder
 
-            results, cpu, added = run_load(address, tokens, dict(state.pids), options, start_feeder)
-            batches = group_commit_batches(state.ports.metrics["dispatcher"])
-            open_tasks = store.db.tasks.count_documents({"project_id": PROJECT, "open_slots": {"$gt": 0}})
-        finally:
-            store.close()
-        figures = merge(results, options.seconds, options.workers)
+def dispatcher_env(grpc_threads: int = 0) -> dict[str, str]:
+    """The dispatcher's variables for a load run: the per-worker rate limit out of the way."""
+    env = {"LABELSTREAM_WORKER_REQUESTS_PER_MINUTE": NO_RATE_LIMIT}
+    if grpc_threads:
+        env["LABELSTREAM_GRPC_THREADS"] = str(grpc_threads)
+    return env
+
+
+def measure(stack: LocalStack, options: argparse.Namespace, texts: list[str]) -> dict[str, Any]:
+    """One load run on a started stack whose dispatcher has dispatcher_env(). Stops the other
+    services and Triton unless options.full_stack, and the dispatcher too when it profiles the
+    store round-trips (options.ops_pairs > 0): the caller restarts what it needs."""
+    state = stack.state
+    if not options.full_stack:
+        for name in (*[s for s in SERVICES if s != "dispatcher"], "triton"):
+            stack.stop_process(name)
+    address = state.grpc_address("dispatcher")
+    running = sorted(state.pids)
+    store = Store(Settings.from_env({"LABELSTREAM_MONGODB_URI": state.mongodb_uri}))
+    try:
+        # resolved, as ingest stores a project: the aggregator reads its defaults (aggregation...)
+        # when it sees the answers, on a stack whose services all run (--full-stack, or the suite)
+        store.put_project(resolve(project_spec(PROJECT, options.overlap)))
+        first = store.db.tasks.count_documents({"project_id": PROJECT})  # earlier runs' tasks on this stack
+        preload(state, store, backlog(first, options.backlog, options.overlap, texts), "tasks")
+        tokens = sign_up_workers(state.grpc_target("dispatcher"), options.workers)
+
+        def start_feeder(progress: Any) -> Feeder:
+            feeder = Feeder(state, options.overlap, texts, first + options.backlog, progress)
+            feeder.start()
+            return feeder
+
+        results, cpu, added = run_load(address, tokens, dict(state.pids), options, start_feeder)
+        batches = group_commit_batches(state.ports.metrics["dispatcher"])
+        open_tasks = store.db.tasks.count_documents({"project_id": PROJECT, "open_slots": {"$gt": 0}})
+    finally:
+        store.close()
+    figures = merge(results, options.seconds, options.workers)
+    ops = None
+    if options.ops_pairs:
         stack.stop_process("dispatcher")  # the profile runs its code in this process, on an idle store
         wait_idle(state.pids["store"])
         ops = profile_store_ops(state, tokens, options.overlap, options.ops_pairs, texts,
-                                first_index=options.backlog + added)
-        return {"think_ms": options.think_ms, "result": figures, "cpu_cores": cpu, "store_ops": ops,
-                "group_commit_batches": batches,
-                "services_running": running,
-                "pool": {"backlog_preloaded": options.backlog, "tasks_added_during_run": added,
-                         "open_tasks_after_run": open_tasks}}
-    finally:
-        stack.stop()
+                                first_index=first + options.backlog + added)
+    return {"think_ms": options.think_ms, "result": figures, "cpu_cores": cpu, "store_ops": ops,
+            "group_commit_batches": batches,
+            "services_running": running,
+            "pool": {"backlog_preloaded": options.backlog, "tasks_added_during_run": added,
+                     "open_tasks_after_run": open_tasks}}
 
 
 def main() -> None:

@@ -24,13 +24,27 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from labelstream.cli import client
 from labelstream.cli.projects import load_items, load_project
-from labelstream.cli.stack import REPO_ROOT, LocalStack, free_port_block
+from labelstream.cli.stack import REPO_ROOT, LocalStack, StackState, free_port_block
 from labelstream.common.settings import Settings
 from labelstream.common.topics import Topics
 from labelstream.inference.triton import TritonClassifier
 from labelstream.v1 import events_pb2
 
 OUT = REPO_ROOT / "reports" / "benchmarks" / "inference_throughput.json"
+
+
+def time_bare_model(state: StackState, spec: events_pb2.ProjectSpec, texts: list[str], concurrency: int) -> float:
+    """Seconds that bare tritonclient calls (TritonClassifier.predict: requests of the model's max
+    batch, `concurrency` in flight, as the service sends them) take to classify `texts` with the
+    project's model, after one warm-up call that fits the project's head as the service would."""
+    triton = TritonClassifier(f"127.0.0.1:{state.ports.triton_grpc}", timeout_s=120, max_concurrency=concurrency)
+    try:
+        triton.predict(spec.model, ["warm-up"], spec)
+        started = time.perf_counter()
+        triton.predict(spec.model, texts, spec)
+        return time.perf_counter() - started
+    finally:
+        triton.close()
 
 
 def main() -> None:
@@ -55,12 +69,7 @@ def main() -> None:
         try:
             state = stack.state
             client.apply_project(state.grpc_target("ingest"), spec)
-            triton = TritonClassifier(f"127.0.0.1:{state.ports.triton_grpc}", timeout_s=120,
-                                      max_concurrency=concurrency)
-            triton.predict(spec.model, ["warm-up"], spec)  # fits the project's head once, as the service would
-            started = time.perf_counter()
-            triton.predict(spec.model, bare_texts, spec)
-            bare_s = time.perf_counter() - started
+            bare_s = time_bare_model(state, spec, bare_texts, concurrency)
 
             # Only the inference service runs while it is measured: on 2 cores the services downstream
             # would otherwise take CPU from Triton, which the bare calls did not have to share.
@@ -83,7 +92,6 @@ def main() -> None:
                 bar.update(task, completed=n)
             service_s = time.perf_counter() - started
             producer.close()
-            triton.close()
         finally:
             stack.stop()
 

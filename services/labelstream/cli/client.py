@@ -10,6 +10,7 @@ import time
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 from google.protobuf.message import DecodeError, Message
@@ -179,6 +180,39 @@ def read_all_final_labels(bootstrap: str, project_id: str | None = None, topic_p
     """Every final label on labels.final (all versions)."""
     return [label for label in read_topic(bootstrap, Topics.LABELS_FINAL, events_pb2.FinalLabel, topic_prefix)
             if not project_id or label.project_id == project_id]
+
+
+@dataclass
+class FinalLabelTally:
+    """What labels.final holds for a set of items, against "every item exactly one final label".
+    Delivery is at least once, so the same label (same label and version) delivered twice is
+    counted but allowed; two different labels for one item, or none, are failures."""
+    items: int
+    with_label: int
+    missing: list[str] = field(default_factory=list)
+    conflicting: list[str] = field(default_factory=list)   # two different (label, version) pairs
+    unexpected: list[str] = field(default_factory=list)    # labelled, but never published
+    redelivered: int = 0                                   # extra copies of the same final label
+
+    @property
+    def exactly_one_each(self) -> bool:
+        return not (self.missing or self.conflicting or self.unexpected)
+
+
+def tally_final_labels(bootstrap: str, project_id: str, item_ids: Iterable[str],
+                       topic_prefix: str = "") -> FinalLabelTally:
+    """Check every item of `item_ids` against labels.final (read from the beginning)."""
+    expected = set(item_ids)
+    seen: dict[str, set[tuple[str, int]]] = {}
+    copies = 0
+    for label in read_all_final_labels(bootstrap, project_id, topic_prefix):
+        seen.setdefault(label.item_id, set()).add((label_set_key(label.label_set) if label.label_set
+                                                   else label.label, label.version))
+        copies += 1
+    return FinalLabelTally(
+        items=len(expected), with_label=len(expected & set(seen)), missing=sorted(expected - set(seen)),
+        conflicting=sorted(i for i, labels in seen.items() if len(labels) > 1),
+        unexpected=sorted(set(seen) - expected), redelivered=copies - sum(len(v) for v in seen.values()))
 
 
 def read_dead_letters(bootstrap: str, project_id: str = "", reason: str = "", source_topic: str = "",

@@ -35,6 +35,7 @@ from labelstream.common.channels import ClientTls, GrpcTarget, open_channel
 REPO_ROOT = Path(__file__).resolve().parents[3]
 SERVICES = ("ingest", "inference", "router", "dispatcher", "aggregator", "monitor")
 DEFAULT_MODEL_REPOSITORY = REPO_ROOT / "deploy" / "triton" / "models"
+INFRASTRUCTURE = ("triton", "store", "broker")  # stopped after the services, in this order
 
 
 class StackError(RuntimeError):
@@ -129,6 +130,11 @@ class StackState:
         the terminal's output (and in the browser's history for that first visit), so it is made
         only for this throwaway local stack; a deployment's admin token lives in a Secret."""
         return f"{self.web_url('monitor')}#{urllib.parse.urlencode({'token': self.admin_token})}"
+
+
+def replica_name(service: str, replica: int) -> str:
+    """The process name of a service's `replica`-th process (1: the service's own name)."""
+    return service if replica == 1 else f"{service}-{replica}"
 
 
 def site_packages() -> Path:
@@ -356,6 +362,29 @@ class LocalStack:
         if wait:
             self.wait_service(service)
 
+    def start_replica(self, service: str, replica: int, wait: bool = True) -> str:
+        """Another process of `service` (replica 2, 3...) beside the first: the same consumer group and
+        topics (the group is the service's, not the process's), its own gRPC, metrics and web ports.
+        Returns its name ("router-2"), which signal_service, stop_process and wait_service take. A
+        replica started again (after a kill) keeps its ports, as a restarted service does: its
+        clients reconnect to the address they know."""
+        if replica < 2:
+            raise ValueError("replica 1 is the service itself: start_service starts it")
+        name = replica_name(service, replica)
+        if name not in self.state.ports.grpc:
+            grpc_port, metrics_port, web_port = free_ports(3)
+            self.state.ports.grpc[name], self.state.ports.metrics[name] = grpc_port, metrics_port
+            if service in self.state.ports.web:
+                self.state.ports.web[name] = web_port
+        self.progress(f"starting {name} (gRPC {self.state.grpc_address(name)})")
+        env = service_env(self.state, name, {**self.common_env, **self.service_env_overrides.get(service, {})})
+        if service == "inference":
+            env.setdefault("LABELSTREAM_TRITON_MODEL_REPOSITORY", str(self.served_models))
+        self._spawn(name, [sys.executable, "-m", f"labelstream.{service}"], env)
+        if wait:
+            self.wait_service(name)
+        return name
+
     def wait_service(self, service: str, timeout_s: float = 60) -> None:
         self._wait(service, lambda: grpc_serving(self.state.grpc_target(service, token="")), timeout_s)
 
@@ -379,7 +408,8 @@ class LocalStack:
 
     def stop(self) -> None:
         """Services first (they finish and commit), then Triton, the store and the broker."""
-        for name in [s for s in SERVICES if s in self.state.pids] + ["triton", "store", "broker"]:
+        services = [name for name in self.state.pids if name not in INFRASTRUCTURE]  # replicas too
+        for name in services + list(INFRASTRUCTURE):
             if name in self.state.pids:
                 self.progress(f"stopping {name}")
                 self.stop_process(name)
