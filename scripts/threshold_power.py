@@ -40,6 +40,7 @@ import numpy as np
 from scipy.optimize import fsolve
 from scipy.stats import binom
 
+from labelstream.routing.evaluation import oracle_fraction, runs_needed, same_guarantee_limit
 from labelstream.routing.thresholds import (
     FIRST_STEP_FRACTION,
     FIRST_STEP_MAX_ITEMS,
@@ -143,20 +144,6 @@ def draw(curve: Curve, n: int, rng: np.random.Generator) -> Run:
                held, rng.random(n) < curve.p(held), rng.integers(0, CLASSES, n))
 
 
-def oracle_share(held_sorted: np.ndarray) -> float:
-    accuracy = np.cumsum(held_sorted) / np.arange(1, len(held_sorted) + 1)
-    reaching = np.nonzero(accuracy >= TARGET)[0]
-    return float((reaching[-1] + 1) / len(held_sorted)) if reaching.size else 0.0
-
-
-def same_guarantee_limit(held_sorted: list[np.ndarray], need: int) -> float:
-    n = len(held_sorted[0])
-    counts = np.maximum(1, np.round(LIMIT_GRID * n).astype(int))
-    accuracy = np.array([np.cumsum(h)[counts - 1] / counts for h in held_sorted])
-    meeting = (accuracy >= TARGET).sum(axis=0) >= need
-    return float(LIMIT_GRID[meeting].max()) if meeting.any() else 0.0
-
-
 def exact_limit(curve: Curve, n: int) -> float:
     """Largest f whose top-f held-out accuracy (round(f n) items) is >= target with probability
     >= CONFIDENCE, by the known curve."""
@@ -220,9 +207,9 @@ def evaluate(curve: Curve, n: int, runs: int, seed: int) -> dict[str, object]:
     rng = np.random.default_rng(seed)
     drawn = [draw(curve, n, rng) for _ in range(runs)]
     held_sorted = [r.held_by_confidence() for r in drawn]
-    need = runs - runs // 20  # 19 of 20
-    oracle = float(np.mean([oracle_share(h) for h in held_sorted]))
-    limit = same_guarantee_limit(held_sorted, need)
+    need = runs_needed(runs, CONFIDENCE)  # 19 of 20
+    oracle = float(np.mean([oracle_fraction(h, TARGET) for h in held_sorted]))
+    limit = same_guarantee_limit(held_sorted, TARGET, need, LIMIT_GRID)
     limit_exact = exact_limit(curve, n)
     single_test = best_preset_single_test(curve, n)
     results: dict[str, object] = {}
