@@ -98,6 +98,23 @@ def test_expired_lease_is_refused_and_its_slot_reassigned(pool):
     assert pool.lease("w2", P).task_id == f"{P}:a"
 
 
+def test_a_named_annotator_whose_lease_expired_can_take_the_task_up_again(pool):
+    """Only they may answer it (UKPConvArg1's replay: a lease call that timed out at the client
+    after the store had leased it left the pair waiting for good). Anyone else still may not."""
+    pool.lease_ms = 200
+    named = task("a", overlap=1)
+    named.annotators.extend(["w1"])
+    pool.add(named)
+    first = pool.lease("w1", P)
+    time.sleep(0.3)
+    assert pool.reclaim_expired() == 1
+    assert pool.lease("w2", P) is None
+    again = pool.lease("w1", P)
+    assert again is not None and again.task_id == first.task_id
+    pool.answer("w1", again.handle, "pos")
+    assert pool.lease("w1", P) is None
+
+
 def test_more_votes_raise_the_overlap(pool):
     pool.add(task("a", overlap=1))
     assert pool.lease("w1", P) is not None and pool.lease("w2", P) is None

@@ -541,6 +541,12 @@ class TaskPool:
                 self._leases.pop(handle, None)
             task = None if assignment.get("gold") else self._tasks.get(assignment["task_id"])
             if task is not None:
+                if status == "expired" and task.doc.get("annotators"):
+                    # Only the named annotators may answer it: one whose lease ran out (say, the
+                    # lease call timed out at the client after the store had leased it) must be
+                    # able to take it up again, or the task waits forever (the UKPConvArg1 stack
+                    # replay stalled with 871 such leases). The store allows it (_take_up_expired).
+                    task.holders.discard(assignment["worker_id"])
                 self._end_running(task, give_back=status != "answered")
 
     def held_project(self, worker_id: str, handle: str) -> str:
