@@ -46,6 +46,12 @@ def choice_labels(responses: int, allow_ties: bool) -> list[str]:
     return [str(i + 1) for i in range(responses)] + ([TIE] if allow_ties else [])
 
 
+def reader_text(text: str) -> str:
+    """A response as a reader tells it apart: whitespace and case make no difference, so two
+    responses equal under this are one response (ingest refuses such an item)."""
+    return " ".join(text.split()).casefold()
+
+
 def response_index(label: str) -> int | None:
     """The 0-based canonical response a choice label names; None for a tie."""
     return None if label == TIE else int(label) - 1

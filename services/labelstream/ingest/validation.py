@@ -35,6 +35,7 @@ from labelstream.common.projects import (
     label_set_key,
     label_set_problem,
     parse_label_set,
+    reader_text,
 )
 from labelstream.common.settings import SETTINGS
 from labelstream.common.topics import SCHEMA_VERSION
@@ -163,8 +164,7 @@ def check_responses(responses: list[tuple[str, str]], project_id: str, item_id: 
         if len(source) > MAX_SOURCE_CHARS or unsafe_character(source, identifier=False) is not None:
             raise InvalidMessage(DeadLetterReason.BAD_RESPONSES, f"responses[{i}].source must be at most "
                                  f"{MAX_SOURCE_CHARS} printable characters", project_id, item_id)
-        # Whitespace and case do not make two responses different to a reader.
-        normalized = " ".join(text.split()).casefold()
+        normalized = reader_text(text)
         if normalized in seen:
             raise InvalidMessage(DeadLetterReason.DUPLICATE_RESPONSES, f"responses[{i}] repeats "
                                  f"responses[{seen[normalized]}]: a comparison needs different responses",

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from labelstream.common.projects import TIE, choice_labels
+from labelstream.common.projects import TIE, choice_labels, reader_text
 from labelstream.simulation.snow import REPLAY_POLICY, CrowdData
 from labelstream.v1 import events_pb2
 
@@ -76,7 +76,9 @@ def replay_items(path: Path = UKP_PAIRS, limit: int | None = None) -> list[dict]
     return [{"item_id": r["id"], "prompt": f"{r['topic']} ({r['stance']}): which argument is more convincing?",
              "responses": [r["arg1"]["text"], r["arg2"]["text"]],
              "annotators": [worker for worker, _ in r["answers"]],
-             **({"gold_label": r["gold"]} if r["gold"] is not None else {})} for r in rows]
+             **({"gold_label": r["gold"]} if r["gold"] is not None else {})} for r in rows
+            # one pair compares an argument with itself: ingest refuses it, so nobody could answer it
+            if reader_text(r["arg1"]["text"]) != reader_text(r["arg2"]["text"])]
 
 
 def recorded_answers(items: list[dict], path: Path = UKP_PAIRS) -> dict[str, dict[tuple[str, ...], str]]:
