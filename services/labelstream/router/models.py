@@ -18,12 +18,12 @@ from labelstream.v1 import events_pb2
 CACHE_SECONDS = 2.0
 
 
-def _json_safe(value):
+def json_safe(value):
     """NaN is not portable across MongoDB implementations: store it as null."""
     if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
+        return {k: json_safe(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_json_safe(v) for v in value]
+        return [json_safe(v) for v in value]
     if isinstance(value, float) and value != value:
         return None
     return value
@@ -110,7 +110,7 @@ class RoutingModels:
         fitted = fit_on_verified(spec, verified, self.target_accuracy(spec))
         version = (current["version"] if current else 0) + 1
         self.store.db.routing_models.replace_one({"_id": key}, {
-            "_id": key, "project_id": spec.project_id, "version": version, "model": _json_safe(fitted.to_doc()),
+            "_id": key, "project_id": spec.project_id, "version": version, "model": json_safe(fitted.to_doc()),
             "fitted_at_ms": now_ms()}, upsert=True)
         with self._lock:
             self._cache.pop(key, None)

@@ -35,7 +35,6 @@ from cachetools import TTLCache
 from pymongo.errors import DuplicateKeyError
 
 from labelstream.common.projects import (
-    Overflow,
     RoutingStrategy,
     label_set_key,
     parse_label_set,
@@ -45,7 +44,8 @@ from labelstream.common.telemetry import now_ms
 from labelstream.common.topics import SCHEMA_VERSION
 from labelstream.crowd.multilabel import model_set
 from labelstream.router.budget import Budget
-from labelstream.router.policy import explore_draw
+from labelstream.router.models import json_safe
+from labelstream.router.policy import in_exploration_draw, settle
 from labelstream.routing.multilabel import (
     LabelThresholds,
     MultiLabelThresholds,
@@ -53,7 +53,7 @@ from labelstream.routing.multilabel import (
     item_confidence,
     route_item,
 )
-from labelstream.routing.thresholds import ClassThreshold
+from labelstream.routing.thresholds import NEVER, ClassThreshold
 from labelstream.v1 import events_pb2
 
 CACHE_SECONDS = 2.0
@@ -106,26 +106,15 @@ def route(prediction: events_pb2.Prediction, spec: events_pb2.ProjectSpec,
         if spec.routing_strategy != RoutingStrategy.THRESHOLD:
             decision.reason += (f" (per-label thresholds on {n_verified} verified items, target "
                                 f"{chosen.target:.3f} at {chosen.confidence_level:.0%} confidence)")
-    # Exploration and the budget act as they do on single-label items (router/policy.py).
-    if auto and spec.explore_fraction and explore_draw(prediction.project_id, prediction.item_id) < \
-            spec.explore_fraction:
-        auto = False
-        decision.explored = True
-        decision.reason += f"; sent to people anyway to keep accuracy measured ({spec.explore_fraction:.0%} sample)"
-    if not auto and budget is not None and not decision.explored:
-        binding = budget.binding()
-        if binding:
-            decision.budget = binding
-            if spec.overflow == Overflow.AUTO and (decision.label != "[]" or spec.none_label):
-                auto = True
-                decision.reason += f"; the model's set auto-accepted because the {binding}"
-            elif spec.overflow == Overflow.WAIT:
-                decision.deferred = True
-                decision.reason += f"; waits for people because the {binding} (most uncertain released first)"
-            else:
-                decision.reason += f"; sent to people although the {binding}"
-    decision.route = events_pb2.ROUTE_AUTO if auto else events_pb2.ROUTE_HUMAN
-    return decision
+    # Exploration, the calibration sample and the budget as on single-label items (router/policy.py);
+    # no score is accepted before the first fit or while some label has no threshold either way.
+    drawn = in_exploration_draw(prediction, spec)
+    decision.calibration_sample = drawn or (spec.routing_strategy != RoutingStrategy.THRESHOLD and (
+        thresholds is None or any(t.present.threshold == NEVER and t.absent.threshold == NEVER
+                                  for t in thresholds.labels)))
+    # the empty set stands alone only where the project names it
+    return settle(decision, spec, auto, drawn, budget, overflow_may_accept=decision.label != "[]" or
+                  bool(spec.none_label))
 
 
 def model_key(project_id: str, model: str) -> str:
@@ -171,7 +160,8 @@ class MultiLabelRouting:
                "kind": KIND,
                "model": f"{decision['model_name']}/{decision.get('head_version') or decision['model_version']}",
                "probabilities": decision["probabilities"],
-               "targets": [int(name in labels) for name in decision["labels"]], "at_ms": now_ms()}
+               "targets": [int(name in labels) for name in decision["labels"]],
+               "calibration_sample": decision.get("in_calibration_sample", True), "at_ms": now_ms()}
         try:
             self.store.db.verified.insert_one(doc)
         except DuplicateKeyError:
@@ -189,14 +179,13 @@ class MultiLabelRouting:
         fitted_on = current["n_verified"] if current else 0
         if len(verified) < spec.min_verified or len(verified) - fitted_on < max(1, spec.refit_every):
             return 0
-        chosen = choose_label_thresholds(np.array([v["probabilities"] for v in verified], dtype=float),
-                                         np.array([v["targets"] for v in verified], dtype=bool), target,
-                                         spec.confidence_level)
-        doc = chosen.to_doc()
-        for label in doc["labels"]:  # NaN is not portable across MongoDB implementations
-            for side in ("present", "absent"):
-                bound = label[side]["lower_bound"]
-                label[side]["lower_bound"] = None if bound != bound else bound
+        # only the calibration sample tests thresholds (router/policy.py: in_exploration_draw)
+        sample = [v for v in verified if v.get("calibration_sample", True)]
+        chosen = choose_label_thresholds(np.array([v["probabilities"] for v in sample], dtype=float).reshape(
+                                             len(sample), len(spec.labels)),
+                                         np.array([v["targets"] for v in sample], dtype=bool).reshape(
+                                             len(sample), len(spec.labels)), target, spec.confidence_level)
+        doc = json_safe(chosen.to_doc())
         version = (current["version"] if current else 0) + 1
         self.store.db.routing_models.replace_one({"_id": key}, {
             "_id": key, "kind": KIND, "project_id": spec.project_id, "version": version, "thresholds": doc,

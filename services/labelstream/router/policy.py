@@ -70,19 +70,34 @@ def route(prediction: events_pb2.Prediction, spec: events_pb2.ProjectSpec, routi
             decision.reason = (f"{strategy} score {decision.score:.3f} {'>=' if auto else '<'} class threshold "
                                f"{chosen.threshold:.3f} (lower bound {chosen.lower_bound:.3f} on "
                                f"{chosen.accepted} verified items)")
-    # The random sample whose verified labels test thresholds: drawn by the item's id, or routed
-    # while no score could be accepted (everything went to people). Never chosen by score, so its
-    # items are exchangeable with the stream; items sent to people for a low score are not, and once
-    # the confident ones are auto-accepted a test on every verified item sees only the hard ones
-    # above the threshold, fails, and the router falls back to all-human (the demo's waves went
-    # 6%, 0%, 34% auto that way).
-    drawn = bool(spec.explore_fraction) and explore_draw(prediction.project_id, prediction.item_id) < \
-        spec.explore_fraction
+    drawn = in_exploration_draw(prediction, spec)
     decision.calibration_sample = drawn or no_score_accepted
     if (not auto and not decision.calibration_sample and spec.overlap_margin and 0 < decision.threshold <= 1.0
             and decision.score >= decision.threshold - spec.overlap_margin):
         decision.model_votes = True  # never on the sample: its labels must be people's alone
         decision.reason += f"; within {spec.overlap_margin:.2f} of the threshold: the model votes beside people"
+    return settle(decision, spec, auto, drawn, budget)
+
+
+def in_exploration_draw(prediction: events_pb2.Prediction, spec: events_pb2.ProjectSpec) -> bool:
+    """Whether the item is in the project's exploration share, drawn by its id alone.
+
+    With the items routed while no score could be accepted (everything went to people), these are
+    the router's calibration sample: the verified items that test thresholds. Never chosen by score,
+    they are exchangeable with the stream; items sent to people for a low score are not, and once
+    the confident ones are auto-accepted a test on every verified item sees only the hard ones above
+    the threshold, fails, and the router falls back to all-human (the demo's waves went 6%, 0%, 34%
+    auto that way)."""
+    return bool(spec.explore_fraction) and explore_draw(prediction.project_id, prediction.item_id) < \
+        spec.explore_fraction
+
+
+def settle(decision: events_pb2.RouteDecision, spec: events_pb2.ProjectSpec, auto: bool, drawn: bool,
+           budget: Budget | None, overflow_may_accept: bool = True) -> events_pb2.RouteDecision:
+    """The route of an item the model would (`auto`) or would not take alone: an item of the
+    exploration draw goes to people, and is never auto-accepted by the budget either (the sample
+    must be verified to stay random); otherwise a binding budget overflows as the project says
+    (`overflow_may_accept`: whether the model's answer may stand alone at all)."""
     if auto and drawn:
         auto = False
         decision.explored = True
@@ -91,7 +106,7 @@ def route(prediction: events_pb2.Prediction, spec: events_pb2.ProjectSpec, routi
         binding = budget.binding()
         if binding:
             decision.budget = binding
-            if spec.overflow == Overflow.AUTO:
+            if spec.overflow == Overflow.AUTO and overflow_may_accept:
                 auto = True
                 decision.reason += f"; auto-accepted because the {binding}"
             elif spec.overflow == Overflow.WAIT:

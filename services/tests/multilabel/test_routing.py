@@ -53,3 +53,20 @@ def test_calibrated_routing_waits_for_verified_items_then_uses_per_label_thresho
     decision = routing.route(prediction([0.99, 0.01, 0.99]), spec, thresholds, n_verified=2000, routing_version=1)
     assert decision.route == events_pb2.ROUTE_AUTO and decision.verified_items == 2000
     assert routing.route(prediction([0.99, 0.5, 0.99]), spec, thresholds, 2000).route == events_pb2.ROUTE_HUMAN
+
+
+def test_the_calibration_sample_is_drawn_by_id_or_taken_before_any_threshold_exists():
+    spec = multi(routing_strategy="calibrated", target_accuracy=0.9, min_verified=50, explore_fraction=0.1)
+    cold = routing.route(prediction([0.99, 0.01, 0.99]), spec, None, n_verified=3)
+    assert cold.calibration_sample and cold.route == events_pb2.ROUTE_HUMAN
+    rng = np.random.default_rng(0)
+    truth = rng.random((2000, 3)) < 0.3
+    probabilities = np.where(truth, rng.uniform(0.9, 1.0, truth.shape), rng.uniform(0.0, 0.1, truth.shape))
+    thresholds = choose_label_thresholds(probabilities, truth, 0.9, 0.95)
+    decisions = [routing.route(events_pb2.Prediction(
+        project_id="p", item_id=str(i), labels=LABELS, probabilities=[0.99, 0.01, 0.99], model_name="m",
+        model_version="1", text="t"), spec, thresholds, 2000, 1) for i in range(1000)]
+    sampled = [d for d in decisions if d.calibration_sample]
+    assert 60 < len(sampled) < 140  # the exploration draw alone: thresholds exist
+    assert all(d.explored and d.route == events_pb2.ROUTE_HUMAN for d in sampled)
+    assert all(d.route == events_pb2.ROUTE_AUTO for d in decisions if not d.calibration_sample)
